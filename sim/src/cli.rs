@@ -1,0 +1,281 @@
+//! The command line: clap definitions, and the one place where errors
+//! become exit statuses (0 ran, 1 internal error, 2 bad input, 3 an
+//! expectation did not hold).
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report;
+use crate::runner::{self, Outcome, RunReport};
+use crate::scenario::{self, InputError, Overrides};
+
+/// printk-sim: Linux printk designs side by side on a machine of threads and
+/// signals, with a watchdog that finds the deadlocks.
+#[derive(Parser, Debug)]
+#[command(name = "printk-sim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario on one or more designs, side by side.
+    Run(RunArgs),
+    /// List built-in scenarios and designs.
+    List {
+        /// Also list every design's injection points.
+        #[arg(long)]
+        points: bool,
+    },
+    /// Validate scenario files without running them.
+    Check {
+        /// Paths or built-in names.
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A scenario file, or the name of a built-in scenario.
+    scenario: String,
+    /// Run only this design (repeatable; default: the scenario's list).
+    #[arg(long = "design", value_name = "NAME")]
+    designs: Vec<String>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run seeds seed..seed+N-1 and report rates.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: u64,
+    /// Override the number of CPUs.
+    #[arg(long)]
+    cpus: Option<usize>,
+    /// Override the run length.
+    #[arg(long, value_name = "MS")]
+    duration_ms: Option<u64>,
+    /// Write the JSON report to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    json: Option<String>,
+    /// Require DESIGN's outcome to be OUTCOME (exit 3 otherwise).
+    #[arg(long = "expect", value_name = "DESIGN=OUTCOME")]
+    expects: Vec<String>,
+}
+
+enum Failure {
+    Input(InputError),
+    Expect(Vec<String>),
+    Internal(String),
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
+        Failure::Input(e)
+    }
+}
+
+/// Parse the command line, run it, and return the exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        None => run(RunArgs {
+            scenario: scenario::FLAGSHIP.into(),
+            designs: Vec::new(),
+            seed: None,
+            repeat: 1,
+            cpus: None,
+            duration_ms: None,
+            json: None,
+            expects: Vec::new(),
+        }),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::List { points }) => {
+            list(points);
+            Ok(())
+        }
+        Some(Command::Check { scenarios }) => check(&scenarios),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Expect(failed)) => {
+            for f in failed {
+                eprintln!("expectation failed: {f}");
+            }
+            ExitCode::from(3)
+        }
+        Err(Failure::Internal(e)) => {
+            eprintln!("internal error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn parse_expect(s: &str) -> Result<(&'static str, Outcome), InputError> {
+    let (d, o) = s
+        .split_once('=')
+        .ok_or_else(|| InputError::option("--expect", format!("`{s}` is not DESIGN=OUTCOME")))?;
+    let design = klog::printk::design(d)
+        .ok_or_else(|| InputError::option("--expect", format!("unknown design `{d}`")))?;
+    let outcome = Outcome::by_name(o).ok_or_else(|| {
+        InputError::option(
+            "--expect",
+            format!("unknown outcome `{o}`, expected timeout, deadlock, lockup, loss or clean"),
+        )
+    })?;
+    Ok((design.name, outcome))
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let sc = scenario::load(&args.scenario)?;
+    let plan = sc.plan(&Overrides {
+        designs: args.designs.clone(),
+        seed: args.seed,
+        cpus: args.cpus,
+        duration_ms: args.duration_ms,
+    })?;
+    if args.repeat == 0 || args.repeat > 100_000 {
+        return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
+    }
+    let mut expect: Vec<(&'static str, Outcome)> = plan
+        .expect
+        .iter()
+        .copied()
+        .filter(|(d, _)| plan.designs.iter().any(|x| x.name == *d))
+        .collect();
+    for e in &args.expects {
+        let (d, o) = parse_expect(e)?;
+        if !plan.designs.iter().any(|x| x.name == d) {
+            return Err(
+                InputError::option("--expect", format!("design `{d}` is not in this run")).into(),
+            );
+        }
+        expect.retain(|(x, _)| *x != d);
+        expect.push((d, o));
+    }
+    // Open the output before running, so a bad path fails up front.
+    let mut json_out: Option<Box<dyn Write>> = match args.json.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(std::fs::File::create(path).map_err(|e| {
+            InputError::option("--json", format!("cannot create `{path}`: {e}"))
+        })?)),
+    };
+
+    let progress = args.repeat > 1 && std::io::stderr().is_terminal();
+    let total = args.repeat as usize * plan.designs.len();
+    let mut runs: Vec<RunReport> = Vec::with_capacity(total);
+    for seed in plan.seed..plan.seed + args.repeat {
+        for d in &plan.designs {
+            if progress {
+                eprint!(
+                    "\r{} {}/{total} ({} seed {seed})   ",
+                    plan.name,
+                    runs.len() + 1,
+                    d.name
+                );
+            }
+            runs.push(runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?);
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+
+    if args.json.as_deref() != Some("-") {
+        let table = if args.repeat == 1 {
+            report::table::render(&plan, &runs)
+        } else {
+            report::table::render_rates(&plan, &runs)
+        };
+        print!("{table}");
+        let designs: String = plan
+            .designs
+            .iter()
+            .map(|d| format!(" --design {}", d.name))
+            .collect();
+        println!(
+            "reproduce: printk-sim run {} --seed {}{designs}{}",
+            args.scenario,
+            plan.seed,
+            if args.repeat > 1 {
+                format!(" --repeat {}", args.repeat)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(out) = json_out.as_mut() {
+        writeln!(out, "{}", report::json::render(&plan, &runs))
+            .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
+    }
+
+    let failed: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let (_, want) = expect.iter().find(|(d, _)| *d == r.design)?;
+            (r.outcome != *want).then(|| {
+                format!(
+                    "{}: expected {}, got {} (seed {})",
+                    r.design,
+                    want.name(),
+                    r.outcome.name(),
+                    r.seed
+                )
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Expect(failed))
+    }
+}
+
+fn list(points: bool) {
+    println!("scenarios:");
+    for (name, text) in scenario::BUILTIN {
+        let summary = scenario::Scenario::parse(name, text)
+            .map(|s| s.summary().to_string())
+            .unwrap_or_default();
+        println!("  {name:<24} {summary}");
+    }
+    println!("designs:");
+    for d in klog::printk::DESIGNS {
+        println!("  {:<24} {}", d.name, d.summary);
+        if points {
+            for p in d.points {
+                println!("      {:<32} {}", p.point.name, p.about);
+            }
+        }
+    }
+}
+
+fn check(names: &[String]) -> Result<(), Failure> {
+    let mut first_error = None;
+    for name in names {
+        match scenario::load(name).and_then(|s| s.plan(&Overrides::default()).map(|_| s)) {
+            Ok(s) => println!("ok {name} ({})", s.name()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(()),
+        Some(e) => Err(Failure::Input(e)),
+    }
+}

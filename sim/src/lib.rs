@@ -1,0 +1,31 @@
+//! `printk-sim`: the machine that runs the `klog` printk designs.
+//!
+//! CPUs are OS threads, interrupts are real-time signals, a sender thread
+//! ticks every CPU, and a watchdog thread finds lockups and deadlocks from
+//! outside. Scenarios (TOML) say what the CPUs do and where NMIs land; the
+//! runner runs each design on the same scenario and seed, and the reports
+//! put them side by side.
+//!
+//! What this crate must never do: call anything that allocates, locks, prints
+//! or panics on a path a signal handler can reach (`machine::irq` lists those
+//! paths), or let a run hang (the watchdog's hard limit ends every run).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod cli;
+pub mod latency;
+pub mod machine;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod watchdog;
+pub mod workload;
+
+/// Whether the calling thread is a CPU of a running machine and is inside a
+/// simulated interrupt (hardirq or NMI). Test allocators use this to catch
+/// allocation in interrupt context; it only reads a thread-local and an
+/// atomic, so it is safe to call from an allocator.
+pub fn in_interrupt() -> bool {
+    machine::irq::current_cpu_context()
+        .is_some_and(|pc| pc & (klog::context::HARDIRQ_MASK | klog::context::NMI_MASK) != 0)
+}

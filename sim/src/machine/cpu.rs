@@ -1,0 +1,212 @@
+//! Per-CPU state and the CPU threads.
+//!
+//! Everything a signal handler may touch is here, allocated before any CPU
+//! thread starts, in cache-padded atomics. A CPU thread names itself
+//! `cpuN`, installs its own 64 KiB alternate signal stack with a guard page
+//! (std's 8 KiB one is too small for an NMI nested in an IRQ, see
+//! MACHINE-NOTES.md), unblocks the interrupt signals and runs its workload.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::io;
+
+use klog::Context;
+
+use super::stack::ShadowStack;
+
+thread_local! {
+    /// The CPU this thread is, `usize::MAX` for threads that are not CPUs.
+    /// Const-initialised and `Drop`-free, so a signal handler may read it.
+    static THIS_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The CPU the calling thread is, if it is one.
+pub fn this_cpu() -> Option<usize> {
+    let cpu = THIS_CPU.with(Cell::get);
+    (cpu != usize::MAX).then_some(cpu)
+}
+
+pub(crate) fn set_this_cpu(cpu: Option<usize>) {
+    THIS_CPU.with(|c| c.set(cpu.unwrap_or(usize::MAX)));
+}
+
+/// A published wait of one context of one CPU (see `klog::Arch::wait_begin`).
+#[derive(Debug, Default)]
+pub struct WaitSlot {
+    /// Address of the `LockCore` waited for; 0 when not waiting.
+    pub lock: AtomicUsize,
+    /// When the wait began, ns since the run started.
+    pub since_ns: AtomicU64,
+    /// The wait's sequence number.
+    pub seq: AtomicU64,
+    /// Spins so far.
+    pub spins: AtomicU64,
+    /// The sequence number of the wait the watchdog broke.
+    pub abort: AtomicU64,
+}
+
+/// One simulated CPU's state.
+#[derive(Debug, Default)]
+pub struct Cpu {
+    /// The context word (`preempt_count` layout).
+    pub preempt_count: AtomicU32,
+    /// Interrupts soft-disabled.
+    pub irqs_off: AtomicBool,
+    /// An IRQ arrived while soft-disabled; `local_irq_restore` replays it.
+    pub irq_pending: AtomicBool,
+    /// A timer tick is waiting to be handled.
+    pub tick_pending: AtomicBool,
+    /// irq_work is waiting to run.
+    pub work_pending: AtomicBool,
+    /// Latched NMI: source index + 1, 0 when none (hardware latches one).
+    pub nmi_pending: AtomicU32,
+    /// Timer ticks handled (the kernel's `hrtimer_interrupts`).
+    pub heartbeat: AtomicU64,
+    /// Timer ticks sent.
+    pub ticks_sent: AtomicU64,
+    /// Task-context loop iterations (what the soft-lockup detector watches).
+    pub progress: AtomicU64,
+    /// NMI handlers entered.
+    pub nmis: AtomicU64,
+    /// IRQ handlers run (not counting deferrals).
+    pub irqs: AtomicU64,
+    /// NMIs not sent because one was already latched.
+    pub nmis_latched: AtomicU64,
+    /// Kernel thread id, for `tgkill`.
+    pub tid: AtomicI32,
+    /// Signals may be sent to this CPU.
+    pub online: AtomicBool,
+    /// The CPU thread has finished.
+    pub exited: AtomicBool,
+    /// Per-CPU random state for NMI-context workloads (NMIs do not nest).
+    pub nmi_rng: AtomicU64,
+    /// Published waits, one per context level.
+    pub waits: [WaitSlot; 4],
+    /// The shadow call stack.
+    pub stack: ShadowStack,
+}
+
+impl Cpu {
+    /// The wait slot of `context`.
+    pub fn wait(&self, context: Context) -> &WaitSlot {
+        // `Context` levels are 0..=3, the array has 4 slots.
+        &self.waits[usize::from(context.level())]
+    }
+
+    /// The innermost context of this CPU right now.
+    pub fn context(&self) -> Context {
+        Context::from_preempt_count(self.preempt_count.load(Ordering::Relaxed))
+    }
+}
+
+/// A thread's own alternate signal stack with a guard page below it.
+pub(crate) struct AltStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+const ALT_STACK: usize = 64 * 1024;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
+}
+
+impl AltStack {
+    /// Map and install a 64 KiB alternate stack for the calling thread.
+    pub(crate) fn install() -> io::Result<AltStack> {
+        let guard = page_size();
+        let len = guard + ALT_STACK;
+        // SAFETY: an anonymous private mapping with no address hint.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = AltStack { base, len };
+        // SAFETY: the first page lies inside the mapping just made.
+        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ss = libc::stack_t {
+            // SAFETY: base + guard is inside the mapping.
+            ss_sp: unsafe { base.cast::<u8>().add(guard) }.cast(),
+            ss_flags: 0,
+            ss_size: ALT_STACK,
+        };
+        // SAFETY: `ss` describes memory that stays mapped until `drop`,
+        // which disables the alternate stack before unmapping it.
+        if unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let ss = libc::stack_t {
+            ss_sp: core::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: disabling the calling thread's alternate stack; the caller
+        // has blocked the interrupt signals, so no handler is on it.
+        unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) };
+        // SAFETY: unmapping exactly the mapping made in `install`, no longer
+        // in use as a signal stack.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// The kernel thread id of the calling thread.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The body of CPU thread `cpu`: set up, wait for the others, run the
+/// workload, tear down. Returns an error only if setup failed, in which case
+/// the CPU never went online.
+pub(crate) fn cpu_thread(m: &super::Machine, cpu: usize) -> io::Result<()> {
+    let Some(c) = m.cpus.get(cpu) else {
+        return Ok(());
+    };
+    set_this_cpu(Some(cpu));
+    c.tid.store(gettid(), Ordering::Relaxed);
+    let alt = AltStack::install();
+    if alt.is_ok() {
+        super::irq::unblock_interrupts();
+        c.online.store(true, Ordering::Release);
+    }
+    m.gate_wait();
+    let alt = match alt {
+        Ok(alt) => alt,
+        Err(e) => {
+            set_this_cpu(None);
+            c.exited.store(true, Ordering::Release);
+            return Err(e);
+        }
+    };
+    m.workload.task_loop(m, cpu);
+    // Go offline: no new signals are sent; then wait for the sender to stop
+    // before masking, so nothing it sent is left half-delivered.
+    c.online.store(false, Ordering::Release);
+    while !m.senders_stopped.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    super::irq::block_interrupts();
+    drop(alt);
+    set_this_cpu(None);
+    c.exited.store(true, Ordering::Release);
+    Ok(())
+}

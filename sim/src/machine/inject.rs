@@ -1,0 +1,228 @@
+//! NMI sources and injection points.
+//!
+//! A scenario's `[[nmi]]` entries become [`NmiSource`]s. `at_point` sources
+//! arm a point; the CPU that passes it (`hit_on`) raises the NMI itself, so
+//! that an NMI on the same CPU lands exactly there, every time (a signal a
+//! thread sends itself is delivered before `tgkill` returns). Cross-CPU
+//! injection cannot rely on timing (a signal to another core lands 10–30 µs
+//! later), so with `wait` the passing CPU holds still until its target is
+//! inside the NMI handler. Timed sources (`periodic`, `random`) are sent by
+//! the sender thread in `tick.rs`.
+//!
+//! `fire` runs on CPU threads, possibly inside a handler: atomics only.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use klog::{Level, Point};
+
+use super::{cpu, mono_ns, Machine};
+
+/// What makes a source fire.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// When CPU `hit_on` passes `point` for the `nth` time (1-based) and
+    /// after, up to the source's `times`.
+    AtPoint {
+        /// The point.
+        point: Point,
+        /// The CPU whose passing fires it.
+        hit_on: usize,
+        /// Fire from this hit on.
+        nth: u64,
+        /// For another target: hold still until it is inside its handler.
+        wait: bool,
+    },
+    /// Every `period_ns` from the start of the run.
+    Periodic {
+        /// The period.
+        period_ns: u64,
+    },
+    /// A Poisson process of `rate_hz` per target CPU.
+    Random {
+        /// Mean NMIs per second per target.
+        rate_hz: f64,
+    },
+}
+
+/// Which CPUs a source's NMI goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// One CPU.
+    One(usize),
+    /// Every CPU.
+    All,
+}
+
+impl Targets {
+    /// The target CPUs on a machine of `nr_cpus`.
+    pub fn cpus(self, nr_cpus: usize) -> core::ops::Range<usize> {
+        match self {
+            Targets::One(c) => c..c + 1,
+            Targets::All => 0..nr_cpus,
+        }
+    }
+}
+
+/// What the NMI handler does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NmiAction {
+    /// printk `lines` lines of `len` characters at `level`.
+    Printk {
+        /// Lines per NMI.
+        lines: u32,
+        /// Text length range, inclusive.
+        len: (usize, usize),
+        /// Their level.
+        level: Level,
+    },
+    /// Print this CPU's shadow stack, like `nmi_cpu_backtrace()`.
+    Backtrace,
+    /// Nothing: the NMI only interrupts.
+    Nothing,
+}
+
+/// One NMI source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NmiSource {
+    /// When it fires.
+    pub trigger: Trigger,
+    /// Where the NMI goes.
+    pub targets: Targets,
+    /// At most this many firings (0 = unlimited).
+    pub times: u64,
+    /// What the handler does.
+    pub action: NmiAction,
+}
+
+struct Armed {
+    source: NmiSource,
+    hits: AtomicU64,
+    fired: AtomicU64,
+}
+
+/// The sources of one run and the per-point armed flags.
+pub struct Injector {
+    armed: Box<[AtomicBool]>,
+    sources: Box<[Armed]>,
+}
+
+impl Injector {
+    /// Arm the points `sources` name.
+    pub fn new(sources: Vec<NmiSource>) -> Injector {
+        let armed: Box<[AtomicBool]> =
+            klog::point::ALL
+                .iter()
+                .map(|p| {
+                    AtomicBool::new(sources.iter().any(
+                        |s| matches!(s.trigger, Trigger::AtPoint { point, .. } if point == *p),
+                    ))
+                })
+                .collect();
+        Injector {
+            armed,
+            sources: sources
+                .into_iter()
+                .map(|source| Armed {
+                    source,
+                    hits: AtomicU64::new(0),
+                    fired: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// Source `index`.
+    pub fn source(&self, index: usize) -> Option<&NmiSource> {
+        self.sources.get(index).map(|a| &a.source)
+    }
+
+    /// Number of sources.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// How many times source `index` fired.
+    pub fn fired(&self, index: usize) -> u64 {
+        self.sources
+            .get(index)
+            .map_or(0, |a| a.fired.load(Ordering::Relaxed))
+    }
+
+    /// Whether any source waits at `point`: the one relaxed load an unarmed
+    /// point costs.
+    pub fn armed(&self, point: Point) -> bool {
+        self.armed
+            .get(usize::from(point.id))
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Take one of source `index`'s firings, if it has any left.
+    pub(crate) fn claim(&self, index: usize) -> bool {
+        let Some(a) = self.sources.get(index) else {
+            return false;
+        };
+        let times = a.source.times;
+        a.fired
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |f| {
+                (times == 0 || f < times).then_some(f + 1)
+            })
+            .is_ok()
+    }
+
+    /// The calling CPU passes the armed `point`.
+    pub(crate) fn fire(&self, m: &Machine, point: Point) {
+        let Some(me) = cpu::this_cpu() else {
+            return;
+        };
+        for (index, a) in self.sources.iter().enumerate() {
+            let Trigger::AtPoint {
+                point: p,
+                hit_on,
+                nth,
+                wait,
+            } = a.source.trigger
+            else {
+                continue;
+            };
+            if p != point || hit_on != me {
+                continue;
+            }
+            let hit = a.hits.fetch_add(1, Ordering::Relaxed) + 1;
+            if hit < nth || !self.claim(index) {
+                continue;
+            }
+            for target in a.source.targets.cpus(m.cpus.len()) {
+                let before = m
+                    .cpus
+                    .get(target)
+                    .map_or(0, |c| c.nmis.load(Ordering::Acquire));
+                let sent = m.raise_nmi(target, index);
+                if sent && wait && target != me {
+                    m.wait_for_nmi(target, before);
+                }
+            }
+        }
+    }
+}
+
+impl Machine {
+    /// Hold still until `cpu` has entered its NMI handler more than
+    /// `before` times, the run ends, or the wait limit passes.
+    fn wait_for_nmi(&self, cpu: usize, before: u64) {
+        let Some(c) = self.cpus.get(cpu) else {
+            return;
+        };
+        let deadline = mono_ns().saturating_add(self.config.nmi_wait_limit_ns);
+        while c.nmis.load(Ordering::Acquire) <= before {
+            if self.abort_all.load(Ordering::Relaxed) || mono_ns() > deadline {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}

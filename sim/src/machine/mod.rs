@@ -1,0 +1,288 @@
+//! The machine: CPUs as OS threads, interrupts as signals, a timer tick,
+//! irq_work, injection points, and the `klog::Arch` implementation that the
+//! designs run on.
+//!
+//! A [`Machine`] is built for one run of one design; everything a handler
+//! can touch is allocated in [`Machine::new`], before any CPU starts.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use klog::printk::{DesignConfig, DesignInfo};
+use klog::{Arch, Context, Frame, IrqFlags, LockCore, Point, Printk, WaitTicket};
+
+use crate::latency::Histogram;
+use crate::workload::Workload;
+
+pub mod cpu;
+pub mod inject;
+pub mod irq;
+pub mod stack;
+pub mod tick;
+
+pub use cpu::Cpu;
+pub use inject::{Injector, NmiAction, NmiSource, Targets, Trigger};
+
+/// CLOCK_MONOTONIC in nanoseconds (vDSO; async-signal-safe).
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// What the machine needs besides the design and the workload.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    /// Number of CPUs.
+    pub nr_cpus: usize,
+    /// Timer ticks per second per CPU.
+    pub hz: u32,
+    /// How long an at-point injection with `wait` waits for its target to
+    /// enter the NMI handler before going on.
+    pub nmi_wait_limit_ns: u64,
+    /// Seed for the machine's own randomness (random NMI sources).
+    pub seed: u64,
+}
+
+/// One machine, for one run of one design.
+pub struct Machine {
+    pub(crate) cpus: Box<[CachePadded<Cpu>]>,
+    pub(crate) design: Box<dyn Printk<Machine>>,
+    pub(crate) config: MachineConfig,
+    pub(crate) workload: Workload,
+    pub(crate) inject: Injector,
+    /// CLOCK_MONOTONIC when the CPUs were released.
+    base_ns: AtomicU64,
+    /// The run is over: workloads return, senders stop.
+    pub(crate) stop: AtomicBool,
+    /// Every wait gives up now (the end of the run, or `on_deadlock = stop`).
+    pub(crate) abort_all: AtomicBool,
+    /// The tick/NMI sender thread has finished.
+    pub(crate) senders_stopped: AtomicBool,
+    wait_seq: AtomicU64,
+    /// Threads that reached the start gate.
+    ready: AtomicUsize,
+    /// The start gate is open.
+    go: AtomicBool,
+    /// printk latency per context level.
+    pub(crate) latency: [Histogram; 4],
+    pub(crate) pid: i32,
+}
+
+static IDLE: Frame = Frame("cpu_idle");
+
+impl Machine {
+    /// A machine running `design` under `workload`, with NMI sources `inject`.
+    pub fn new(
+        config: MachineConfig,
+        design: &DesignInfo,
+        design_config: &DesignConfig,
+        workload: Workload,
+        inject: Injector,
+    ) -> Machine {
+        Machine {
+            cpus: (0..config.nr_cpus)
+                .map(|_| CachePadded::new(Cpu::default()))
+                .collect(),
+            design: design.build(design_config),
+            config,
+            workload,
+            inject,
+            base_ns: AtomicU64::new(mono_ns()),
+            stop: AtomicBool::new(false),
+            abort_all: AtomicBool::new(false),
+            senders_stopped: AtomicBool::new(false),
+            wait_seq: AtomicU64::new(0),
+            ready: AtomicUsize::new(0),
+            go: AtomicBool::new(false),
+            latency: core::array::from_fn(|_| Histogram::new()),
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
+        }
+    }
+
+    /// The CPUs' state.
+    pub fn cpus(&self) -> &[CachePadded<Cpu>] {
+        &self.cpus
+    }
+
+    /// The design under test.
+    pub fn design(&self) -> &dyn Printk<Machine> {
+        &*self.design
+    }
+
+    /// The design, once the run is over.
+    pub fn design_mut(&mut self) -> &mut dyn Printk<Machine> {
+        &mut *self.design
+    }
+
+    /// Called by each CPU and sender thread when set up: wait until the
+    /// gate opens (or the run is abandoned).
+    pub(crate) fn gate_wait(&self) {
+        self.ready.fetch_add(1, Ordering::AcqRel);
+        while !self.go.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Wait until `threads` threads reached the gate (at most `limit`), then
+    /// start the run clock at zero and open the gate. False if they did not
+    /// all arrive; the gate opens anyway, with the run already stopped.
+    pub(crate) fn gate_open(&self, threads: usize, limit: Duration) -> bool {
+        let t0 = Instant::now();
+        let all = loop {
+            if self.ready.load(Ordering::Acquire) >= threads {
+                break true;
+            }
+            if t0.elapsed() > limit {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        if !all {
+            self.stop.store(true, Ordering::Release);
+            self.abort_all.store(true, Ordering::Release);
+        }
+        self.base_ns.store(mono_ns(), Ordering::Release);
+        self.go.store(true, Ordering::Release);
+        all
+    }
+
+    fn this(&self) -> Option<(usize, &Cpu)> {
+        let cpu = cpu::this_cpu()?;
+        Some((cpu, self.cpus.get(cpu)?))
+    }
+
+    /// The lock with this id among the design's locks.
+    pub fn lock_by_id(&self, id: usize) -> Option<&LockCore> {
+        self.design.locks().into_iter().find(|l| l.id() == id)
+    }
+
+    /// The idle frame every CPU starts in.
+    pub(crate) fn idle_frame() -> &'static Frame {
+        &IDLE
+    }
+}
+
+impl Arch for Machine {
+    fn this_cpu(&self) -> usize {
+        cpu::this_cpu().unwrap_or(0)
+    }
+
+    fn nr_cpus(&self) -> usize {
+        self.cpus.len()
+    }
+
+    fn preempt_count(&self) -> u32 {
+        self.this()
+            .map_or(0, |(_, c)| c.preempt_count.load(Ordering::Relaxed))
+    }
+
+    fn irqs_disabled(&self) -> bool {
+        self.this()
+            .is_some_and(|(_, c)| c.irqs_off.load(Ordering::Relaxed))
+    }
+
+    fn local_irq_save(&self) -> IrqFlags {
+        let was_disabled = self
+            .this()
+            .is_some_and(|(_, c)| c.irqs_off.swap(true, Ordering::Relaxed));
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        IrqFlags { was_disabled }
+    }
+
+    fn local_irq_restore(&self, flags: IrqFlags) {
+        if !flags.was_disabled {
+            if let Some((cpu, _)) = self.this() {
+                self.irq_enable(cpu);
+            }
+        }
+    }
+
+    fn irq_work_queue(&self) {
+        if let Some((cpu, c)) = self.this() {
+            if !c.work_pending.swap(true, Ordering::AcqRel) {
+                self.send(cpu, irq::irq_signal());
+            }
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        mono_ns().saturating_sub(self.base_ns.load(Ordering::Relaxed))
+    }
+
+    fn delay_ns(&self, ns: u64) {
+        let end = mono_ns().saturating_add(ns);
+        while mono_ns() < end {
+            if self.abort_all.load(Ordering::Relaxed) {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    fn task_pid(&self) -> u32 {
+        self.this()
+            .map_or(0, |(_, c)| c.tid.load(Ordering::Relaxed) as u32)
+    }
+
+    fn point(&self, point: Point) {
+        if self.inject.armed(point) {
+            self.inject.fire(self, point);
+        }
+    }
+
+    fn wait_begin(&self, lock: &LockCore) -> WaitTicket {
+        let seq = self.wait_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let (cpu, context) = match self.this() {
+            Some((cpu, c)) => {
+                let context = c.context();
+                let slot = c.wait(context);
+                slot.since_ns.store(self.now_ns(), Ordering::Relaxed);
+                slot.spins.store(0, Ordering::Relaxed);
+                slot.seq.store(seq, Ordering::Relaxed);
+                // Release: the watchdog that sees the lock sees since/seq.
+                slot.lock.store(lock.id(), Ordering::Release);
+                (cpu, context)
+            }
+            None => (0, Context::Task),
+        };
+        WaitTicket { cpu, context, seq }
+    }
+
+    fn wait_should_abort(&self, ticket: &WaitTicket) -> bool {
+        if self.abort_all.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Some(c) = self.cpus.get(ticket.cpu) else {
+            return true;
+        };
+        let slot = c.wait(ticket.context);
+        slot.spins
+            .store(slot.spins.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        slot.abort.load(Ordering::Relaxed) == ticket.seq
+    }
+
+    fn wait_end(&self, ticket: WaitTicket) {
+        if let Some(c) = self.cpus.get(ticket.cpu) {
+            c.wait(ticket.context).lock.store(0, Ordering::Release);
+        }
+    }
+
+    fn push_frame(&self, frame: &'static Frame) {
+        if let Some((_, c)) = self.this() {
+            c.stack.push(frame);
+        }
+    }
+
+    fn pop_frame(&self) {
+        if let Some((_, c)) = self.this() {
+            c.stack.pop();
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The JSON report (`--json FILE`): stable keys, documented in SPEC §7.
+
+use serde::Serialize;
+
+use crate::runner::RunReport;
+use crate::scenario::Plan;
+use crate::watchdog::Finding;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    scenario: &'a str,
+    seed: u64,
+    cpus: usize,
+    duration_ms: u64,
+    runs: Vec<Run<'a>>,
+}
+
+#[derive(Serialize)]
+struct Run<'a> {
+    design: &'a str,
+    seed: u64,
+    outcome: &'a str,
+    messages: Messages,
+    findings: Vec<JsonFinding<'a>>,
+    lockdep: Vec<()>,
+    latency_ns: serde_json::Map<String, serde_json::Value>,
+    console: Console,
+    stuck: Vec<Stuck<'a>>,
+    nmis: &'a [u64],
+    wall_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Messages {
+    attempted: u64,
+    stored: u64,
+    dropped: u64,
+    overwritten: u64,
+    lost_in_deadlock: u64,
+    readable: u64,
+    printed: u64,
+    internal: u64,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    kind: &'a str,
+    cpu: usize,
+    context: &'a str,
+    lock: Option<&'a str>,
+    holder_cpu: Option<usize>,
+    holder_context: Option<&'a str>,
+    point: Option<&'a str>,
+    detected_after_ms: f64,
+    at_ms: f64,
+    cycle: &'a [String],
+    blocked_behind: &'a [usize],
+    action: &'a str,
+}
+
+#[derive(Serialize)]
+struct Console {
+    printed: u64,
+    skipped: u64,
+    max_lag_ms: f64,
+    printed_by: Vec<u64>,
+    printed_for_others: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Stuck<'a> {
+    cpu: usize,
+    context: &'a str,
+    lock: &'a str,
+    waiting_ms: f64,
+    spins: u64,
+}
+
+fn finding(f: &Finding) -> JsonFinding<'_> {
+    JsonFinding {
+        kind: f.kind.name(),
+        cpu: f.cpu,
+        context: f.context.name(),
+        lock: f.lock,
+        holder_cpu: f.holder_cpu,
+        holder_context: f.holder_context.map(|c| c.name()),
+        point: f.point,
+        detected_after_ms: round3(f.detected_after_ms),
+        at_ms: round3(f.at_ms),
+        cycle: &f.cycle,
+        blocked_behind: &f.blocked_behind,
+        action: f.action,
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The JSON report of `runs` of `plan`.
+pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
+    let report = Report {
+        scenario: &plan.name,
+        seed: plan.seed,
+        cpus: plan.cpus,
+        duration_ms: plan.duration_ms,
+        runs: runs
+            .iter()
+            .map(|r| {
+                let a = &r.accounts;
+                let mut latency = serde_json::Map::new();
+                for (level, s) in r.latency.iter().enumerate() {
+                    if s.count > 0 {
+                        let name = klog::Context::from_level(level as u8).name();
+                        latency.insert(name.into(), serde_json::to_value(s).unwrap_or_default());
+                    }
+                }
+                Run {
+                    design: r.design,
+                    seed: r.seed,
+                    outcome: r.outcome.name(),
+                    messages: Messages {
+                        attempted: a.attempted,
+                        stored: a.stored,
+                        dropped: a.dropped,
+                        overwritten: a.overwritten,
+                        lost_in_deadlock: a.lost_in_deadlock,
+                        readable: a.readable,
+                        printed: a.printed,
+                        internal: a.internal,
+                    },
+                    findings: r.findings.iter().map(finding).collect(),
+                    lockdep: Vec::new(),
+                    latency_ns: latency,
+                    console: Console {
+                        printed: r.console.printed,
+                        skipped: r.console.skipped,
+                        max_lag_ms: round3(r.console.max_lag_ns as f64 / 1e6),
+                        printed_by: r.console.printed_by.clone(),
+                        printed_for_others: r.console.printed_for_others.clone(),
+                    },
+                    stuck: r
+                        .stuck
+                        .iter()
+                        .map(|s| Stuck {
+                            cpu: s.cpu,
+                            context: s.context.name(),
+                            lock: s.lock,
+                            waiting_ms: round3(s.waiting_ms),
+                            spins: s.spins,
+                        })
+                        .collect(),
+                    nmis: &r.nmis,
+                    wall_ms: round3(r.wall_ms),
+                }
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

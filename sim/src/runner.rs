@@ -1,0 +1,234 @@
+//! Runs: a [`Plan`] and a design become a machine, its threads, a watchdog,
+//! and a [`RunReport`] with an [`Outcome`].
+//!
+//! Runs never overlap within a process: signal handlers are process-wide,
+//! so one global lock serialises them (tests run in parallel threads).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use klog::console::{ConsoleConfig, ConsoleStats};
+use klog::printk::{Accounts, DesignConfig, DesignInfo};
+use klog::Record;
+
+use crate::latency::Summary;
+use crate::machine::irq::{self, Handlers};
+use crate::machine::{cpu, tick, Injector, Machine, MachineConfig};
+use crate::scenario::Plan;
+use crate::watchdog::{self, Finding, FindingKind, Stuck, WatchdogConfig};
+use crate::workload::Workload;
+
+/// The most serious thing that happened in a run; later variants are more
+/// serious.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing lost, nothing stuck.
+    Clean,
+    /// A message never reached the buffer (dropped or lost in a deadlock).
+    Loss,
+    /// A hard or soft lockup without a cycle.
+    Lockup,
+    /// A cycle in the wait-for graph.
+    Deadlock,
+    /// The hard limit ended the run.
+    Timeout,
+}
+
+impl Outcome {
+    /// The word used in reports, `[expect]` and `--expect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Loss => "loss",
+            Outcome::Lockup => "lockup",
+            Outcome::Deadlock => "deadlock",
+            Outcome::Timeout => "timeout",
+        }
+    }
+
+    /// The outcome called `name`.
+    pub fn by_name(name: &str) -> Option<Outcome> {
+        [
+            Outcome::Clean,
+            Outcome::Loss,
+            Outcome::Lockup,
+            Outcome::Deadlock,
+            Outcome::Timeout,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
+    }
+}
+
+/// Everything one run of one design produced.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The design.
+    pub design: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Message accounts.
+    pub accounts: Accounts,
+    /// Watchdog findings in the order found.
+    pub findings: Vec<Finding>,
+    /// Waits still spinning when the hard limit hit.
+    pub stuck: Vec<Stuck>,
+    /// printk latency per context level (task, softirq, hardirq, NMI).
+    pub latency: [Summary; 4],
+    /// What the console did.
+    pub console: ConsoleStats,
+    /// The records left in the buffer.
+    pub records: Vec<Record>,
+    /// Per CPU: NMI handlers entered.
+    pub nmis: Vec<u64>,
+    /// Per source: times it fired.
+    pub fired: Vec<u64>,
+    /// Wall-clock length of the run, ms.
+    pub wall_ms: f64,
+}
+
+static RUN_LOCK: Mutex<()> = Mutex::new(());
+
+/// Run `design` on `plan` with `seed`. `splat` prints findings on stderr as
+/// they are found. Errors are internal (a thread or a mapping could not be
+/// made).
+pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<RunReport, String> {
+    let _serial = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let n = plan.cpus;
+    let threshold_ns = (plan.threshold_ms * 1e6) as u64;
+    let mut m = Machine::new(
+        MachineConfig {
+            nr_cpus: n,
+            hz: plan.hz,
+            nmi_wait_limit_ns: 2 * threshold_ns,
+            seed,
+        },
+        design,
+        &DesignConfig {
+            nr_cpus: n,
+            buffer_size: plan.buffer_size,
+            console: ConsoleConfig::serial(plan.baud, plan.time_scale),
+        },
+        Workload {
+            tasks: plan.tasks.clone(),
+            seed,
+        },
+        Injector::new(plan.nmis.clone()),
+    );
+    let wcfg = WatchdogConfig {
+        threshold_ns,
+        on_deadlock: plan.on_deadlock,
+        duration_ns: plan.duration_ms * 1_000_000,
+        hard_limit_ns: plan.hard_limit_ms * 1_000_000,
+        splat,
+        label: format!("{} on {}, seed {seed}", design.name, plan.name),
+    };
+    irq::block_interrupts();
+    let t0 = Instant::now();
+    // SAFETY: `m` lives on this frame and does not move until `handlers` is
+    // dropped below, after the scope has joined every CPU thread.
+    let handlers = unsafe { Handlers::install(&m) }.map_err(|e| format!("sigaction: {e}"))?;
+    let result = std::thread::scope(|s| -> Result<watchdog::WatchdogReport, String> {
+        let m = &m;
+        let mut spawned = 0;
+        let mut errors = Vec::new();
+        let mut cpus = Vec::new();
+        for i in 0..n {
+            match std::thread::Builder::new()
+                .name(format!("cpu{i}"))
+                .spawn_scoped(s, move || cpu::cpu_thread(m, i))
+            {
+                Ok(h) => {
+                    spawned += 1;
+                    cpus.push(h);
+                }
+                Err(e) => {
+                    errors.push(format!("cannot start cpu{i}: {e}"));
+                    // A CPU that never ran has nothing to wait for.
+                    if let Some(c) = m.cpus().get(i) {
+                        c.exited.store(true, core::sync::atomic::Ordering::Release);
+                    }
+                }
+            }
+        }
+        match std::thread::Builder::new()
+            .name("sender".into())
+            .spawn_scoped(s, move || tick::sender(m))
+        {
+            Ok(_) => spawned += 1,
+            Err(e) => {
+                errors.push(format!("cannot start the sender: {e}"));
+                m.senders_stopped
+                    .store(true, core::sync::atomic::Ordering::Release);
+            }
+        }
+        if !m.gate_open(spawned, Duration::from_secs(10)) {
+            errors.push("threads did not reach the start gate within 10 s".into());
+        }
+        let report = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn_scoped(s, || watchdog::watch(m, &wcfg))
+            .map_err(|e| format!("cannot start the watchdog: {e}"))?
+            .join()
+            .map_err(|_| "the watchdog panicked".to_string())?;
+        for h in cpus {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(format!("a CPU could not set up: {e}")),
+                Err(_) => errors.push("a CPU thread panicked".into()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(report)
+        } else {
+            Err(errors.join("; "))
+        }
+    });
+    drop(handlers);
+    let report = result?;
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let nmis = m
+        .cpus()
+        .iter()
+        .map(|c| c.nmis.load(core::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let fired = (0..m.inject.len()).map(|i| m.inject.fired(i)).collect();
+    let latency = core::array::from_fn(|i| m.latency[i].summary());
+    let console = m.design().console().stats();
+    let design_mut = m.design_mut();
+    let accounts = design_mut.accounts();
+    let records = design_mut.records();
+    let outcome = if report.timed_out {
+        Outcome::Timeout
+    } else if report
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::Deadlock)
+    {
+        Outcome::Deadlock
+    } else if !report.findings.is_empty() {
+        Outcome::Lockup
+    } else if accounts.dropped + accounts.lost_in_deadlock > 0 {
+        Outcome::Loss
+    } else {
+        Outcome::Clean
+    };
+    Ok(RunReport {
+        design: design.name,
+        seed,
+        outcome,
+        accounts,
+        findings: report.findings,
+        stuck: report.stuck,
+        latency,
+        console,
+        records,
+        nmis,
+        fired,
+        wall_ms,
+    })
+}

@@ -1,0 +1,919 @@
+//! Scenario files: the TOML schema, defaults, and validation that names the
+//! file, line, column and key of every mistake.
+//!
+//! A scenario is parsed once ([`Scenario::parse`]) and turned into a
+//! [`Plan`] with the command line's overrides applied ([`Scenario::plan`]).
+//! All validation happens in `plan`, in one place, because some checks
+//! depend on the overrides (a CPU index is out of range only for a given
+//! number of CPUs; a point must be passed by one of the designs that run).
+//! Unknown keys, wrong types and impossible values are errors; nothing is
+//! ignored and nothing runs until the whole plan is valid.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+use klog::printk::{self, DesignInfo};
+use klog::{point, Level};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::machine::{NmiAction, NmiSource, Targets, Trigger};
+use crate::runner::Outcome;
+use crate::watchdog::OnDeadlock;
+use crate::workload::TaskSpec;
+
+/// The built-in scenario library, embedded so the binary runs anywhere.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "nmi-in-console-unlock",
+        include_str!("../../scenarios/nmi-in-console-unlock.toml"),
+    ),
+    (
+        "nmi-in-vprintk-window",
+        include_str!("../../scenarios/nmi-in-vprintk-window.toml"),
+    ),
+    ("nmi-storm", include_str!("../../scenarios/nmi-storm.toml")),
+];
+
+/// The scenario the bare command runs.
+pub const FLAGSHIP: &str = "nmi-in-console-unlock";
+
+/// Bad input: where, which key, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// The file (or `command line`).
+    pub file: String,
+    /// 1-based line, 0 when not about a place in a file.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key, as a dotted path (`watchdog.on_deadlock`, `nmi[0].point`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (0, true) => write!(f, "{}: {}", self.file, self.message),
+            (0, false) => write!(f, "{}: `{}`: {}", self.file, self.key, self.message),
+            (_, true) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            ),
+            (_, false) => write!(
+                f,
+                "{}:{}:{}: `{}`: {}",
+                self.file, self.line, self.column, self.key, self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl InputError {
+    /// An error about a command-line option.
+    pub fn option(key: &str, message: impl Into<String>) -> InputError {
+        InputError {
+            file: "command line".into(),
+            line: 0,
+            column: 0,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(untagged)]
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    fn get(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(untagged)]
+enum CpuSel {
+    One(i64),
+    List(Vec<i64>),
+    Text(String),
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Spanned<String>,
+    #[serde(default)]
+    summary: String,
+    cpus: Spanned<i64>,
+    duration_ms: Spanned<i64>,
+    seed: Option<Spanned<i64>>,
+    designs: Option<Spanned<Vec<Spanned<String>>>>,
+    time_scale: Option<Spanned<Num>>,
+    hz: Option<Spanned<i64>>,
+    console: Option<RawConsole>,
+    buffer: Option<RawBuffer>,
+    watchdog: Option<RawWatchdog>,
+    #[serde(default)]
+    task: Vec<RawTask>,
+    #[serde(default)]
+    nmi: Vec<RawNmi>,
+    expect: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    baud: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBuffer {
+    size: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWatchdog {
+    threshold_ms: Option<Spanned<Num>>,
+    on_deadlock: Option<Spanned<String>>,
+    hard_limit_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    cpus: Spanned<CpuSel>,
+    printk_hz: Option<Spanned<i64>>,
+    len: Option<Spanned<Vec<i64>>>,
+    level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawNmi {
+    kind: Spanned<String>,
+    point: Option<Spanned<String>>,
+    cpu: Option<Spanned<CpuSel>>,
+    hit_on: Option<Spanned<i64>>,
+    nth: Option<Spanned<i64>>,
+    wait: Option<Spanned<bool>>,
+    times: Option<Spanned<i64>>,
+    action: Option<Spanned<String>>,
+    lines: Option<Spanned<i64>>,
+    len: Option<Spanned<Vec<i64>>>,
+    level: Option<Spanned<String>>,
+    period_us: Option<Spanned<i64>>,
+    rate_hz: Option<Spanned<Num>>,
+}
+
+/// A parsed scenario file.
+#[derive(Debug)]
+pub struct Scenario {
+    file: String,
+    text: String,
+    raw: Raw,
+}
+
+/// What the command line changes in a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--design`, in order.
+    pub designs: Vec<String>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--cpus`.
+    pub cpus: Option<usize>,
+    /// `--duration-ms`.
+    pub duration_ms: Option<u64>,
+}
+
+/// A scenario ready to run: every value checked, every default filled in.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Scenario name.
+    pub name: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Number of CPUs.
+    pub cpus: usize,
+    /// Run length.
+    pub duration_ms: u64,
+    /// First seed.
+    pub seed: u64,
+    /// Designs to run, in order.
+    pub designs: Vec<&'static DesignInfo>,
+    /// Kernel time constants × this.
+    pub time_scale: f64,
+    /// Timer ticks per second.
+    pub hz: u32,
+    /// Console speed (0 = instant).
+    pub baud: u32,
+    /// Main log buffer bytes.
+    pub buffer_size: usize,
+    /// Lockup threshold.
+    pub threshold_ms: f64,
+    /// What follows a deadlock.
+    pub on_deadlock: OnDeadlock,
+    /// Hard wall-clock limit of one run.
+    pub hard_limit_ms: u64,
+    /// Per CPU: its task load.
+    pub tasks: Vec<Option<TaskSpec>>,
+    /// NMI sources.
+    pub nmis: Vec<NmiSource>,
+    /// Expected outcome per design.
+    pub expect: Vec<(&'static str, Outcome)>,
+}
+
+/// Find `name` as a file, else as a built-in scenario.
+pub fn load(name: &str) -> Result<Scenario, InputError> {
+    let path = std::path::Path::new(name);
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| InputError {
+            file: name.into(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        return Scenario::parse(name, &text);
+    }
+    if let Some((n, text)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        return Scenario::parse(&format!("scenarios/{n}.toml"), text);
+    }
+    Err(InputError {
+        file: name.into(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!(
+            "no such file or built-in scenario (built-in: {})",
+            BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// The dotted key at `line` (1-based): the table header above it, then the
+/// key before `=` on the line, or `named` if the message named one.
+fn key_at(text: &str, line: usize, named: Option<&str>) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines
+        .get(line.saturating_sub(1))
+        .copied()
+        .unwrap_or("")
+        .trim();
+    let header = lines
+        .iter()
+        .take(line)
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = named.map(str::to_string).or_else(|| {
+        here.split_once('=')
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('['))
+    });
+    match (header, key) {
+        (Some(h), Some(k)) if !here.starts_with('[') || named.is_some() => format!("{h}.{k}"),
+        (Some(h), None) => h,
+        (_, Some(k)) => k,
+        (None, None) => String::new(),
+    }
+}
+
+impl Scenario {
+    /// Parse `text`, read from `file`. Syntax, unknown keys and wrong types
+    /// are reported here; values are checked by [`Scenario::plan`].
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, InputError> {
+        match toml::from_str::<Raw>(text) {
+            Ok(raw) => Ok(Scenario {
+                file: file.into(),
+                text: text.into(),
+                raw,
+            }),
+            Err(e) => {
+                let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+                let message = e.message().trim().to_string();
+                let named = ["unknown field `", "missing field `", "duplicate key `"]
+                    .iter()
+                    .find_map(|p| message.strip_prefix(p))
+                    .and_then(|rest| rest.split('`').next());
+                let mut key = key_at(text, line, named);
+                if message.starts_with("missing field") {
+                    if let Some(n) = named {
+                        key = n.into();
+                    }
+                }
+                let message = message
+                    .replace(
+                        "data did not match any variant of untagged enum Num",
+                        "expected a number",
+                    )
+                    .replace(
+                        "data did not match any variant of untagged enum CpuSel",
+                        "expected a CPU index, a list of indices, \"all\" or a range like \"0-3\"",
+                    );
+                Err(InputError {
+                    file: file.into(),
+                    line,
+                    column,
+                    key,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        self.raw.name.get_ref()
+    }
+
+    /// The scenario's summary.
+    pub fn summary(&self) -> &str {
+        &self.raw.summary
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> InputError {
+        let (line, column) = line_col(&self.text, span.start);
+        InputError {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Spanned<i64>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<T, InputError> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            return Err(self.err(v.span(), key, format!("must be from {lo} to {hi}, got {x}")));
+        }
+        T::try_from(x).map_err(|_| self.err(v.span(), key, format!("out of range: {x}")))
+    }
+
+    fn opt_int<T: TryFrom<i64>>(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+        default: T,
+    ) -> Result<T, InputError> {
+        match v {
+            Some(v) => self.int(v, key, lo, hi),
+            None => Ok(default),
+        }
+    }
+
+    fn level(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Level,
+    ) -> Result<Level, InputError> {
+        match v {
+            None => Ok(default),
+            Some(v) => Level::by_name(v.get_ref()).ok_or_else(|| {
+                self.err(
+                    v.span(),
+                    key,
+                    format!(
+                        "unknown level `{}`, expected one of emerg, alert, crit, err, warning, notice, info, debug",
+                        v.get_ref()
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn len_range(
+        &self,
+        v: &Option<Spanned<Vec<i64>>>,
+        key: &str,
+        default: (usize, usize),
+    ) -> Result<(usize, usize), InputError> {
+        let Some(v) = v else { return Ok(default) };
+        match v.get_ref().as_slice() {
+            &[lo, hi] if 1 <= lo && lo <= hi && hi <= klog::record::TEXT_MAX as i64 => {
+                Ok((lo as usize, hi as usize))
+            }
+            _ => Err(self.err(
+                v.span(),
+                key,
+                format!(
+                    "expected [min, max] with 1 <= min <= max <= {}",
+                    klog::record::TEXT_MAX
+                ),
+            )),
+        }
+    }
+
+    /// CPUs a selector names, each checked against `cpus`.
+    fn cpu_set(
+        &self,
+        v: &Spanned<CpuSel>,
+        key: &str,
+        cpus: usize,
+        why: &str,
+    ) -> Result<Vec<usize>, InputError> {
+        let bad = |m: String| self.err(v.span(), key, m);
+        let check = |i: i64| -> Result<usize, InputError> {
+            if i < 0 || i as usize >= cpus {
+                Err(bad(format!(
+                    "CPU {i} is out of range: the machine has {cpus} CPU(s){why}"
+                )))
+            } else {
+                Ok(i as usize)
+            }
+        };
+        match v.get_ref() {
+            CpuSel::One(i) => Ok(vec![check(*i)?]),
+            CpuSel::List(l) if !l.is_empty() => l.iter().map(|&i| check(i)).collect(),
+            CpuSel::List(_) => Err(bad("an empty list names no CPU".into())),
+            CpuSel::Text(t) if t == "all" => Ok((0..cpus).collect()),
+            CpuSel::Text(t) => {
+                let parsed = t.split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
+                });
+                match parsed {
+                    Some((a, b)) if a <= b => {
+                        check(a)?;
+                        check(b)?;
+                        Ok((a as usize..=b as usize).collect())
+                    }
+                    _ => Err(bad(format!("`{t}` is not \"all\" or a range like \"0-3\""))),
+                }
+            }
+        }
+    }
+
+    /// Apply `o` and check everything; the result is ready to run.
+    pub fn plan(&self, o: &Overrides) -> Result<Plan, InputError> {
+        let r = &self.raw;
+        if r.name.get_ref().trim().is_empty() {
+            return Err(self.err(r.name.span(), "name", "must not be empty"));
+        }
+        let cpus: usize = match o.cpus {
+            Some(n) if (1..=256).contains(&n) => n,
+            Some(n) => {
+                return Err(InputError::option(
+                    "--cpus",
+                    format!("must be from 1 to 256, got {n}"),
+                ))
+            }
+            None => self.int(&r.cpus, "cpus", 1, 256)?,
+        };
+        let why = if o.cpus.is_some() {
+            " (set by --cpus)"
+        } else {
+            ""
+        };
+        let duration_ms: u64 = match o.duration_ms {
+            Some(n) if (1..=600_000).contains(&n) => n,
+            Some(n) => {
+                return Err(InputError::option(
+                    "--duration-ms",
+                    format!("must be from 1 to 600000, got {n}"),
+                ))
+            }
+            None => self.int(&r.duration_ms, "duration_ms", 1, 600_000)?,
+        };
+        let seed = match (o.seed, &r.seed) {
+            (Some(s), _) => s,
+            (None, Some(s)) => self.int(s, "seed", 0, i64::MAX)?,
+            (None, None) => 1,
+        };
+
+        let mut designs: Vec<&'static DesignInfo> = Vec::new();
+        if !o.designs.is_empty() {
+            for name in &o.designs {
+                let d = printk::design(name).ok_or_else(|| {
+                    InputError::option(
+                        "--design",
+                        format!("unknown design `{name}` (known: {})", design_names()),
+                    )
+                })?;
+                if designs.iter().any(|x| x.name == d.name) {
+                    return Err(InputError::option(
+                        "--design",
+                        format!("`{name}` given twice"),
+                    ));
+                }
+                designs.push(d);
+            }
+        } else if let Some(list) = &r.designs {
+            if list.get_ref().is_empty() {
+                return Err(self.err(list.span(), "designs", "must name at least one design"));
+            }
+            for name in list.get_ref() {
+                let d = printk::design(name.get_ref()).ok_or_else(|| {
+                    self.err(
+                        name.span(),
+                        "designs",
+                        format!(
+                            "unknown design `{}` (known: {})",
+                            name.get_ref(),
+                            design_names()
+                        ),
+                    )
+                })?;
+                if designs.iter().any(|x| x.name == d.name) {
+                    return Err(self.err(
+                        name.span(),
+                        "designs",
+                        format!("`{}` listed twice", d.name),
+                    ));
+                }
+                designs.push(d);
+            }
+        } else {
+            designs = printk::DESIGNS.iter().collect();
+        }
+
+        let time_scale = match &r.time_scale {
+            None => 0.01,
+            Some(v) => {
+                let x = v.get_ref().get();
+                if !(x > 0.0 && x <= 1.0) {
+                    return Err(self.err(
+                        v.span(),
+                        "time_scale",
+                        format!("must be in (0, 1], got {x}"),
+                    ));
+                }
+                x
+            }
+        };
+        let hz: u32 = self.opt_int(&r.hz, "hz", 1, 10_000, 250)?;
+        let console = r.console.as_ref();
+        let baud: u32 = self.opt_int(
+            &console.and_then(|c| c.baud.clone()),
+            "console.baud",
+            0,
+            10_000_000,
+            115_200,
+        )?;
+        let buffer_size: usize = match r.buffer.as_ref().and_then(|b| b.size.as_ref()) {
+            None => 131_072,
+            Some(v) => {
+                let x = *v.get_ref();
+                if !(4096..=1 << 26).contains(&x) || (x as u64).count_ones() != 1 {
+                    return Err(self.err(
+                        v.span(),
+                        "buffer.size",
+                        format!("must be a power of two from 4096 to 67108864, got {x}"),
+                    ));
+                }
+                x as usize
+            }
+        };
+        let wd = r.watchdog.as_ref();
+        let threshold_ms = match wd.and_then(|w| w.threshold_ms.as_ref()) {
+            None => 10_000.0 * time_scale,
+            Some(v) => {
+                let x = v.get_ref().get();
+                if !(1.0..=600_000.0).contains(&x) {
+                    return Err(self.err(
+                        v.span(),
+                        "watchdog.threshold_ms",
+                        format!("must be from 1 to 600000, got {x}"),
+                    ));
+                }
+                x
+            }
+        };
+        let on_deadlock = match wd.and_then(|w| w.on_deadlock.as_ref()) {
+            None => OnDeadlock::Break,
+            Some(v) => match v.get_ref().as_str() {
+                "break" => OnDeadlock::Break,
+                "stop" => OnDeadlock::Stop,
+                "off" => OnDeadlock::Off,
+                other => {
+                    return Err(self.err(
+                        v.span(),
+                        "watchdog.on_deadlock",
+                        format!("unknown action `{other}`, expected break, stop or off"),
+                    ))
+                }
+            },
+        };
+        let default_limit = duration_ms + (20.0 * threshold_ms).max(1000.0) as u64;
+        let hard_limit_ms = match wd.and_then(|w| w.hard_limit_ms.as_ref()) {
+            None => default_limit,
+            Some(v) => {
+                let x = *v.get_ref();
+                if x <= duration_ms as i64 || x > 3_600_000 {
+                    return Err(self.err(
+                        v.span(),
+                        "watchdog.hard_limit_ms",
+                        format!("must be longer than duration_ms ({duration_ms}) and at most 3600000, got {x}"),
+                    ));
+                }
+                x as u64
+            }
+        };
+
+        let mut tasks: Vec<Option<TaskSpec>> = vec![None; cpus];
+        for (i, t) in r.task.iter().enumerate() {
+            let k = |f: &str| format!("task[{i}].{f}");
+            let spec = TaskSpec {
+                printk_hz: self.opt_int(&t.printk_hz, &k("printk_hz"), 0, 1_000_000, 1000)?,
+                len: self.len_range(&t.len, &k("len"), (16, 120))?,
+                level: self.level(&t.level, &k("level"), Level::Info)?,
+            };
+            for cpu in self.cpu_set(&t.cpus, &k("cpus"), cpus, why)? {
+                if tasks[cpu].is_some() {
+                    return Err(self.err(
+                        t.cpus.span(),
+                        &k("cpus"),
+                        format!("CPU {cpu} already has a [[task]]"),
+                    ));
+                }
+                tasks[cpu] = Some(spec);
+            }
+        }
+
+        let mut nmis = Vec::new();
+        for (i, n) in r.nmi.iter().enumerate() {
+            nmis.push(self.nmi_source(i, n, cpus, why, &designs)?);
+        }
+
+        let mut expect = Vec::new();
+        for (design, outcome) in r.expect.iter().flatten() {
+            let key = format!("expect.{design}");
+            let d = printk::design(design).ok_or_else(|| {
+                self.err(
+                    outcome.span(),
+                    &key,
+                    format!("unknown design `{design}` (known: {})", design_names()),
+                )
+            })?;
+            let out = Outcome::by_name(outcome.get_ref()).ok_or_else(|| {
+                self.err(
+                    outcome.span(),
+                    &key,
+                    format!(
+                        "unknown outcome `{}`, expected timeout, deadlock, lockup, loss or clean",
+                        outcome.get_ref()
+                    ),
+                )
+            })?;
+            expect.push((d.name, out));
+        }
+
+        Ok(Plan {
+            name: r.name.get_ref().clone(),
+            summary: r.summary.clone(),
+            cpus,
+            duration_ms,
+            seed,
+            designs,
+            time_scale,
+            hz,
+            baud,
+            buffer_size,
+            threshold_ms,
+            on_deadlock,
+            hard_limit_ms,
+            tasks,
+            nmis,
+            expect,
+        })
+    }
+
+    fn nmi_source(
+        &self,
+        i: usize,
+        n: &RawNmi,
+        cpus: usize,
+        why: &str,
+        designs: &[&'static DesignInfo],
+    ) -> Result<NmiSource, InputError> {
+        let k = |f: &str| format!("nmi[{i}].{f}");
+        let kind = n.kind.get_ref().as_str();
+        // Keys that only some kinds take.
+        let only = |present: bool, span: Option<Range<usize>>, key: &str, kinds: &[&str]| {
+            if present && !kinds.contains(&kind) {
+                Err(self.err(
+                    span.unwrap_or(n.kind.span()),
+                    &k(key),
+                    format!(
+                        "does not apply to kind `{kind}` (only to {})",
+                        kinds.join(", ")
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only(
+            n.point.is_some(),
+            n.point.as_ref().map(|v| v.span()),
+            "point",
+            &["at_point"],
+        )?;
+        only(
+            n.hit_on.is_some(),
+            n.hit_on.as_ref().map(|v| v.span()),
+            "hit_on",
+            &["at_point"],
+        )?;
+        only(
+            n.nth.is_some(),
+            n.nth.as_ref().map(|v| v.span()),
+            "nth",
+            &["at_point"],
+        )?;
+        only(
+            n.wait.is_some(),
+            n.wait.as_ref().map(|v| v.span()),
+            "wait",
+            &["at_point"],
+        )?;
+        only(
+            n.period_us.is_some(),
+            n.period_us.as_ref().map(|v| v.span()),
+            "period_us",
+            &["periodic"],
+        )?;
+        only(
+            n.rate_hz.is_some(),
+            n.rate_hz.as_ref().map(|v| v.span()),
+            "rate_hz",
+            &["random"],
+        )?;
+
+        let targets = match &n.cpu {
+            None => Targets::One(0),
+            Some(v) => match v.get_ref() {
+                CpuSel::Text(t) if t == "all" => Targets::All,
+                CpuSel::One(_) => Targets::One(
+                    self.cpu_set(v, &k("cpu"), cpus, why)?
+                        .first()
+                        .copied()
+                        .unwrap_or(0),
+                ),
+                _ => {
+                    return Err(self.err(v.span(), &k("cpu"), "expected one CPU index or \"all\""))
+                }
+            },
+        };
+        let action = match n.action.as_ref().map(|a| a.get_ref().as_str()) {
+            None | Some("printk") => NmiAction::Printk {
+                lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
+                len: self.len_range(&n.len, &k("len"), (40, 80))?,
+                level: self.level(&n.level, &k("level"), Level::Warning)?,
+            },
+            Some(a @ ("backtrace" | "none")) => {
+                only(
+                    n.lines.is_some(),
+                    n.lines.as_ref().map(|v| v.span()),
+                    "lines",
+                    &[],
+                )
+                .map_err(|mut e| {
+                    e.message = format!("does not apply to action `{a}`");
+                    e
+                })?;
+                if a == "backtrace" {
+                    NmiAction::Backtrace
+                } else {
+                    NmiAction::Nothing
+                }
+            }
+            Some(other) => {
+                let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
+                return Err(self.err(
+                    span,
+                    &k("action"),
+                    format!("unknown action `{other}`, expected printk, backtrace or none"),
+                ));
+            }
+        };
+        let (trigger, default_times) = match kind {
+            "at_point" => {
+                let Some(p) = &n.point else {
+                    return Err(self.err(n.kind.span(), &k("point"), "kind `at_point` needs a `point`"));
+                };
+                let point = point::by_name(p.get_ref()).ok_or_else(|| {
+                    self.err(
+                        p.span(),
+                        &k("point"),
+                        format!(
+                            "unknown point `{}` (`printk-sim list --points` lists them)",
+                            p.get_ref()
+                        ),
+                    )
+                })?;
+                if !designs.iter().any(|d| d.has_point(point)) {
+                    let names: Vec<&str> = designs.iter().map(|d| d.name).collect();
+                    return Err(self.err(
+                        p.span(),
+                        &k("point"),
+                        format!("no design of this run ({}) passes point `{}`", names.join(", "), point.name),
+                    ));
+                }
+                let hit_on = match (&n.hit_on, targets) {
+                    (Some(h), _) => self.int(h, &k("hit_on"), 0, cpus as i64 - 1).map_err(|mut e| {
+                        e.message.push_str(why);
+                        e
+                    })?,
+                    (None, Targets::One(c)) => c,
+                    (None, Targets::All) => {
+                        return Err(self.err(
+                            n.kind.span(),
+                            &k("hit_on"),
+                            "with cpu = \"all\", say which CPU's passing fires it",
+                        ))
+                    }
+                };
+                let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
+                let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
+                (Trigger::AtPoint { point, hit_on, nth, wait }, 1)
+            }
+            "periodic" => {
+                let Some(p) = &n.period_us else {
+                    return Err(self.err(n.kind.span(), &k("period_us"), "kind `periodic` needs `period_us`"));
+                };
+                let us: u64 = self.int(p, &k("period_us"), 1, 60_000_000)?;
+                (Trigger::Periodic { period_ns: us * 1000 }, 0)
+            }
+            "random" => {
+                let Some(r) = &n.rate_hz else {
+                    return Err(self.err(n.kind.span(), &k("rate_hz"), "kind `random` needs `rate_hz`"));
+                };
+                let x = r.get_ref().get();
+                if !(x > 0.0 && x <= 1_000_000.0) {
+                    return Err(self.err(r.span(), &k("rate_hz"), format!("must be in (0, 1000000], got {x}")));
+                }
+                (Trigger::Random { rate_hz: x }, 0)
+            }
+            "backtrace_all" | "panic" => {
+                return Err(self.err(
+                    n.kind.span(),
+                    &k("kind"),
+                    format!("kind `{kind}` is not supported yet (supported: at_point, periodic, random)"),
+                ))
+            }
+            other => {
+                return Err(self.err(
+                    n.kind.span(),
+                    &k("kind"),
+                    format!("unknown kind `{other}`, expected at_point, periodic, random, backtrace_all or panic"),
+                ))
+            }
+        };
+        let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
+        Ok(NmiSource {
+            trigger,
+            targets,
+            times,
+            action,
+        })
+    }
+}
+
+fn design_names() -> String {
+    printk::DESIGNS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

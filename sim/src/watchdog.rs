@@ -1,0 +1,566 @@
+//! The watchdog: a thread outside the CPUs that finds hard lockups, soft
+//! lockups and deadlocks, explains them, and breaks them so that every run
+//! ends with a report.
+//!
+//! Every `threshold / 4` it takes a snapshot of every CPU's context word and
+//! published waits and checks:
+//!
+//! * **deadlock**: a cycle in the wait-for graph over (CPU, context) nodes.
+//!   A context that was interrupted points to the context that interrupted
+//!   it (it cannot run until that one returns); otherwise a waiting context
+//!   points to the owner of the lock it waits for. A cycle is reported once
+//!   every wait in it is at least `threshold` old; the classic one is
+//!   `cpu0/nmi -> logbuf_lock -> cpu0/task -> cpu0/nmi`.
+//! * **hard lockup**: a CPU whose heartbeat (ticks handled) has not moved
+//!   for `threshold` while ticks were sent to it;
+//! * **soft lockup**: a CPU whose task-context progress has not moved for
+//!   `2 × threshold`.
+//!
+//! A CPU whose chain of waits leads into a cycle is part of that deadlock,
+//! not a lockup of its own. `on_deadlock` decides what follows a deadlock:
+//! break it (abort the wait of the innermost context in the cycle), stop the
+//! run, or leave it spinning. Whatever happens, the hard wall-clock limit
+//! ends the run: every wait is aborted and the outcome is `timeout`.
+//!
+//! The watchdog never calls printk and never takes a lock a CPU can hold.
+
+use core::sync::atomic::Ordering;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use klog::{Arch, Context};
+
+use crate::machine::stack::Trace;
+use crate::machine::{irq, Machine};
+
+/// What follows a deadlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDeadlock {
+    /// Abort the innermost waiter of the cycle; the run goes on.
+    Break,
+    /// End the run now.
+    Stop,
+    /// Leave it spinning (to show that it really is endless); the hard
+    /// limit ends the run.
+    Off,
+}
+
+impl OnDeadlock {
+    /// The scenario-file word.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnDeadlock::Break => "break",
+            OnDeadlock::Stop => "stop",
+            OnDeadlock::Off => "off",
+        }
+    }
+}
+
+/// The watchdog's policy for one run.
+#[derive(Clone, Debug)]
+pub struct WatchdogConfig {
+    /// The lockup threshold (the kernel's `watchdog_thresh`, scaled).
+    pub threshold_ns: u64,
+    /// What to do about a deadlock.
+    pub on_deadlock: OnDeadlock,
+    /// When the run ends normally.
+    pub duration_ns: u64,
+    /// When the run is ended whatever happens (outcome `timeout`).
+    pub hard_limit_ns: u64,
+    /// Print each finding as a splat on stderr when it is found.
+    pub splat: bool,
+    /// Names the run in splats (design and seed).
+    pub label: String,
+}
+
+/// The kinds of findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A cycle in the wait-for graph.
+    Deadlock,
+    /// Heartbeat stopped while ticks were sent.
+    HardLockup,
+    /// Task-context progress stopped.
+    SoftLockup,
+}
+
+impl FindingKind {
+    /// The JSON word.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::HardLockup => "hard_lockup",
+            FindingKind::SoftLockup => "soft_lockup",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// What was found.
+    pub kind: FindingKind,
+    /// The CPU: for a deadlock, the waiter the watchdog acts on.
+    pub cpu: usize,
+    /// Its context.
+    pub context: Context,
+    /// The lock it waits for.
+    pub lock: Option<&'static str>,
+    /// Who holds that lock.
+    pub holder_cpu: Option<usize>,
+    /// In which context.
+    pub holder_context: Option<Context>,
+    /// Where the holder acquired it.
+    pub point: Option<&'static str>,
+    /// From the start of the cycle (or stall) to detection, ms.
+    pub detected_after_ms: f64,
+    /// When it was detected, ms since the run started.
+    pub at_ms: f64,
+    /// The cycle, alternating nodes and locks, starting at `cpu/context`.
+    pub cycle: Vec<String>,
+    /// CPUs stuck behind the cycle.
+    pub blocked_behind: Vec<usize>,
+    /// Spins of the waiter when it was found.
+    pub spins: u64,
+    /// What the watchdog did.
+    pub action: &'static str,
+    /// Shadow stacks of the CPUs involved.
+    pub stacks: Vec<(usize, Trace)>,
+}
+
+/// A wait still spinning when the hard limit ended the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stuck {
+    /// The waiting CPU.
+    pub cpu: usize,
+    /// Its context.
+    pub context: Context,
+    /// The lock.
+    pub lock: &'static str,
+    /// How long it had been waiting, ms.
+    pub waiting_ms: f64,
+    /// How many times it had spun.
+    pub spins: u64,
+}
+
+/// What the watchdog saw in one run.
+#[derive(Clone, Debug, Default)]
+pub struct WatchdogReport {
+    /// Findings in the order found.
+    pub findings: Vec<Finding>,
+    /// The hard limit ended the run.
+    pub timed_out: bool,
+    /// Waits still spinning at the hard limit.
+    pub stuck: Vec<Stuck>,
+    /// When the last CPU stopped, ms.
+    pub ended_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Wait {
+    lock: usize,
+    since: u64,
+    seq: u64,
+    spins: u64,
+}
+
+type Node = (usize, u8);
+
+struct Snapshot {
+    active: Vec<[bool; 4]>,
+    waits: Vec<[Option<Wait>; 4]>,
+}
+
+impl Snapshot {
+    fn take(m: &Machine) -> Snapshot {
+        let mut active = Vec::with_capacity(m.cpus().len());
+        let mut waits = Vec::with_capacity(m.cpus().len());
+        for c in m.cpus() {
+            let pc = c.preempt_count.load(Ordering::Relaxed);
+            active.push([
+                true,
+                pc & klog::context::SOFTIRQ_MASK != 0,
+                klog::context::hardirq_depth(pc) > 0,
+                klog::context::nmi_depth(pc) > 0,
+            ]);
+            waits.push(core::array::from_fn(|level| {
+                let slot = &c.waits[level];
+                let lock = slot.lock.load(Ordering::Acquire);
+                (lock != 0).then(|| Wait {
+                    lock,
+                    since: slot.since_ns.load(Ordering::Relaxed),
+                    seq: slot.seq.load(Ordering::Relaxed),
+                    spins: slot.spins.load(Ordering::Relaxed),
+                })
+            }));
+        }
+        Snapshot { active, waits }
+    }
+
+    fn wait(&self, (cpu, level): Node) -> Option<Wait> {
+        self.waits
+            .get(cpu)?
+            .get(usize::from(level))
+            .copied()
+            .flatten()
+    }
+
+    fn top(&self, cpu: usize) -> Node {
+        let level = self
+            .active
+            .get(cpu)
+            .and_then(|a| a.iter().rposition(|&x| x))
+            .unwrap_or(0);
+        (cpu, level as u8)
+    }
+
+    /// The node `node` cannot run without, and the lock in between if it is
+    /// a wait.
+    fn next(&self, m: &Machine, (cpu, level): Node) -> Option<(Node, Option<&'static str>)> {
+        let active = self.active.get(cpu)?;
+        for above in usize::from(level) + 1..4 {
+            if active.get(above) == Some(&true) {
+                return Some(((cpu, above as u8), None));
+            }
+        }
+        let w = self.wait((cpu, level))?;
+        let lock = m.lock_by_id(w.lock)?;
+        let owner = lock.owner()?;
+        Some(((owner.cpu, owner.context.level()), Some(lock.name())))
+    }
+
+    /// Follow `start` until a node repeats; the cycle it ends in, if any.
+    fn cycle_from(&self, m: &Machine, start: Node) -> Option<Vec<Node>> {
+        let mut path = vec![start];
+        let mut node = start;
+        for _ in 0..self.active.len() * 4 + 1 {
+            let (next, _) = self.next(m, node)?;
+            if let Some(i) = path.iter().position(|&n| n == next) {
+                return Some(path.split_off(i));
+            }
+            path.push(next);
+            node = next;
+        }
+        None
+    }
+}
+
+fn node_name((cpu, level): Node) -> String {
+    format!("cpu{cpu}/{}", Context::from_level(level))
+}
+
+#[derive(Clone, Copy, Default)]
+struct CpuWatch {
+    heartbeat: u64,
+    heartbeat_at: u64,
+    ticks_at: u64,
+    progress: u64,
+    progress_at: u64,
+    hard_reported: bool,
+    soft_reported: bool,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// Watch `m` until every CPU has stopped.
+pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
+    irq::block_interrupts();
+    let period = Duration::from_nanos((cfg.threshold_ns / 4).clamp(500_000, 50_000_000));
+    let mut report = WatchdogReport::default();
+    let mut watch = vec![CpuWatch::default(); m.cpus().len()];
+    let mut reported: Vec<(usize, u8, u64)> = Vec::new();
+    let mut aborted_at: Option<std::time::Instant> = None;
+    loop {
+        std::thread::sleep(period);
+        let now = m.now_ns();
+        if m.cpus().iter().all(|c| c.exited.load(Ordering::Acquire)) {
+            report.ended_ms = ms(now);
+            break;
+        }
+        if let Some(t) = aborted_at {
+            if t.elapsed() > Duration::from_secs(5) {
+                let stuck: Vec<usize> = (0..m.cpus().len())
+                    .filter(|&i| !m.cpus()[i].exited.load(Ordering::Acquire))
+                    .collect();
+                eprintln!("printk-sim: internal error: CPUs {stuck:?} did not stop 5 s after every wait was aborted");
+                std::process::exit(1);
+            }
+            continue;
+        }
+        let snap = Snapshot::take(m);
+        if now >= cfg.hard_limit_ns {
+            report.timed_out = true;
+            for (cpu, waits) in snap.waits.iter().enumerate() {
+                for (level, w) in waits.iter().enumerate() {
+                    if let Some(w) = w {
+                        report.stuck.push(Stuck {
+                            cpu,
+                            context: Context::from_level(level as u8),
+                            lock: m.lock_by_id(w.lock).map_or("?", |l| l.name()),
+                            waiting_ms: ms(now.saturating_sub(w.since)),
+                            spins: w.spins,
+                        });
+                    }
+                }
+            }
+            m.stop.store(true, Ordering::Release);
+            m.abort_all.store(true, Ordering::Release);
+            aborted_at = Some(std::time::Instant::now());
+            continue;
+        }
+        if now >= cfg.duration_ns {
+            m.stop.store(true, Ordering::Release);
+        }
+
+        // Deadlocks.
+        let mut in_chain = vec![false; m.cpus().len()];
+        let mut cycles: Vec<Vec<Node>> = Vec::new();
+        for (cpu, chained) in in_chain.iter_mut().enumerate() {
+            if let Some(cycle) = snap.cycle_from(m, snap.top(cpu)) {
+                *chained = true;
+                let mut key = cycle.clone();
+                key.sort_unstable();
+                if !cycles.iter().any(|c| {
+                    let mut k = c.clone();
+                    k.sort_unstable();
+                    k == key
+                }) {
+                    cycles.push(cycle);
+                }
+            }
+        }
+        for cycle in &cycles {
+            let waits: Vec<(Node, Wait)> = cycle
+                .iter()
+                .filter_map(|&n| snap.wait(n).map(|w| (n, w)))
+                .collect();
+            let Some(newest) = waits.iter().map(|(_, w)| w.since).max() else {
+                continue;
+            };
+            if now.saturating_sub(newest) < cfg.threshold_ns {
+                continue;
+            }
+            let Some(&(victim, vw)) = waits
+                .iter()
+                .max_by_key(|((cpu, level), _)| (*level, core::cmp::Reverse(*cpu)))
+            else {
+                continue;
+            };
+            if reported.contains(&(victim.0, victim.1, vw.seq)) {
+                continue;
+            }
+            reported.push((victim.0, victim.1, vw.seq));
+            let finding = deadlock_finding(m, cfg, &snap, cycle, victim, vw, newest, now);
+            match cfg.on_deadlock {
+                OnDeadlock::Break => {
+                    if let Some(c) = m.cpus().get(victim.0) {
+                        c.waits[usize::from(victim.1)]
+                            .abort
+                            .store(vw.seq, Ordering::Release);
+                    }
+                }
+                OnDeadlock::Stop => {
+                    m.stop.store(true, Ordering::Release);
+                    m.abort_all.store(true, Ordering::Release);
+                }
+                OnDeadlock::Off => {}
+            }
+            if cfg.splat {
+                eprint!("{}", splat(&finding, &cfg.label));
+            }
+            report.findings.push(finding);
+        }
+
+        // Lockups.
+        for (cpu, c) in m.cpus().iter().enumerate() {
+            let w = &mut watch[cpu];
+            let hb = c.heartbeat.load(Ordering::Relaxed);
+            let ticks = c.ticks_sent.load(Ordering::Relaxed);
+            let progress = c.progress.load(Ordering::Relaxed);
+            if hb != w.heartbeat || w.heartbeat_at == 0 {
+                *w = CpuWatch {
+                    heartbeat: hb,
+                    heartbeat_at: now,
+                    ticks_at: ticks,
+                    hard_reported: false,
+                    ..*w
+                };
+            }
+            if progress != w.progress || w.progress_at == 0 {
+                w.progress = progress;
+                w.progress_at = now;
+                w.soft_reported = false;
+            }
+            if !c.online.load(Ordering::Acquire) || in_chain[cpu] {
+                continue;
+            }
+            let top = snap.top(cpu);
+            let mut lockup = |kind, since: u64| {
+                let wait = snap.wait(top);
+                let lock = wait.and_then(|w| m.lock_by_id(w.lock));
+                let owner = lock.and_then(|l| l.owner());
+                let f = Finding {
+                    kind,
+                    cpu,
+                    context: Context::from_level(top.1),
+                    lock: lock.map(|l| l.name()),
+                    holder_cpu: owner.map(|o| o.cpu),
+                    holder_context: owner.map(|o| o.context),
+                    point: owner.and_then(|o| o.point).map(|p| p.name),
+                    detected_after_ms: ms(now.saturating_sub(since)),
+                    at_ms: ms(now),
+                    cycle: Vec::new(),
+                    blocked_behind: Vec::new(),
+                    spins: wait.map_or(0, |w| w.spins),
+                    action: "report",
+                    stacks: vec![(cpu, c.stack.trace())],
+                };
+                if cfg.splat {
+                    eprint!("{}", splat(&f, &cfg.label));
+                }
+                report.findings.push(f);
+            };
+            if !w.hard_reported
+                && now.saturating_sub(w.heartbeat_at) >= cfg.threshold_ns
+                && ticks.saturating_sub(w.ticks_at) >= 2
+            {
+                w.hard_reported = true;
+                lockup(FindingKind::HardLockup, w.heartbeat_at);
+            }
+            if !w.soft_reported && now.saturating_sub(w.progress_at) >= 2 * cfg.threshold_ns {
+                w.soft_reported = true;
+                lockup(FindingKind::SoftLockup, w.progress_at);
+            }
+        }
+    }
+    report
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deadlock_finding(
+    m: &Machine,
+    cfg: &WatchdogConfig,
+    snap: &Snapshot,
+    cycle: &[Node],
+    victim: Node,
+    vw: Wait,
+    started: u64,
+    now: u64,
+) -> Finding {
+    let lock = m.lock_by_id(vw.lock);
+    let owner = lock.and_then(|l| l.owner());
+    // The cycle as text, from the victim round to it again.
+    let mut text = Vec::new();
+    let mut node = victim;
+    for _ in 0..=cycle.len() {
+        text.push(node_name(node));
+        let Some((next, label)) = snap.next(m, node) else {
+            break;
+        };
+        if let Some(label) = label {
+            text.push(label.to_string());
+        }
+        if next == victim {
+            break;
+        }
+        node = next;
+    }
+    let mut cpus: Vec<usize> = cycle.iter().map(|n| n.0).collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    let blocked_behind: Vec<usize> = (0..m.cpus().len())
+        .filter(|c| !cpus.contains(c))
+        .filter(|&c| {
+            snap.cycle_from(m, snap.top(c))
+                .is_some_and(|cy| cy.iter().any(|n| cycle.contains(n)))
+        })
+        .collect();
+    Finding {
+        kind: FindingKind::Deadlock,
+        cpu: victim.0,
+        context: Context::from_level(victim.1),
+        lock: lock.map(|l| l.name()),
+        holder_cpu: owner.map(|o| o.cpu),
+        holder_context: owner.map(|o| o.context),
+        point: owner.and_then(|o| o.point).map(|p| p.name),
+        detected_after_ms: ms(now.saturating_sub(started)),
+        at_ms: ms(now),
+        cycle: text,
+        blocked_behind,
+        spins: vw.spins,
+        action: cfg.on_deadlock.name(),
+        stacks: cpus
+            .iter()
+            .filter_map(|&c| m.cpus().get(c).map(|s| (c, s.stack.trace())))
+            .collect(),
+    }
+}
+
+/// A finding as a kernel-style report.
+pub fn splat(f: &Finding, label: &str) -> String {
+    let mut s = String::new();
+    let rule = "=".repeat(60);
+    let _ = writeln!(s, "{rule}");
+    let me = format!("cpu{}/{}", f.cpu, f.context);
+    match f.kind {
+        FindingKind::Deadlock => {
+            let _ = writeln!(s, "WARNING: possible deadlock detected [{label}]");
+            let _ = writeln!(s, "{}", "-".repeat(60));
+            let _ = writeln!(
+                s,
+                "{me} is trying to acquire lock {} and has spun {} times over {:.1} ms",
+                f.lock.unwrap_or("?"),
+                f.spins,
+                f.detected_after_ms
+            );
+            if let (Some(hc), Some(hx)) = (f.holder_cpu, f.holder_context) {
+                let _ = writeln!(
+                    s,
+                    "but the lock is held by cpu{hc}/{hx}, acquired at {}",
+                    f.point.unwrap_or("an unnamed place")
+                );
+            }
+            let _ = writeln!(s, "and that can never be released:");
+            let _ = writeln!(s, "  {}", f.cycle.join(" -> ") + " -> " + &me);
+            let _ = writeln!(
+                s,
+                "(a context points to the lock it waits for, a lock to its holder, a context to the one that interrupted it)"
+            );
+            if !f.blocked_behind.is_empty() {
+                let cpus: Vec<String> =
+                    f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
+                let _ = writeln!(s, "blocked behind it: {}", cpus.join(", "));
+            }
+        }
+        FindingKind::HardLockup => {
+            let _ = writeln!(
+                s,
+                "Watchdog detected hard LOCKUP on cpu {} [{label}]: no timer tick handled for {:.1} ms",
+                f.cpu, f.detected_after_ms
+            );
+            if let Some(l) = f.lock {
+                let _ = writeln!(s, "{me} spins on {l} with interrupts off");
+            }
+        }
+        FindingKind::SoftLockup => {
+            let _ = writeln!(
+                s,
+                "BUG: soft lockup - CPU#{} stuck for {:.1} ms! [{label}]",
+                f.cpu, f.detected_after_ms
+            );
+        }
+    }
+    for (cpu, t) in &f.stacks {
+        let torn = if t.torn { " (torn)" } else { "" };
+        let _ = writeln!(s, "cpu{cpu} call trace{torn}:");
+        for frame in t.frames.iter().rev() {
+            let _ = writeln!(s, "  {frame}");
+        }
+    }
+    let _ = writeln!(s, "action: {}", f.action);
+    let _ = writeln!(s, "{rule}");
+    s
+}

@@ -1,0 +1,222 @@
+//! What the CPUs do: printk in task context at a rate, and whatever each
+//! NMI source's action says in NMI context.
+//!
+//! Messages are self-describing (`cpu1 task #42 ` followed by filler to the
+//! drawn length) so that a log can be checked line by line. Task-context
+//! lengths are drawn from one seeded generator per CPU; NMI-context lengths
+//! from a per-CPU state kept in an atomic (NMIs do not nest, so one state per
+//! CPU is enough and the handler allocates nothing).
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+use std::time::Duration;
+
+use klog::{Arch, Context, Frame, Level};
+
+use crate::machine::{Machine, NmiAction};
+
+/// A small seeded generator (SplitMix64): all the randomness of a run comes
+/// from the scenario's seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, (lo, hi): (usize, usize)) -> usize {
+        let span = hi.saturating_sub(lo) as u64 + 1;
+        lo + (self.next_u64() % span) as usize
+    }
+
+    /// An exponentially distributed gap for a Poisson process of `rate_hz`.
+    pub fn exponential_ns(&mut self, rate_hz: f64) -> u64 {
+        let u = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        (-u.ln() / rate_hz * 1e9) as u64
+    }
+}
+
+/// One CPU's task-context load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// printk calls per second (0 = as fast as possible).
+    pub printk_hz: u32,
+    /// Text length range, inclusive.
+    pub len: (usize, usize),
+    /// Level of every message.
+    pub level: Level,
+}
+
+/// The workload of one run.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Per CPU: its task load, if any (idle otherwise).
+    pub tasks: Vec<Option<TaskSpec>>,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// A message of exactly `len` bytes: a self-describing prefix, then filler.
+pub struct Msg {
+    /// Printing CPU.
+    pub cpu: usize,
+    /// Context it prints from.
+    pub context: Context,
+    /// Per CPU and context, the message number.
+    pub n: u64,
+    /// Total length.
+    pub len: usize,
+}
+
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut prefix = klog::record::TextBuf::<48>::new();
+        prefix.format(format_args!(
+            "cpu{} {} #{} ",
+            self.cpu, self.context, self.n
+        ));
+        let p = prefix.as_bytes();
+        let head = p.get(..self.len.min(p.len())).unwrap_or(&[]);
+        f.write_str(core::str::from_utf8(head).unwrap_or(""))?;
+        let fill = b"abcdefghijklmnopqrstuvwxyz";
+        let mut left = self.len - head.len();
+        while left > 0 {
+            let n = left.min(fill.len());
+            f.write_str(core::str::from_utf8(fill.get(..n).unwrap_or(&[])).unwrap_or(""))?;
+            left -= n;
+        }
+        Ok(())
+    }
+}
+
+static TASK: Frame = Frame("printk_workload");
+static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
+
+impl Workload {
+    /// The task-context loop of `cpu`, until the machine stops.
+    pub(crate) fn task_loop(&self, m: &Machine, cpu: usize) {
+        let Some(c) = m.cpus.get(cpu) else {
+            return;
+        };
+        let spec = self.tasks.get(cpu).copied().flatten();
+        let mut rng = Rng::new(self.seed ^ (cpu as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
+        m.push_frame(Machine::idle_frame());
+        let mut next = m.now_ns();
+        let mut n = 0;
+        while !m.stop.load(Ordering::Relaxed) {
+            match spec {
+                None => std::thread::sleep(Duration::from_millis(1)),
+                Some(t) => {
+                    m.push_frame(&TASK);
+                    let len = rng.range(t.len);
+                    let msg = Msg {
+                        cpu,
+                        context: Context::Task,
+                        n,
+                        len,
+                    };
+                    let t0 = m.now_ns();
+                    m.design.printk(m, t.level, format_args!("{msg}"));
+                    let dt = m.now_ns().saturating_sub(t0);
+                    m.latency[0].record(dt);
+                    m.pop_frame();
+                    n += 1;
+                    if t.printk_hz > 0 {
+                        next += 1_000_000_000 / u64::from(t.printk_hz);
+                        let now = m.now_ns();
+                        if next > now {
+                            std::thread::sleep(Duration::from_nanos(next - now));
+                        } else {
+                            next = now;
+                        }
+                    }
+                }
+            }
+            c.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        m.pop_frame();
+    }
+
+    /// The NMI handler's work for source `source` on `cpu`. Runs in signal
+    /// context: no allocation, no locks but klog's.
+    pub(crate) fn nmi(&self, m: &Machine, cpu: usize, source: usize) {
+        let (Some(c), Some(s)) = (m.cpus.get(cpu), m.inject.source(source)) else {
+            return;
+        };
+        match s.action {
+            NmiAction::Nothing => {}
+            NmiAction::Printk { lines, len, level } => {
+                let mut rng = Rng::new(c.nmi_rng.load(Ordering::Relaxed));
+                let n0 = c.nmis.load(Ordering::Relaxed);
+                for line in 0..u64::from(lines) {
+                    let msg = Msg {
+                        cpu,
+                        context: Context::Nmi,
+                        n: n0 * 1000 + line,
+                        len: rng.range(len),
+                    };
+                    let t0 = m.now_ns();
+                    m.design.printk(m, level, format_args!("{msg}"));
+                    m.latency[3].record(m.now_ns().saturating_sub(t0));
+                }
+                c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
+            }
+            NmiAction::Backtrace => {
+                m.push_frame(&BACKTRACE);
+                m.design.printk(
+                    m,
+                    Level::Warning,
+                    format_args!("NMI backtrace for cpu {cpu}"),
+                );
+                c.stack.for_each(|frame| {
+                    let t0 = m.now_ns();
+                    m.design
+                        .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0"));
+                    m.latency[3].record(m.now_ns().saturating_sub(t0));
+                });
+                m.pop_frame();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_has_exact_length_and_prefix() {
+        for len in [1, 5, 16, 40, 120] {
+            let s = Msg {
+                cpu: 3,
+                context: Context::Nmi,
+                n: 7,
+                len,
+            }
+            .to_string();
+            assert_eq!(s.len(), len);
+            assert!("cpu3 nmi #7 abcdef".starts_with(&s[..len.min(12)]));
+        }
+    }
+
+    #[test]
+    fn rng_is_deterministic() {
+        let (mut a, mut b) = (Rng::new(1), Rng::new(1));
+        for _ in 0..10 {
+            assert_eq!(a.range((16, 120)), b.range((16, 120)));
+        }
+    }
+}

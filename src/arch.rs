@@ -1,0 +1,107 @@
+//! The `Arch` trait: everything the kernel side may ask of the machine.
+//!
+//! `klog` is written against this trait the way kernel code is written
+//! against its architecture. The simulator implements it with OS threads and
+//! signals; tests implement it with a fake. Every method may be called from
+//! a signal handler and must therefore be async-signal-safe in every
+//! implementation: atomics, pre-allocated memory, raw system calls.
+
+use crate::context::{self, Context};
+use crate::lock::LockCore;
+use crate::point::Point;
+
+/// What `local_irq_save()` returns: whether interrupts were already off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "interrupts stay off until the flags are restored"]
+pub struct IrqFlags {
+    /// Interrupts were disabled before the save.
+    pub was_disabled: bool,
+}
+
+/// A frame of a shadow call stack: a static function name.
+#[derive(Debug)]
+pub struct Frame(pub &'static str);
+
+/// A published wait: which CPU, in which context, and the wait's sequence
+/// number, which the watchdog uses to abort exactly this wait and no later
+/// one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTicket {
+    /// The waiting CPU.
+    pub cpu: usize,
+    /// The waiting context.
+    pub context: Context,
+    /// Unique per wait across the run.
+    pub seq: u64,
+}
+
+/// The machine as the kernel side sees it.
+pub trait Arch: Sync {
+    /// The calling CPU's number.
+    fn this_cpu(&self) -> usize;
+
+    /// How many CPUs the machine has.
+    fn nr_cpus(&self) -> usize;
+
+    /// The calling CPU's context word (see [`crate::context`]).
+    fn preempt_count(&self) -> u32;
+
+    /// The calling CPU's innermost context.
+    fn context(&self) -> Context {
+        Context::from_preempt_count(self.preempt_count())
+    }
+
+    /// True inside an NMI handler.
+    fn in_nmi(&self) -> bool {
+        context::in_nmi(self.preempt_count())
+    }
+
+    /// True in task context.
+    fn in_task(&self) -> bool {
+        context::in_task(self.preempt_count())
+    }
+
+    /// True while the calling CPU has interrupts disabled.
+    fn irqs_disabled(&self) -> bool;
+
+    /// `local_irq_save()`: disable interrupts (not NMIs) on this CPU.
+    fn local_irq_save(&self) -> IrqFlags;
+
+    /// `local_irq_restore()`: restore the state `flags` describes; an
+    /// interrupt that arrived meanwhile runs now.
+    fn local_irq_restore(&self, flags: IrqFlags);
+
+    /// `irq_work_queue()`: ask for [`crate::Printk::irq_work`] to run on this
+    /// CPU in hardirq context as soon as interrupts are enabled.
+    fn irq_work_queue(&self);
+
+    /// Nanoseconds since the run started (`local_clock()`).
+    fn now_ns(&self) -> u64;
+
+    /// Busy-wait `ns` nanoseconds, the way a polled UART driver does.
+    fn delay_ns(&self, ns: u64);
+
+    /// The pid shown as `T<pid>` in the caller id of task-context records.
+    fn task_pid(&self) -> u32;
+
+    /// Pass the injection point `point`. Unarmed, this costs one relaxed
+    /// load; armed, it may raise an NMI right here.
+    fn point(&self, point: Point);
+
+    /// Publish "this CPU, in this context, waits for `lock`" for the
+    /// watchdog. Called once per contended acquisition.
+    fn wait_begin(&self, lock: &LockCore) -> WaitTicket;
+
+    /// Called on every spin of a published wait: true when the watchdog (or
+    /// the end of the run) has broken this wait and the caller must back out.
+    fn wait_should_abort(&self, ticket: &WaitTicket) -> bool;
+
+    /// Withdraw a published wait.
+    fn wait_end(&self, ticket: WaitTicket);
+
+    /// Push a frame on this CPU's shadow call stack.
+    fn push_frame(&self, frame: &'static Frame);
+
+    /// Pop the frame pushed last.
+    fn pop_frame(&self);
+}

@@ -1,0 +1,182 @@
+//! A console: a slow device that prints records, and the accounts of who
+//! printed what.
+//!
+//! A write busy-waits for its characters (`ns_per_char`, from the baud rate
+//! scaled by the scenario's time scale) inside whatever lock or
+//! interrupt-disabled section the design holds at that moment, because that
+//! is where the kernel spent that time. Output goes to a pre-allocated
+//! in-memory sink; what does not fit is counted, not kept.
+//!
+//! Everything here except the constructor and [`Console::output`] is
+//! callable from a signal handler.
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use crate::arch::Arch;
+use crate::record::{Meta, TextBuf, Timestamp};
+
+/// Bits per character on the wire (8N1: start + 8 data + stop).
+const BITS_PER_CHAR: u64 = 10;
+
+/// A console's speed and sink size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConsoleConfig {
+    /// Busy-wait per character written, in nanoseconds (0 = instant).
+    pub ns_per_char: u64,
+    /// Bytes of output kept in memory.
+    pub sink_bytes: usize,
+}
+
+impl ConsoleConfig {
+    /// A serial console at `baud` (0 = instant), with kernel time scaled by
+    /// `time_scale` (0.01 turns 87 µs per character at 115200 into 0.87 µs).
+    pub fn serial(baud: u32, time_scale: f64) -> ConsoleConfig {
+        let ns_per_char = if baud == 0 {
+            0
+        } else {
+            let ns = 1e9 * BITS_PER_CHAR as f64 / f64::from(baud) * time_scale;
+            ns.round() as u64
+        };
+        ConsoleConfig {
+            ns_per_char,
+            sink_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What a console did, read after the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsoleStats {
+    /// Records written.
+    pub printed: u64,
+    /// Records the console skipped because they were overwritten before it
+    /// got to them ("** N printk messages dropped **").
+    pub skipped: u64,
+    /// Longest time from a record's timestamp to its console write, ns.
+    pub max_lag_ns: u64,
+    /// Per CPU: records that CPU wrote to the console.
+    pub printed_by: Vec<u64>,
+    /// Per CPU: of those, records another CPU had produced.
+    pub printed_for_others: Vec<u64>,
+    /// Bytes of output that did not fit in the sink.
+    pub sink_overflow: u64,
+}
+
+/// One console device.
+#[derive(Debug)]
+pub struct Console {
+    ns_per_char: u64,
+    sink: Box<[AtomicU8]>,
+    sink_len: AtomicUsize,
+    sink_overflow: AtomicU64,
+    printed: AtomicU64,
+    skipped: AtomicU64,
+    max_lag_ns: AtomicU64,
+    printed_by: Box<[AtomicU64]>,
+    printed_for_others: Box<[AtomicU64]>,
+}
+
+fn counters(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl Console {
+    /// A console for a machine of `nr_cpus` CPUs.
+    pub fn new(config: ConsoleConfig, nr_cpus: usize) -> Console {
+        Console {
+            ns_per_char: config.ns_per_char,
+            sink: (0..config.sink_bytes).map(|_| AtomicU8::new(0)).collect(),
+            sink_len: AtomicUsize::new(0),
+            sink_overflow: AtomicU64::new(0),
+            printed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            max_lag_ns: AtomicU64::new(0),
+            printed_by: counters(nr_cpus),
+            printed_for_others: counters(nr_cpus),
+        }
+    }
+
+    /// Write one record as the console shows it, `[ts] text`, busy-waiting
+    /// for every character.
+    pub fn write_record<A: Arch>(&self, arch: &A, meta: &Meta, text: &[u8]) {
+        let mut line = TextBuf::<{ crate::record::TEXT_MAX + 32 }>::new();
+        let _ = write!(line, "{} ", Timestamp(meta.ts_ns));
+        line.push_bytes(text);
+        line.push_bytes(b"\n");
+        self.emit(arch, line.as_bytes());
+        let me = arch.this_cpu();
+        self.printed.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.printed_by.get(me) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if meta.cpu != me {
+            if let Some(c) = self.printed_for_others.get(me) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let lag = arch.now_ns().saturating_sub(meta.ts_ns);
+        self.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
+    }
+
+    /// Tell the reader that `n` records were overwritten before the console
+    /// reached them, the way the kernel's console_unlock() does.
+    pub fn write_dropped<A: Arch>(&self, arch: &A, n: u64) {
+        let mut line = TextBuf::<64>::new();
+        let _ = writeln!(line, "** {n} printk messages dropped **");
+        self.emit(arch, line.as_bytes());
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn emit<A: Arch>(&self, arch: &A, bytes: &[u8]) {
+        if self.ns_per_char > 0 {
+            arch.delay_ns(self.ns_per_char * bytes.len() as u64);
+        }
+        let at = self.sink_len.fetch_add(bytes.len(), Ordering::Relaxed);
+        for (i, b) in bytes.iter().enumerate() {
+            match self.sink.get(at + i) {
+                Some(slot) => slot.store(*b, Ordering::Relaxed),
+                None => {
+                    let lost = (bytes.len() - i) as u64;
+                    self.sink_overflow.fetch_add(lost, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The accounts so far.
+    pub fn stats(&self) -> ConsoleStats {
+        let load = |v: &[AtomicU64]| v.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        ConsoleStats {
+            printed: self.printed.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            max_lag_ns: self.max_lag_ns.load(Ordering::Relaxed),
+            printed_by: load(&self.printed_by),
+            printed_for_others: load(&self.printed_for_others),
+            sink_overflow: self.sink_overflow.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What was printed, for after the run.
+    pub fn output(&self) -> Vec<u8> {
+        let len = self.sink_len.load(Ordering::Acquire).min(self.sink.len());
+        self.sink
+            .iter()
+            .take(len)
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_speed_scales_with_time() {
+        assert_eq!(ConsoleConfig::serial(115_200, 1.0).ns_per_char, 86_806);
+        assert_eq!(ConsoleConfig::serial(115_200, 0.01).ns_per_char, 868);
+        assert_eq!(ConsoleConfig::serial(0, 0.01).ns_per_char, 0);
+    }
+}

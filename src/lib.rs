@@ -1,0 +1,35 @@
+//! `klog`: the kernel side of printk-sim.
+//!
+//! Everything here is written the way kernel code is written against its
+//! architecture: through one trait, [`Arch`], that answers "which CPU am I",
+//! "what context am I in", masks interrupts, raises irq_work, reads the
+//! clock, busy-waits, marks injection points and decides whether a spinning
+//! wait must give up. The printk designs ([`printk`]), their locks
+//! ([`lock`]), records ([`record`]) and consoles ([`console`]) live here.
+//!
+//! What this crate must never do: spawn a thread, install a signal handler,
+//! read a real clock or draw a random number. The machine that does those
+//! things is the `printk-sim` crate; tests use a fake [`Arch`].
+//!
+//! Every path a design's `printk` can take is callable from a signal
+//! handler: no allocation, no std or parking_lot locks, no printing, no
+//! panics (SPEC §8). Allocation happens only in constructors and in the
+//! after-the-run readers ([`printk::Printk::records`]).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod arch;
+pub mod console;
+pub mod context;
+pub mod lock;
+pub mod point;
+pub mod printk;
+pub mod record;
+pub mod testing;
+
+pub use arch::{Arch, Frame, IrqFlags, WaitTicket};
+pub use context::Context;
+pub use lock::{Broken, LockCore, Owner, RawSpinLock, Semaphore};
+pub use point::Point;
+pub use printk::{Accounts, DesignConfig, Printk};
+pub use record::{Level, Record};

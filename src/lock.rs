@@ -1,0 +1,284 @@
+//! Locks of the kernel side: `RawSpinLock` and the `Semaphore` used for
+//! `console_sem`.
+//!
+//! Both keep their owner in the lock word itself, so there is never a
+//! "locked, owner unknown" window for the watchdog to misread. A contended
+//! acquisition publishes its wait through [`Arch::wait_begin`], spins, and
+//! asks [`Arch::wait_should_abort`] on every spin; when the watchdog breaks a
+//! deadlock the acquisition returns [`Broken`] and the caller backs out.
+//!
+//! Owner word (`u64`):
+//!
+//! ```text
+//!  63        48 47          32 31     18 17   16 15            0
+//! +------------+--------------+---------+-------+---------------+
+//! |  (unused)  | point id + 1 | (unused)|  ctx  |    cpu + 1    |
+//! +------------+--------------+---------+-------+---------------+
+//! ```
+//!
+//! | word                | meaning                                    |
+//! |---------------------|--------------------------------------------|
+//! | `0`                 | free                                       |
+//! | `cpu+1 != 0`        | held by `cpu` in context `ctx` (0..=3)     |
+//! | `point id + 1 == 0` | acquired at no named point                 |
+//!
+//! Nothing here allocates, and every method is callable from a signal
+//! handler.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::{Arch, IrqFlags};
+use crate::context::Context;
+use crate::point::{self, Point};
+
+/// The watchdog broke this wait (or the run ended): back out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Broken;
+
+/// Who holds a lock, decoded from its owner word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The holding CPU.
+    pub cpu: usize,
+    /// The context it acquired the lock in.
+    pub context: Context,
+    /// The point the holder acquired it at, if named.
+    pub point: Option<Point>,
+}
+
+impl Owner {
+    fn encode(cpu: usize, context: Context, at: Option<Point>) -> u64 {
+        let point = at.map_or(0, |p| u64::from(p.id) + 1);
+        (cpu as u64 + 1) & 0xffff | u64::from(context.level()) << 16 | point << 32
+    }
+
+    fn decode(word: u64) -> Option<Owner> {
+        let cpu = word & 0xffff;
+        if cpu == 0 {
+            return None;
+        }
+        let point = (word >> 32) & 0xffff;
+        Some(Owner {
+            cpu: cpu as usize - 1,
+            context: Context::from_level(((word >> 16) & 3) as u8),
+            point: point
+                .checked_sub(1)
+                .and_then(|id| point::ALL.get(id as usize).copied()),
+        })
+    }
+}
+
+/// The part of every lock the watchdog reads: a name and the owner word.
+#[derive(Debug)]
+pub struct LockCore {
+    name: &'static str,
+    owner: AtomicU64,
+}
+
+impl LockCore {
+    /// A free lock called `name`; the name is also its lockdep class.
+    pub const fn new(name: &'static str) -> LockCore {
+        LockCore {
+            name,
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The current owner, if held.
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::decode(self.owner.load(Ordering::Relaxed))
+    }
+
+    /// An identity for the wait registry: the lock's address.
+    pub fn id(&self) -> usize {
+        self as *const LockCore as usize
+    }
+
+    fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
+        let tag = Owner::encode(arch.this_cpu(), arch.context(), at);
+        // Acquire pairs with the Release in `release`: the previous holder's
+        // critical section happens before ours.
+        self.owner
+            .compare_exchange(0, tag, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn spin_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> Result<(), Broken> {
+        if self.try_acquire(arch, at) {
+            return Ok(());
+        }
+        let ticket = arch.wait_begin(self);
+        loop {
+            core::hint::spin_loop();
+            if self.owner.load(Ordering::Relaxed) == 0 && self.try_acquire(arch, at) {
+                arch.wait_end(ticket);
+                return Ok(());
+            }
+            if arch.wait_should_abort(&ticket) {
+                arch.wait_end(ticket);
+                return Err(Broken);
+            }
+        }
+    }
+
+    fn release(&self) {
+        // Release pairs with the Acquire in `try_acquire`.
+        self.owner.store(0, Ordering::Release);
+    }
+}
+
+/// `raw_spinlock_t` protecting a `T`: spins, never sleeps, and is therefore
+/// the lock an NMI deadlocks on when it lands on the holder.
+pub struct RawSpinLock<T> {
+    core: LockCore,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is only reachable through a guard, and a guard exists only
+// while the owner word names its holder, so at most one thread (or one
+// context of one thread) accesses `data` at a time; `T: Send` lets it move
+// between the threads that take turns.
+unsafe impl<T: Send> Sync for RawSpinLock<T> {}
+
+impl<T> RawSpinLock<T> {
+    /// A free lock named `name` around `data`.
+    pub const fn new(name: &'static str, data: T) -> RawSpinLock<T> {
+        RawSpinLock {
+            core: LockCore::new(name),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// What the watchdog reads.
+    pub fn core(&self) -> &LockCore {
+        &self.core
+    }
+
+    /// `raw_spin_lock()`: spin until acquired or broken. `at` names the point
+    /// the holder will be reported at.
+    pub fn lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Result<SpinGuard<'_, T>, Broken> {
+        self.core.spin_acquire(arch, at)?;
+        Ok(SpinGuard { lock: self })
+    }
+
+    /// `raw_spin_lock_irqsave()`: disable interrupts, then spin. On
+    /// [`Broken`] the interrupts are already restored.
+    pub fn lock_irqsave<A: Arch>(
+        &self,
+        arch: &A,
+        at: Option<Point>,
+    ) -> Result<(SpinGuard<'_, T>, IrqFlags), Broken> {
+        let flags = arch.local_irq_save();
+        match self.lock(arch, at) {
+            Ok(guard) => Ok((guard, flags)),
+            Err(broken) => {
+                arch.local_irq_restore(flags);
+                Err(broken)
+            }
+        }
+    }
+
+    /// `raw_spin_trylock()`: one attempt, never spins.
+    pub fn try_lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Option<SpinGuard<'_, T>> {
+        self.core
+            .try_acquire(arch, at)
+            .then_some(SpinGuard { lock: self })
+    }
+
+    /// Access without locking, for the after-the-run readers.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+/// Proof of holding a [`RawSpinLock`]; releases it when dropped.
+pub struct SpinGuard<'a, T> {
+    lock: &'a RawSpinLock<T>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while this thread holds the lock.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard exists only while this thread holds the lock, and
+        // `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.core.release();
+    }
+}
+
+/// A binary semaphore used as `console_sem`: `down_trylock()` never waits
+/// and `up()` may be called by whoever holds it, including a CPU the
+/// semaphore was handed to.
+#[derive(Debug)]
+pub struct Semaphore {
+    core: LockCore,
+}
+
+impl Semaphore {
+    /// A free semaphore named `name`.
+    pub const fn new(name: &'static str) -> Semaphore {
+        Semaphore {
+            core: LockCore::new(name),
+        }
+    }
+
+    /// What the watchdog reads.
+    pub fn core(&self) -> &LockCore {
+        &self.core
+    }
+
+    /// `down_trylock()`: take the semaphore if it is free; true on success.
+    pub fn try_down<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
+        self.core.try_acquire(arch, at)
+    }
+
+    /// `up()`: release it.
+    pub fn up(&self) {
+        self.core.release();
+    }
+
+    /// Who holds it.
+    pub fn owner(&self) -> Option<Owner> {
+        self.core.owner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_word_round_trips() {
+        let w = Owner::encode(5, Context::Nmi, Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED));
+        assert_eq!(
+            Owner::decode(w),
+            Some(Owner {
+                cpu: 5,
+                context: Context::Nmi,
+                point: Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED)
+            })
+        );
+        assert_eq!(Owner::decode(0), None);
+        let w = Owner::encode(0, Context::Task, None);
+        assert_eq!(Owner::decode(w).map(|o| o.point), Some(None));
+    }
+}

@@ -1,0 +1,243 @@
+//! The printk designs: one trait, one module per design.
+//!
+//! A design's `printk` is callable from any context (task, hardirq, NMI),
+//! allocates nothing, takes no std or parking_lot lock, formats into a
+//! fixed stack buffer with `core::fmt`, and never fails its caller: what it
+//! cannot store it counts. Every design keeps exact accounts:
+//!
+//! ```text
+//! attempted = stored + dropped + lost_in_deadlock
+//! stored    = readable + overwritten
+//! ```
+//!
+//! `attempted` includes the lines a design prints about itself (such as
+//! legacy's "BUG: recent printk recursion!"), counted separately as
+//! `internal`.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::Arch;
+use crate::console::{Console, ConsoleConfig, ConsoleStats};
+use crate::lock::LockCore;
+use crate::point::{self, Point};
+use crate::record::{Level, Record};
+
+pub mod legacy;
+pub mod lockless;
+
+/// What a design needs to know about the machine it runs on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DesignConfig {
+    /// Number of CPUs.
+    pub nr_cpus: usize,
+    /// Main log buffer size in bytes (a power of two).
+    pub buffer_size: usize,
+    /// The console.
+    pub console: ConsoleConfig,
+}
+
+/// A design's message accounts after a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accounts {
+    /// printk calls, plus the design's own lines.
+    pub attempted: u64,
+    /// Records that reached the buffer.
+    pub stored: u64,
+    /// Messages the design chose to drop (recursion, a failed trylock, no
+    /// room), counted.
+    pub dropped: u64,
+    /// Messages whose printk was broken out of a deadlock.
+    pub lost_in_deadlock: u64,
+    /// Stored records later overwritten by newer ones.
+    pub overwritten: u64,
+    /// Records still in the buffer at the end.
+    pub readable: u64,
+    /// Records that reached the console.
+    pub printed: u64,
+    /// Of `attempted`, the lines the design printed about itself.
+    pub internal: u64,
+}
+
+impl Accounts {
+    /// Whether both account identities hold.
+    pub fn balanced(&self) -> bool {
+        self.attempted == self.stored + self.dropped + self.lost_in_deadlock
+            && self.stored == self.readable + self.overwritten
+    }
+}
+
+/// The counters behind [`Accounts`], updated from any context.
+#[derive(Debug, Default)]
+pub struct Counters {
+    attempted: AtomicU64,
+    stored: AtomicU64,
+    dropped: AtomicU64,
+    lost_in_deadlock: AtomicU64,
+    overwritten: AtomicU64,
+    internal: AtomicU64,
+}
+
+impl Counters {
+    /// A printk call began.
+    pub fn attempt(&self) {
+        self.attempted.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The design is about to store a line of its own.
+    pub fn attempt_internal(&self) {
+        self.attempted.fetch_add(1, Ordering::Relaxed);
+        self.internal.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A record reached the buffer.
+    pub fn store(&self) {
+        self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A message was dropped on purpose.
+    pub fn drop_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A message was lost because its printk was broken out of a deadlock.
+    pub fn lose_in_deadlock(&self) {
+        self.lost_in_deadlock.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A stored record was overwritten.
+    pub fn overwrite(&self, n: u64) {
+        self.overwritten.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The accounts, given what is still readable and the console's stats.
+    pub fn accounts(&self, readable: u64, console: &ConsoleStats) -> Accounts {
+        Accounts {
+            attempted: self.attempted.load(Ordering::Relaxed),
+            stored: self.stored.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            lost_in_deadlock: self.lost_in_deadlock.load(Ordering::Relaxed),
+            overwritten: self.overwritten.load(Ordering::Relaxed),
+            readable,
+            printed: console.printed,
+            internal: self.internal.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One printk design.
+pub trait Printk<A: Arch>: Send + Sync {
+    /// The design's name (`legacy`, `lockless`, ...).
+    fn name(&self) -> &'static str;
+
+    /// `printk()`: format and store a message, and print to the console if
+    /// this design does that here. Callable from any context.
+    fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>);
+
+    /// The design's irq_work, run in hardirq context after
+    /// [`Arch::irq_work_queue`].
+    fn irq_work(&self, arch: &A);
+
+    /// The accounts, read from the counters and the buffer itself. Only
+    /// after the run, when every CPU has stopped.
+    fn accounts(&mut self) -> Accounts;
+
+    /// The records left in the buffer, oldest first. Only after the run.
+    fn records(&mut self) -> Vec<Record>;
+
+    /// The locks the watchdog may find CPUs waiting for.
+    fn locks(&self) -> Vec<&LockCore>;
+
+    /// The design's console.
+    fn console(&self) -> &Console;
+}
+
+/// An injection point as one design uses it.
+#[derive(Clone, Copy, Debug)]
+pub struct PointUse {
+    /// The point.
+    pub point: Point,
+    /// What is happening there in this design.
+    pub about: &'static str,
+}
+
+/// A design as the catalogue lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct DesignInfo {
+    /// The name scenarios and the command line use.
+    pub name: &'static str,
+    /// One line: what it models.
+    pub summary: &'static str,
+    /// The injection points this design passes.
+    pub points: &'static [PointUse],
+}
+
+impl DesignInfo {
+    /// Whether this design passes `point`.
+    pub fn has_point(&self, point: Point) -> bool {
+        self.points.iter().any(|u| u.point == point)
+    }
+
+    /// A design of this kind for a machine described by `config`.
+    pub fn build<A: Arch + 'static>(&self, config: &DesignConfig) -> Box<dyn Printk<A>> {
+        match self.name {
+            "legacy" => Box::new(legacy::Legacy::new(config)),
+            _ => Box::new(lockless::Lockless::new(config)),
+        }
+    }
+}
+
+/// Every design, in history order.
+pub const DESIGNS: &[DesignInfo] = &[
+    DesignInfo {
+        name: "legacy",
+        summary: "3.x/4.x printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records",
+        points: &[
+            PointUse {
+                point: point::VPRINTK_LOCK_ACQUIRED,
+                about: "vprintk_emit() took logbuf_lock, logbuf_cpu not yet set: an NMI here deadlocks",
+            },
+            PointUse {
+                point: point::VPRINTK_LOGBUF_LOCKED,
+                about: "vprintk_emit() holds logbuf_lock with logbuf_cpu set: an NMI here loses its message to the recursion check",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+                about: "console_unlock() copies a record under logbuf_lock: an NMI here deadlocks",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_WRITE,
+                about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free",
+            },
+        ],
+    },
+    DesignInfo {
+        name: "lockless",
+        summary: "5.10-style lockless ring: no lock on the write path, console deferred from NMI",
+        points: &[
+            PointUse {
+                point: point::VPRINTK_LOGBUF_LOCKED,
+                about: "a record is reserved and not yet committed (legacy's locked window; no lock here)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+                about: "the console loop copies a record out of the ring (where legacy holds logbuf_lock; no lock here)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_WRITE,
+                about: "the console loop writes a record to the console, holding only console_sem",
+            },
+            PointUse {
+                point: point::PRB_RESERVED,
+                about: "a slot is reserved, its text not yet written",
+            },
+            PointUse {
+                point: point::PRB_BEFORE_COMMIT,
+                about: "the text is written, the slot not yet committed",
+            },
+            PointUse {
+                point: point::PRB_READ_COPIED,
+                about: "a reader copied a record and has not re-validated it yet",
+            },
+        ],
+    },
+];
+
+/// The design called `name`.
+pub fn design(name: &str) -> Option<&'static DesignInfo> {
+    DESIGNS.iter().find(|d| d.name == name)
+}

@@ -1,0 +1,236 @@
+//! The record every design stores, its level and caller id, and the
+//! fixed-size stack buffer printk formats into.
+
+use core::fmt;
+
+use crate::context::Context;
+
+/// Longest record text a design stores, in bytes (the kernel's
+/// `PRINTKRB_RECORD_MAX`); longer messages are truncated.
+pub const TEXT_MAX: usize = 1024;
+
+/// Kernel log levels, `KERN_EMERG` (0) to `KERN_DEBUG` (7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// 0: system is unusable.
+    Emerg = 0,
+    /// 1: action must be taken immediately.
+    Alert = 1,
+    /// 2: critical conditions.
+    Crit = 2,
+    /// 3: error conditions.
+    Err = 3,
+    /// 4: warning conditions.
+    Warning = 4,
+    /// 5: normal but significant.
+    Notice = 5,
+    /// 6: informational.
+    Info = 6,
+    /// 7: debug-level messages.
+    Debug = 7,
+}
+
+impl Level {
+    /// Every level, most severe first.
+    pub const ALL: [Level; 8] = [
+        Level::Emerg,
+        Level::Alert,
+        Level::Crit,
+        Level::Err,
+        Level::Warning,
+        Level::Notice,
+        Level::Info,
+        Level::Debug,
+    ];
+
+    /// The level with this number (values above 7 clamp to `Debug`).
+    pub fn from_u8(n: u8) -> Level {
+        Level::ALL[usize::from(n.min(7))]
+    }
+
+    /// The name used in scenario files and by `dmesg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Emerg => "emerg",
+            Level::Alert => "alert",
+            Level::Crit => "crit",
+            Level::Err => "err",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+
+    /// The level called `name`.
+    pub fn by_name(name: &str) -> Option<Level> {
+        Level::ALL.iter().copied().find(|l| l.name() == name)
+    }
+}
+
+/// `CONFIG_PRINTK_CALLER`'s caller id: the pid in task context, the CPU
+/// with the top bit set elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallerId(pub u32);
+
+impl CallerId {
+    const CPU_FLAG: u32 = 0x8000_0000;
+
+    /// The caller id of a printk from `context` on `cpu` by task `pid`.
+    pub fn new(context: Context, cpu: usize, pid: u32) -> CallerId {
+        if context == Context::Task {
+            CallerId(pid & !Self::CPU_FLAG)
+        } else {
+            CallerId(Self::CPU_FLAG | cpu as u32)
+        }
+    }
+}
+
+impl fmt::Display for CallerId {
+    /// `T<pid>` or `C<cpu>`, as `CONFIG_PRINTK_CALLER` shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 & Self::CPU_FLAG != 0 {
+            write!(f, "C{}", self.0 & !Self::CPU_FLAG)
+        } else {
+            write!(f, "T{}", self.0)
+        }
+    }
+}
+
+/// One stored record, as read back after a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Sequence number, 0 for the first record of the run.
+    pub seq: u64,
+    /// Nanoseconds since the run started.
+    pub ts_ns: u64,
+    /// The CPU that printed it.
+    pub cpu: usize,
+    /// The context it was printed from.
+    pub context: Context,
+    /// `T<pid>` / `C<cpu>`.
+    pub caller: CallerId,
+    /// Log level.
+    pub level: Level,
+    /// Syslog facility (0 = kernel).
+    pub facility: u8,
+    /// The text, without a trailing newline.
+    pub text: String,
+    /// A continuation fragment (`LOG_CONT`).
+    pub cont: bool,
+}
+
+/// Record metadata as a design keeps it while storing (no text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Nanoseconds since the run started.
+    pub ts_ns: u64,
+    /// Printing CPU.
+    pub cpu: usize,
+    /// Printing context.
+    pub context: Context,
+    /// Caller id.
+    pub caller: CallerId,
+    /// Level.
+    pub level: Level,
+    /// Continuation fragment.
+    pub cont: bool,
+}
+
+/// A fixed buffer on the stack that `core::fmt` writes into, truncating
+/// what does not fit. Never allocates, never fails.
+pub struct TextBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    truncated: bool,
+}
+
+impl<const N: usize> TextBuf<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        TextBuf {
+            buf: [0; N],
+            len: 0,
+            truncated: false,
+        }
+    }
+
+    /// The bytes written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Whether something did not fit.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Append raw bytes, truncating.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        let room = N - self.len;
+        let n = bytes.len().min(room);
+        if n < bytes.len() {
+            self.truncated = true;
+        }
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
+        }
+    }
+
+    /// Drop a trailing newline, as printk does (it becomes `LOG_NEWLINE`).
+    pub fn strip_newline(&mut self) {
+        if self.len > 0 && self.buf.get(self.len - 1) == Some(&b'\n') {
+            self.len -= 1;
+        }
+    }
+
+    /// Format `args` into the buffer.
+    pub fn format(&mut self, args: fmt::Arguments<'_>) {
+        // `write_str` below never fails, so neither does this.
+        let _ = fmt::write(self, args);
+    }
+}
+
+impl<const N: usize> Default for TextBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for TextBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The console/syslog timestamp prefix `[SSSSS.UUUUUU] `.
+pub struct Timestamp(pub u64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.0 / 1000;
+        write!(f, "[{:5}.{:06}]", us / 1_000_000, us % 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn textbuf_truncates_without_failing() {
+        let mut b = TextBuf::<8>::new();
+        b.format(format_args!("{}-{}", 1234, "abcdefgh"));
+        assert_eq!(b.as_bytes(), b"1234-abc");
+        assert!(b.truncated());
+    }
+
+    #[test]
+    fn caller_id_and_timestamp_format_like_the_kernel() {
+        assert_eq!(CallerId::new(Context::Task, 3, 120).to_string(), "T120");
+        assert_eq!(CallerId::new(Context::Nmi, 3, 120).to_string(), "C3");
+        assert_eq!(Timestamp(1_234_567_891).to_string(), "[    1.234567]");
+    }
+}

@@ -1,0 +1,122 @@
+//! A fake [`Arch`] for unit tests and benchmarks of the kernel side: one
+//! CPU per instance, a counter for a clock, no signals.
+//!
+//! It is not a simulation of interrupts. Code that must really be
+//! interrupted runs on the `printk-sim` machine.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::arch::{Arch, Frame, IrqFlags, WaitTicket};
+use crate::context::Context;
+use crate::lock::LockCore;
+use crate::point::Point;
+
+/// A hook run when the fake passes an armed point.
+pub type PointHook = fn(&FakeArch, Point);
+
+/// The fake machine.
+#[derive(Debug)]
+pub struct FakeArch {
+    cpu: usize,
+    nr_cpus: usize,
+    /// The context word; tests may set it.
+    pub preempt_count: AtomicU32,
+    irqs_off: AtomicBool,
+    clock: AtomicU64,
+    /// How many times `irq_work_queue` was called.
+    pub irq_work_raised: AtomicU64,
+    /// Spins a wait gets before it is broken (a fake has no watchdog).
+    pub spin_budget: u64,
+    /// How many waits were broken.
+    pub waits_broken: AtomicU64,
+    spins: AtomicU64,
+    hook: Option<(Point, PointHook)>,
+    in_hook: AtomicBool,
+}
+
+impl FakeArch {
+    /// CPU `cpu` of `nr_cpus`, in task context, interrupts on.
+    pub fn new(cpu: usize, nr_cpus: usize) -> FakeArch {
+        FakeArch {
+            cpu,
+            nr_cpus,
+            preempt_count: AtomicU32::new(0),
+            irqs_off: AtomicBool::new(false),
+            clock: AtomicU64::new(0),
+            irq_work_raised: AtomicU64::new(0),
+            spin_budget: 1000,
+            waits_broken: AtomicU64::new(0),
+            spins: AtomicU64::new(0),
+            hook: None,
+            in_hook: AtomicBool::new(false),
+        }
+    }
+
+    /// Run `hook` (once at a time, not re-entered) when `point` is passed.
+    pub fn with_hook(mut self, point: Point, hook: PointHook) -> FakeArch {
+        self.hook = Some((point, hook));
+        self
+    }
+}
+
+impl Arch for FakeArch {
+    fn this_cpu(&self) -> usize {
+        self.cpu
+    }
+    fn nr_cpus(&self) -> usize {
+        self.nr_cpus
+    }
+    fn preempt_count(&self) -> u32 {
+        self.preempt_count.load(Ordering::Relaxed)
+    }
+    fn irqs_disabled(&self) -> bool {
+        self.irqs_off.load(Ordering::Relaxed)
+    }
+    fn local_irq_save(&self) -> IrqFlags {
+        IrqFlags {
+            was_disabled: self.irqs_off.swap(true, Ordering::Relaxed),
+        }
+    }
+    fn local_irq_restore(&self, flags: IrqFlags) {
+        self.irqs_off.store(flags.was_disabled, Ordering::Relaxed);
+    }
+    fn irq_work_queue(&self) {
+        self.irq_work_raised.fetch_add(1, Ordering::Relaxed);
+    }
+    fn now_ns(&self) -> u64 {
+        self.clock.fetch_add(1000, Ordering::Relaxed)
+    }
+    fn delay_ns(&self, ns: u64) {
+        self.clock.fetch_add(ns, Ordering::Relaxed);
+    }
+    fn task_pid(&self) -> u32 {
+        100 + self.cpu as u32
+    }
+    fn point(&self, point: Point) {
+        if let Some((p, hook)) = self.hook {
+            if p == point && !self.in_hook.swap(true, Ordering::Relaxed) {
+                hook(self, point);
+                self.in_hook.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+    fn wait_begin(&self, _lock: &LockCore) -> WaitTicket {
+        self.spins.store(0, Ordering::Relaxed);
+        WaitTicket {
+            cpu: self.cpu,
+            context: Context::from_preempt_count(self.preempt_count()),
+            seq: 0,
+        }
+    }
+    fn wait_should_abort(&self, ticket: &WaitTicket) -> bool {
+        let _ = ticket;
+        if self.spins.fetch_add(1, Ordering::Relaxed) + 1 >= self.spin_budget {
+            self.waits_broken.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+    fn wait_end(&self, _ticket: WaitTicket) {}
+    fn push_frame(&self, _frame: &'static Frame) {}
+    fn pop_frame(&self) {}
+}
