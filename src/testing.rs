@@ -31,7 +31,7 @@ pub struct FakeArch {
     pub waits_broken: AtomicU64,
     spins: AtomicU64,
     hook: Option<(Point, PointHook)>,
-    in_hook: AtomicBool,
+    hook_fired: AtomicBool,
 }
 
 impl FakeArch {
@@ -48,11 +48,11 @@ impl FakeArch {
             waits_broken: AtomicU64::new(0),
             spins: AtomicU64::new(0),
             hook: None,
-            in_hook: AtomicBool::new(false),
+            hook_fired: AtomicBool::new(false),
         }
     }
 
-    /// Run `hook` (once at a time, not re-entered) when `point` is passed.
+    /// Run `hook` the first time `point` is passed.
     pub fn with_hook(mut self, point: Point, hook: PointHook) -> FakeArch {
         self.hook = Some((point, hook));
         self
@@ -94,9 +94,8 @@ impl Arch for FakeArch {
     }
     fn point(&self, point: Point) {
         if let Some((p, hook)) = self.hook {
-            if p == point && !self.in_hook.swap(true, Ordering::Relaxed) {
+            if p == point && !self.hook_fired.swap(true, Ordering::Relaxed) {
                 hook(self, point);
-                self.in_hook.store(false, Ordering::Relaxed);
             }
         }
     }

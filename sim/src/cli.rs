@@ -67,6 +67,8 @@ struct RunArgs {
 
 enum Failure {
     Input(InputError),
+    /// Bad input, already reported.
+    InputReported,
     Expect(Vec<String>),
     Internal(String),
 }
@@ -110,6 +112,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+        Err(Failure::InputReported) => ExitCode::from(2),
         Err(Failure::Expect(failed)) => {
             for f in failed {
                 eprintln!("expectation failed: {f}");
@@ -264,18 +267,19 @@ fn list(points: bool) {
 }
 
 fn check(names: &[String]) -> Result<(), Failure> {
-    let mut first_error = None;
+    let mut failed = false;
     for name in names {
         match scenario::load(name).and_then(|s| s.plan(&Overrides::default()).map(|_| s)) {
             Ok(s) => println!("ok {name} ({})", s.name()),
             Err(e) => {
                 eprintln!("error: {e}");
-                first_error.get_or_insert(e);
+                failed = true;
             }
         }
     }
-    match first_error {
-        None => Ok(()),
-        Some(e) => Err(Failure::Input(e)),
+    if failed {
+        Err(Failure::InputReported)
+    } else {
+        Ok(())
     }
 }

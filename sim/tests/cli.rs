@@ -1,0 +1,309 @@
+//! The command line end to end: the binary, its output, its exit statuses.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_printk-sim"))
+}
+
+fn sim(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const GOOD: &str = r#"name = "t"
+summary = "a test"
+cpus = 2
+duration_ms = 50
+
+[watchdog]
+threshold_ms = 20
+
+[[task]]
+cpus = "all"
+printk_hz = 1000
+
+[[nmi]]
+kind = "at_point"
+point = "console_unlock:logbuf_locked"
+cpu = 1
+"#;
+
+fn scenario_file(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("printk-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn flagship_json_names_the_deadlock() {
+    let out = sim(&["run", "nmi-in-console-unlock", "--json", "-"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scenario"], "nmi-in-console-unlock");
+    assert_eq!(v["cpus"], 2);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let legacy = &runs[0];
+    assert_eq!(legacy["design"], "legacy");
+    assert_eq!(legacy["outcome"], "deadlock");
+    let f = &legacy["findings"][0];
+    assert_eq!(f["kind"], "deadlock");
+    assert_eq!(f["cpu"], 0);
+    assert_eq!(f["context"], "nmi");
+    assert_eq!(f["lock"], "logbuf_lock");
+    assert_eq!(f["holder_cpu"], 0);
+    assert_eq!(f["holder_context"], "task");
+    assert_eq!(f["point"], "console_unlock:logbuf_locked");
+    assert_eq!(
+        f["cycle"],
+        serde_json::json!(["cpu0/nmi", "logbuf_lock", "cpu0/task"])
+    );
+    let after = f["detected_after_ms"].as_f64().unwrap();
+    assert!((100.0..=200.0).contains(&after), "{after}");
+    let lockless = &runs[1];
+    assert_eq!(lockless["design"], "lockless");
+    assert_eq!(lockless["outcome"], "clean");
+    for r in runs {
+        let m = &r["messages"];
+        let n = |k: &str| m[k].as_u64().unwrap();
+        assert_eq!(
+            n("attempted"),
+            n("stored") + n("dropped") + n("lost_in_deadlock")
+        );
+        assert_eq!(n("stored"), n("readable") + n("overwritten"));
+    }
+    assert_eq!(lockless["messages"]["lost_in_deadlock"], 0);
+    assert_eq!(lockless["messages"]["dropped"], 0);
+    // The splat went to stderr.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cpu0/nmi -> logbuf_lock -> cpu0/task"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bare_command_runs_the_flagship_side_by_side() {
+    let out = bin().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = text(&out.stdout);
+    let outcome = table.lines().find(|l| l.starts_with("outcome")).unwrap();
+    assert!(
+        outcome.contains("DEADLOCK") && outcome.contains("CLEAN"),
+        "{table}"
+    );
+    assert!(table.contains("reproduce: printk-sim run nmi-in-console-unlock --seed 1"));
+}
+
+#[test]
+fn a_failed_expectation_exits_3() {
+    let out = sim(&[
+        "run",
+        "nmi-in-console-unlock",
+        "--design",
+        "legacy",
+        "--duration-ms",
+        "150",
+        "--expect",
+        "legacy=clean",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("legacy: expected clean, got deadlock"));
+    // The scenario's own [expect] holds: exit 0.
+    let out = sim(&["run", "nmi-in-console-unlock", "--duration-ms", "150"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn list_and_check() {
+    let out = sim(&["list", "--points"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    for needle in [
+        "nmi-in-console-unlock",
+        "nmi-in-vprintk-window",
+        "nmi-storm",
+        "legacy",
+        "lockless",
+        "console_unlock:logbuf_locked",
+        "vprintk:logbuf_locked",
+        "prb:reserved",
+    ] {
+        assert!(s.contains(needle), "{needle} missing from:\n{s}");
+    }
+    let good = scenario_file("good.toml", GOOD);
+    let out = sim(&[
+        "check",
+        "nmi-in-console-unlock",
+        "nmi-in-vprintk-window",
+        "nmi-storm",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A bad scenario: exit 2, a message naming file, line, column and key, and
+/// nothing run (no table, no splat).
+fn rejected(name: &str, body: &str, line: usize, key: &str, says: &str) {
+    let path = scenario_file(name, body);
+    let p = path.to_str().unwrap();
+    for cmd in ["run", "check"] {
+        let out = sim(&[cmd, p]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd} {name}: {err}");
+        assert!(
+            out.stdout.is_empty() || cmd == "check",
+            "{cmd} {name} ran: {}",
+            text(&out.stdout)
+        );
+        let want = format!("{p}:{line}:");
+        assert!(err.contains(&want), "{name}: `{want}` not in {err}");
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{name}: key `{key}` not in {err}"
+        );
+        assert!(err.contains(says), "{name}: `{says}` not in {err}");
+        assert!(
+            !err.contains("DEADLOCK") && !err.contains("WARNING"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_scenarios_exit_2_naming_file_line_and_key() {
+    rejected(
+        "unknown-key.toml",
+        &GOOD.replace("cpus = 2\n", "cpus = 2\ncolour = \"red\"\n"),
+        4,
+        "colour",
+        "unknown field",
+    );
+    rejected(
+        "unknown-nested-key.toml",
+        &GOOD.replace("threshold_ms = 20", "threshold_ms = 20\nbark = true"),
+        8,
+        "watchdog.bark",
+        "unknown field",
+    );
+    rejected(
+        "wrong-type.toml",
+        &GOOD.replace("cpus = 2\n", "cpus = \"two\"\n"),
+        3,
+        "cpus",
+        "invalid type",
+    );
+    rejected(
+        "zero-cpus.toml",
+        &GOOD.replace("cpus = 2\n", "cpus = 0\n"),
+        3,
+        "cpus",
+        "must be from 1 to 256, got 0",
+    );
+    rejected(
+        "cpu-out-of-range.toml",
+        &GOOD.replace("cpu = 1\n", "cpu = 5\n"),
+        16,
+        "nmi[0].cpu",
+        "CPU 5 is out of range: the machine has 2 CPU(s)",
+    );
+    rejected(
+        "task-cpus-out-of-range.toml",
+        &GOOD.replace("cpus = \"all\"", "cpus = \"0-3\""),
+        10,
+        "task[0].cpus",
+        "CPU 3 is out of range",
+    );
+    rejected(
+        "unknown-point.toml",
+        &GOOD.replace("console_unlock:logbuf_locked", "console_unlock:nowhere"),
+        15,
+        "nmi[0].point",
+        "unknown point `console_unlock:nowhere`",
+    );
+    rejected(
+        "unknown-design.toml",
+        &GOOD.replace(
+            "duration_ms = 50\n",
+            "duration_ms = 50\ndesigns = [\"legacy\", \"fancy\"]\n",
+        ),
+        5,
+        "designs",
+        "unknown design `fancy`",
+    );
+    rejected(
+        "buffer-not-power-of-two.toml",
+        &format!("{GOOD}\n[buffer]\nsize = 100000\n"),
+        19,
+        "buffer.size",
+        "power of two",
+    );
+    rejected(
+        "point-in-no-design.toml",
+        &GOOD
+            .replace(
+                "duration_ms = 50\n",
+                "duration_ms = 50\ndesigns = [\"lockless\"]\n",
+            )
+            .replace("console_unlock:logbuf_locked", "vprintk:lock_acquired"),
+        16,
+        "nmi[0].point",
+        "no design of this run (lockless) passes point `vprintk:lock_acquired`",
+    );
+    rejected(
+        "key-for-another-kind.toml",
+        &GOOD.replace("cpu = 1\n", "cpu = 1\nperiod_us = 100\n"),
+        17,
+        "nmi[0].period_us",
+        "does not apply to kind `at_point`",
+    );
+    rejected(
+        "syntax.toml",
+        &GOOD.replace("cpus = 2\n", "cpus = = 2\n"),
+        3,
+        "cpus",
+        "",
+    );
+}
+
+#[test]
+fn missing_files_and_bad_options_exit_2() {
+    let out = sim(&["run", "/nonexistent/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/scenario.toml") && err.contains("no such file"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = sim(&["run", "nmi-storm", "--design", "fancy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("`--design`: unknown design `fancy`"));
+
+    let good = scenario_file("good-for-cpus.toml", GOOD);
+    let good = good.to_str().unwrap();
+    let out = sim(&["run", good, "--cpus", "1"]);
+    assert_eq!(out.status.code(), Some(2), "the NMI's CPU 1 needs two CPUs");
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{good}:16:")), "{err}");
+    assert!(err.contains("(set by --cpus)"), "{err}");
+
+    let out = sim(&["run", "nmi-storm", "--expect", "legacy=fine"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown outcome `fine`"));
+
+    let out = sim(&["run", "nmi-storm", "--json", "/nonexistent/dir/out.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+
+    let out = sim(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,83 @@
+//! Every shipped scenario parses, plans, and has the outcome its `[expect]`
+//! table promises for every design it names; and the scenarios' own
+//! particulars hold (the recursion line, the periodic NMIs).
+
+mod common;
+
+use common::{assert_balanced, plan, run};
+use klog::{Context, Level};
+use printk_sim::runner::Outcome;
+use printk_sim::scenario::{Overrides, BUILTIN};
+
+#[test]
+fn every_shipped_scenario_meets_its_expectations() {
+    for (name, _) in BUILTIN {
+        let p = plan(name, Overrides::default());
+        assert!(!p.summary.is_empty(), "{name} has no summary");
+        for (design, want) in &p.expect {
+            let r = run(&p, design);
+            assert_balanced(&r);
+            assert_eq!(r.outcome, *want, "{name}/{design}: {:#?}", r.findings);
+        }
+    }
+}
+
+#[test]
+fn an_nmi_in_vprintks_window_loses_its_message_and_says_so() {
+    let p = plan("nmi-in-vprintk-window", Overrides::default());
+    let r = run(&p, "legacy");
+    assert_eq!(r.outcome, Outcome::Loss);
+    assert!(r.findings.is_empty(), "no deadlock: {:#?}", r.findings);
+    assert_eq!(r.nmis[0], 1);
+    assert_eq!(r.accounts.dropped, 1, "the NMI's message");
+    assert_eq!(r.accounts.internal, 1, "the recursion report");
+    assert_balanced(&r);
+    let bug: Vec<_> = r
+        .records
+        .iter()
+        .filter(|rec| rec.text == "BUG: recent printk recursion!")
+        .collect();
+    assert_eq!(bug.len(), 1);
+    assert_eq!(bug[0].level, Level::Crit);
+    assert!(
+        !r.records.iter().any(|rec| rec.context == Context::Nmi),
+        "no NMI record reached the buffer"
+    );
+
+    let r = run(&p, "lockless");
+    assert_eq!(r.outcome, Outcome::Clean);
+    assert_eq!(r.nmis[0], 1);
+    assert_eq!(r.accounts.attempted, r.accounts.stored);
+    assert_eq!(r.accounts.internal, 0);
+}
+
+#[test]
+fn the_storm_delivers_periodic_nmis_to_every_cpu() {
+    let p = plan("nmi-storm", Overrides::default());
+    let r = run(&p, "lockless");
+    // 300 ms at a 2 ms period: about 150 per CPU; latching may merge a few.
+    for (cpu, n) in r.nmis.iter().enumerate() {
+        assert!((100..=160).contains(n), "cpu{cpu} took {n} NMIs");
+    }
+    assert_eq!(
+        r.latency[3].count,
+        2 * r.nmis.iter().sum::<u64>(),
+        "two lines each"
+    );
+    assert_eq!(r.outcome, Outcome::Clean);
+    assert_balanced(&r);
+    // Records from NMI context carry the CPU as caller id.
+    let nmi = r
+        .records
+        .iter()
+        .find(|rec| rec.context == Context::Nmi)
+        .unwrap();
+    assert_eq!(nmi.caller.to_string(), format!("C{}", nmi.cpu));
+    let task = r
+        .records
+        .iter()
+        .find(|rec| rec.context == Context::Task)
+        .unwrap();
+    assert!(task.caller.to_string().starts_with('T'));
+    assert!(task.text.starts_with(&format!("cpu{} task #", task.cpu)));
+}

@@ -1,0 +1,179 @@
+//! The designs on a fake `Arch`: what they store, in what order, how they
+//! overwrite, and that their accounts balance. The same bodies run against
+//! every design. (Real interrupts are the simulator's business; here the
+//! fake's point hook only stands in for re-entry to check the designs'
+//! bookkeeping.)
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+
+use klog::console::ConsoleConfig;
+use klog::context::{HARDIRQ_OFFSET, NMI_OFFSET};
+use klog::printk::{legacy::Legacy, DesignConfig, DESIGNS};
+use klog::testing::FakeArch;
+use klog::{point, Accounts, Context, Level, Point, Printk, Record};
+
+fn config(buffer_size: usize) -> DesignConfig {
+    DesignConfig {
+        nr_cpus: 2,
+        buffer_size,
+        console: ConsoleConfig {
+            ns_per_char: 0,
+            sink_bytes: 1 << 20,
+        },
+    }
+}
+
+fn fill(d: &dyn Printk<FakeArch>, arch: &FakeArch, n: usize) {
+    for i in 0..n {
+        d.printk(
+            arch,
+            Level::Info,
+            format_args!("message {i:05} {}", "x".repeat(i % 90)),
+        );
+    }
+}
+
+fn expected(i: usize) -> String {
+    format!("message {i:05} {}", "x".repeat(i % 90))
+}
+
+#[test]
+fn every_design_stores_in_order_and_prints_everything() {
+    for info in DESIGNS {
+        let arch = FakeArch::new(1, 2);
+        let mut d = info.build::<FakeArch>(&config(1 << 17));
+        fill(&*d, &arch, 300);
+        let a = d.accounts();
+        assert!(a.balanced(), "{}: {a:?}", info.name);
+        assert_eq!(
+            (a.attempted, a.stored, a.dropped),
+            (300, 300, 0),
+            "{}",
+            info.name
+        );
+        assert_eq!(
+            a.printed, 300,
+            "{}: the console got every record",
+            info.name
+        );
+        let recs: Vec<Record> = d.records();
+        assert_eq!(recs.len() as u64, a.readable);
+        // The newest records are all there, intact, in order.
+        for (r, i) in recs.iter().rev().zip((0..300).rev()) {
+            assert_eq!(r.text, expected(i), "{}", info.name);
+            assert_eq!(r.seq, i as u64, "{}", info.name);
+            assert_eq!((r.cpu, r.context, r.level), (1, Context::Task, Level::Info));
+            assert_eq!(r.caller.to_string(), "T101");
+        }
+        let out = String::from_utf8(d.console().output()).unwrap();
+        assert_eq!(out.lines().count(), 300);
+        assert!(
+            out.lines().last().unwrap().ends_with(&expected(299)),
+            "{}",
+            info.name
+        );
+    }
+}
+
+#[test]
+fn every_design_overwrites_the_oldest_and_counts_it() {
+    for info in DESIGNS {
+        let arch = FakeArch::new(0, 2);
+        let mut d = info.build::<FakeArch>(&config(4096));
+        fill(&*d, &arch, 1000);
+        let a = d.accounts();
+        assert!(a.balanced(), "{}: {a:?}", info.name);
+        assert!(a.overwritten > 0 && a.readable > 0, "{}: {a:?}", info.name);
+        let recs = d.records();
+        assert_eq!(recs.len() as u64, a.readable);
+        let first = 1000 - recs.len();
+        for (k, r) in recs.iter().enumerate() {
+            assert_eq!(r.seq, (first + k) as u64, "{}: contiguous tail", info.name);
+            assert_eq!(r.text, expected(first + k), "{}", info.name);
+        }
+    }
+}
+
+#[test]
+fn records_from_interrupts_carry_their_context_and_cpu_caller_id() {
+    for info in DESIGNS {
+        let arch = FakeArch::new(1, 2);
+        let mut d = info.build::<FakeArch>(&config(1 << 17));
+        arch.preempt_count.store(HARDIRQ_OFFSET, Ordering::Relaxed);
+        d.printk(&arch, Level::Err, format_args!("from irq"));
+        arch.preempt_count.store(0, Ordering::Relaxed);
+        let r = &d.records()[0];
+        assert_eq!((r.context, r.level), (Context::Hardirq, Level::Err));
+        assert_eq!(r.caller.to_string(), "C1");
+    }
+}
+
+thread_local! {
+    /// The design the point hook re-enters (set only while `first`/`second`
+    /// are being printed below).
+    static CURRENT: Cell<*const Legacy> = const { Cell::new(std::ptr::null()) };
+}
+
+fn reenter(arch: &FakeArch, _p: Point) {
+    let d = CURRENT.with(Cell::get);
+    arch.preempt_count
+        .fetch_add(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
+    // SAFETY: CURRENT points at the `Legacy` that `reentered_at` keeps alive
+    // and borrows immutably for as long as the pointer is set.
+    if let Some(d) = unsafe { d.as_ref() } {
+        Printk::<FakeArch>::printk(d, arch, Level::Warning, format_args!("re-entered"));
+    }
+    arch.preempt_count
+        .fetch_sub(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
+}
+
+/// Print two messages on legacy, re-entering printk "from NMI" the first
+/// time `p` is passed; the accounts, the records, and how many spins the
+/// fake had to break.
+fn reentered_at(p: Point) -> (Accounts, Vec<Record>, u64) {
+    let mut d = Legacy::new(&config(1 << 16));
+    let arch = FakeArch::new(0, 1).with_hook(p, reenter);
+    CURRENT.with(|c| c.set(&d));
+    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("first"));
+    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("second"));
+    CURRENT.with(|c| c.set(std::ptr::null()));
+    let broken = arch.waits_broken.load(Ordering::Relaxed);
+    let a = Printk::<FakeArch>::accounts(&mut d);
+    (a, Printk::<FakeArch>::records(&mut d), broken)
+}
+
+fn texts(recs: &[Record]) -> Vec<&str> {
+    recs.iter().map(|r| r.text.as_str()).collect()
+}
+
+#[test]
+fn legacy_reentered_inside_vprintk_loses_the_message_and_reports_recursion() {
+    let (a, recs, broken) = reentered_at(point::VPRINTK_LOGBUF_LOCKED);
+    assert_eq!(broken, 0, "the recursion check, not a spin, stopped it");
+    assert_eq!((a.attempted, a.stored, a.dropped, a.internal), (4, 3, 1, 1));
+    assert!(a.balanced());
+    // The interrupted printk itself, still inside its window, stores the
+    // report before its own message.
+    assert_eq!(
+        texts(&recs),
+        ["BUG: recent printk recursion!", "first", "second"]
+    );
+}
+
+#[test]
+fn legacy_reentered_in_console_unlock_spins_on_its_own_lock() {
+    let (a, recs, broken) = reentered_at(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
+    assert_eq!(broken, 1, "the re-entry spun on logbuf_lock until broken");
+    assert_eq!(a.lost_in_deadlock, 1);
+    assert_eq!((a.attempted, a.stored), (3, 2));
+    assert!(a.balanced());
+    assert_eq!(texts(&recs), ["first", "second"]);
+}
+
+#[test]
+fn legacy_reentered_before_logbuf_cpu_is_set_spins_too() {
+    let (a, _, broken) = reentered_at(point::VPRINTK_LOCK_ACQUIRED);
+    assert_eq!((broken, a.lost_in_deadlock, a.dropped), (1, 1, 0));
+    assert!(a.balanced());
+}
