@@ -177,3 +177,47 @@ fn legacy_reentered_before_logbuf_cpu_is_set_spins_too() {
     assert_eq!((broken, a.lost_in_deadlock, a.dropped), (1, 1, 0));
     assert!(a.balanced());
 }
+
+#[test]
+fn two_writers_at_once_keep_records_whole_and_in_per_cpu_order() {
+    for info in DESIGNS {
+        let mut d = info.build::<FakeArch>(&config(1 << 16));
+        let per_cpu = if cfg!(miri) { 50 } else { 20_000 };
+        std::thread::scope(|s| {
+            for cpu in 0..2 {
+                let d = &d;
+                s.spawn(move || {
+                    let arch = FakeArch::new(cpu, 2);
+                    let fillc = char::from(b'a' + cpu as u8);
+                    for n in 0..per_cpu {
+                        let fill: String = std::iter::repeat_n(fillc, n % 50).collect();
+                        d.printk(&arch, Level::Info, format_args!("{cpu}:{n:06}:{fill}"));
+                    }
+                });
+            }
+        });
+        let a = d.accounts();
+        assert!(a.balanced(), "{}: {a:?}", info.name);
+        assert_eq!(a.attempted, 2 * per_cpu as u64);
+        let mut last = [None::<usize>; 2];
+        for r in d.records() {
+            let mut parts = r.text.splitn(3, ':');
+            let cpu: usize = parts.next().unwrap().parse().unwrap();
+            let n: usize = parts.next().unwrap().parse().unwrap();
+            let fill = parts.next().unwrap();
+            assert_eq!(cpu, r.cpu, "{}: {r:?}", info.name);
+            assert_eq!(fill.len(), n % 50, "{}: torn {r:?}", info.name);
+            assert!(
+                fill.bytes().all(|b| b == b'a' + cpu as u8),
+                "{}: torn {r:?}",
+                info.name
+            );
+            assert!(
+                last[cpu] < Some(n),
+                "{}: cpu{cpu} out of order at {r:?}",
+                info.name
+            );
+            last[cpu] = Some(n);
+        }
+    }
+}

@@ -2,13 +2,24 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_printk-sim"))
 }
 
+/// One simulator process at a time: parallel processes would put more CPU
+/// threads than cores on the machine, and a writer the OS preempts for a
+/// whole lap of the lockless ring really does lose its reservation.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn output(cmd: &mut Command) -> Output {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    cmd.output().unwrap()
+}
+
 fn sim(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
+    output(bin().args(args))
 }
 
 fn text(b: &[u8]) -> String {
@@ -91,7 +102,7 @@ fn flagship_json_names_the_deadlock() {
 
 #[test]
 fn bare_command_runs_the_flagship_side_by_side() {
-    let out = bin().output().unwrap();
+    let out = output(&mut bin());
     assert_eq!(out.status.code(), Some(0));
     let table = text(&out.stdout);
     let outcome = table.lines().find(|l| l.starts_with("outcome")).unwrap();
@@ -118,7 +129,13 @@ fn a_failed_expectation_exits_3() {
     assert!(text(&out.stderr).contains("legacy: expected clean, got deadlock"));
     // The scenario's own [expect] holds: exit 0.
     let out = sim(&["run", "nmi-in-console-unlock", "--duration-ms", "150"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -25,7 +25,8 @@
 //!
 //! Writers reserve the next sequence number by moving `head` with a
 //! compare-and-swap, but only after checking that the slot it maps to is not
-//! still WRITING; then they claim the slot with a compare-and-swap from the
+//! still WRITING for an earlier lap (a slot already holding this or a later
+//! sequence number means the head was read stale: retry); then they claim the slot with a compare-and-swap from the
 //! state they saw. A writer that loses that race (a later lap took the slot
 //! while it was interrupted) drops its message: its sequence number becomes
 //! a gap. Readers copy a record and re-check the state word; a record
@@ -182,9 +183,18 @@ impl Ring {
             // ORD(reserve:A): Acquire pairs with commit:A of the slot's
             // previous writer.
             let old = slot.state.load(Ordering::Acquire);
-            if matches!(decode(old), Some((_, WRITING))) {
-                // A writer from an earlier lap is interrupted mid-record.
-                return None;
+            match decode(old) {
+                // Another writer took `seq` since we read the head: retry.
+                Some((s, _)) if s >= seq => continue,
+                // A writer from an earlier lap is interrupted mid-record:
+                // fail rather than wait for it (unless the head moved on).
+                Some((_, WRITING)) => {
+                    if self.head.load(Ordering::Relaxed) == seq {
+                        return None;
+                    }
+                    continue;
+                }
+                _ => {}
             }
             if self
                 .head
