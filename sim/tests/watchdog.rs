@@ -69,7 +69,10 @@ len = [100, 120]
     // The CPU stuck printing printed most of the other CPU's records.
     let other = 1 - f.cpu;
     assert!(r.console.printed_for_others[f.cpu] > r.console.printed_by[other]);
-    assert!(r.latency[0].max >= 2 * 100_000_000, "the stuck printk took > 200 ms");
+    assert!(
+        r.latency[0].max >= 2 * 100_000_000,
+        "the stuck printk took > 200 ms"
+    );
     assert_balanced(&r);
 }
 
@@ -108,7 +111,9 @@ times = 3
             .filter(|rec| rec.context == Context::Nmi)
             .collect();
         assert_eq!(from_nmi.len(), 3, "{design}");
-        assert!(from_nmi.iter().all(|rec| rec.cpu == 1 && rec.text.starts_with("cpu1 nmi #")));
+        assert!(from_nmi
+            .iter()
+            .all(|rec| rec.cpu == 1 && rec.text.starts_with("cpu1 nmi #")));
         assert_balanced(&r);
     }
 }
