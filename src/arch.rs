@@ -105,3 +105,54 @@ pub trait Arch: Sync {
     /// Pop the frame pushed last.
     fn pop_frame(&self);
 }
+
+/// An `Arch` for kernel-side code that runs outside any machine: reading a
+/// buffer after a run, model checks. CPU 0, task context, interrupts on, a
+/// clock that stands still, no points; any spinning wait is broken at once
+/// (nothing else could ever release it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quiet;
+
+impl Arch for Quiet {
+    fn this_cpu(&self) -> usize {
+        0
+    }
+    fn nr_cpus(&self) -> usize {
+        1
+    }
+    fn preempt_count(&self) -> u32 {
+        0
+    }
+    fn irqs_disabled(&self) -> bool {
+        false
+    }
+    fn local_irq_save(&self) -> IrqFlags {
+        IrqFlags {
+            was_disabled: false,
+        }
+    }
+    fn local_irq_restore(&self, _flags: IrqFlags) {}
+    fn irq_work_queue(&self) {}
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn delay_ns(&self, _ns: u64) {}
+    fn task_pid(&self) -> u32 {
+        0
+    }
+    fn point(&self, _point: Point) {}
+    fn wait_begin(&self, lock: &LockCore) -> WaitTicket {
+        let _ = lock;
+        WaitTicket {
+            cpu: 0,
+            context: Context::Task,
+            seq: 0,
+        }
+    }
+    fn wait_should_abort(&self, _ticket: &WaitTicket) -> bool {
+        true
+    }
+    fn wait_end(&self, _ticket: WaitTicket) {}
+    fn push_frame(&self, _frame: &'static Frame) {}
+    fn pop_frame(&self) {}
+}

@@ -25,6 +25,7 @@ pub mod lock;
 pub mod point;
 pub mod printk;
 pub mod record;
+pub mod ringbuf;
 pub mod testing;
 
 pub use arch::{Arch, Frame, IrqFlags, WaitTicket};

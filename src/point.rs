@@ -41,12 +41,18 @@ points! {
     CONSOLE_UNLOCK_LOGBUF_LOCKED = 2, "console_unlock:logbuf_locked";
     /// console_unlock: writing one record to the console driver.
     CONSOLE_UNLOCK_WRITE = 3, "console_unlock:write";
-    /// The ring: a slot reserved, its text not written yet.
+    /// The ring: a descriptor's state became reserved, no data yet.
     PRB_RESERVED = 4, "prb:reserved";
     /// The ring: text written, not yet committed.
     PRB_BEFORE_COMMIT = 5, "prb:before_commit";
     /// The ring's reader: record copied, not yet re-validated.
     PRB_READ_COPIED = 6, "prb:read_copied";
+    /// The ring: the descriptor head moved, the descriptor not yet reserved.
+    PRB_HEAD_MOVED = 7, "prb:head_moved";
+    /// The ring: the data head moved, the block's id written next.
+    PRB_DATA_ALLOCATED = 8, "prb:data_allocated";
+    /// The ring: committed (or about to final-commit), not yet finalized.
+    PRB_BEFORE_FINALIZE = 9, "prb:before_finalize";
 }
 
 /// The point with this name, if any.

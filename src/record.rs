@@ -160,6 +160,12 @@ impl<const N: usize> TextBuf<N> {
         self.buf.get(..self.len).unwrap_or(&[])
     }
 
+    /// Empty the buffer.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.truncated = false;
+    }
+
     /// Whether something did not fit.
     pub fn truncated(&self) -> bool {
         self.truncated

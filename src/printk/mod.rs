@@ -207,7 +207,7 @@ pub const DESIGNS: &[DesignInfo] = &[
     },
     DesignInfo {
         name: "lockless",
-        summary: "5.10-style lockless ring: no lock on the write path, console deferred from NMI",
+        summary: "5.10+ printk_ringbuffer: descriptor and data rings, no lock on the write path, console deferred from NMI",
         points: &[
             PointUse {
                 point: point::VPRINTK_LOGBUF_LOCKED,
@@ -222,12 +222,24 @@ pub const DESIGNS: &[DesignInfo] = &[
                 about: "the console loop writes a record to the console, holding only console_sem",
             },
             PointUse {
+                point: point::PRB_HEAD_MOVED,
+                about: "the ring's descriptor head moved; the descriptor is not reserved yet",
+            },
+            PointUse {
                 point: point::PRB_RESERVED,
-                about: "a slot is reserved, its text not yet written",
+                about: "a descriptor is reserved; no data allocated yet",
+            },
+            PointUse {
+                point: point::PRB_DATA_ALLOCATED,
+                about: "the data head moved for a new block; its id not yet written",
             },
             PointUse {
                 point: point::PRB_BEFORE_COMMIT,
-                about: "the text is written, the slot not yet committed",
+                about: "the text is written; the record is not committed yet",
+            },
+            PointUse {
+                point: point::PRB_BEFORE_FINALIZE,
+                about: "a record is committed (open for continuation) and not yet finalized",
             },
             PointUse {
                 point: point::PRB_READ_COPIED,
