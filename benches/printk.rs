@@ -37,7 +37,7 @@ fn printk(c: &mut Criterion) {
         let arch = FakeArch::new(0, 1);
         let design: Box<dyn Printk<FakeArch>> = info.build(&config);
         group.bench_function(info.name, |b| {
-            b.iter(|| design.printk(&arch, Level::Info, format_args!("{}", black_box(&text))))
+            b.iter(|| design.printk(&arch, Level::Info, format_args!("{}\n", black_box(&text))))
         });
     }
     group.finish();

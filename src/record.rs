@@ -9,6 +9,9 @@ use crate::context::Context;
 /// `PRINTKRB_RECORD_MAX`); longer messages are truncated.
 pub const TEXT_MAX: usize = 1024;
 
+/// The `KERN_CONT` prefix: this text continues the caller's previous line.
+pub const KERN_CONT: &str = "\x01c";
+
 /// Kernel log levels, `KERN_EMERG` (0) to `KERN_DEBUG` (7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -184,11 +187,24 @@ impl<const N: usize> TextBuf<N> {
         }
     }
 
-    /// Drop a trailing newline, as printk does (it becomes `LOG_NEWLINE`).
-    pub fn strip_newline(&mut self) {
+    /// Drop a trailing newline, as printk does (it becomes `LOG_NEWLINE`);
+    /// whether there was one.
+    pub fn strip_newline(&mut self) -> bool {
         if self.len > 0 && self.buf.get(self.len - 1) == Some(&b'\n') {
             self.len -= 1;
+            return true;
         }
+        false
+    }
+
+    /// Drop a leading `KERN_CONT` marker; whether there was one.
+    pub fn strip_cont(&mut self) -> bool {
+        if self.as_bytes().starts_with(KERN_CONT.as_bytes()) {
+            self.buf.copy_within(2..self.len, 0);
+            self.len -= 2;
+            return true;
+        }
+        false
     }
 
     /// Format `args` into the buffer.

@@ -29,7 +29,7 @@ fn fill(d: &dyn Printk<FakeArch>, arch: &FakeArch, n: usize) {
         d.printk(
             arch,
             Level::Info,
-            format_args!("message {i:05} {}", "x".repeat(i % 90)),
+            format_args!("message {i:05} {}\n", "x".repeat(i % 90)),
         );
     }
 }
@@ -101,7 +101,7 @@ fn records_from_interrupts_carry_their_context_and_cpu_caller_id() {
         let arch = FakeArch::new(1, 2);
         let mut d = info.build::<FakeArch>(&config(1 << 17));
         arch.preempt_count.store(HARDIRQ_OFFSET, Ordering::Relaxed);
-        d.printk(&arch, Level::Err, format_args!("from irq"));
+        d.printk(&arch, Level::Err, format_args!("from irq\n"));
         arch.preempt_count.store(0, Ordering::Relaxed);
         let r = &d.records()[0];
         assert_eq!((r.context, r.level), (Context::Hardirq, Level::Err));
@@ -122,7 +122,7 @@ fn reenter(arch: &FakeArch, _p: Point) {
     // SAFETY: CURRENT points at the `Legacy` that `reentered_at` keeps alive
     // and borrows immutably for as long as the pointer is set.
     if let Some(d) = unsafe { d.as_ref() } {
-        Printk::<FakeArch>::printk(d, arch, Level::Warning, format_args!("re-entered"));
+        Printk::<FakeArch>::printk(d, arch, Level::Warning, format_args!("re-entered\n"));
     }
     arch.preempt_count
         .fetch_sub(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
@@ -135,8 +135,8 @@ fn reentered_at(p: Point) -> (Accounts, Vec<Record>, u64) {
     let mut d = Legacy::new(&config(1 << 16));
     let arch = FakeArch::new(0, 1).with_hook(p, reenter);
     CURRENT.with(|c| c.set(&d));
-    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("first"));
-    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("second"));
+    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("first\n"));
+    Printk::<FakeArch>::printk(&d, &arch, Level::Info, format_args!("second\n"));
     CURRENT.with(|c| c.set(std::ptr::null()));
     let broken = arch.waits_broken.load(Ordering::Relaxed);
     let a = Printk::<FakeArch>::accounts(&mut d);
@@ -191,7 +191,7 @@ fn two_writers_at_once_keep_records_whole_and_in_per_cpu_order() {
                     let fillc = char::from(b'a' + cpu as u8);
                     for n in 0..per_cpu {
                         let fill: String = std::iter::repeat_n(fillc, n % 50).collect();
-                        d.printk(&arch, Level::Info, format_args!("{cpu}:{n:06}:{fill}"));
+                        d.printk(&arch, Level::Info, format_args!("{cpu}:{n:06}:{fill}\n"));
                     }
                 });
             }
@@ -220,4 +220,50 @@ fn two_writers_at_once_keep_records_whole_and_in_per_cpu_order() {
             last[cpu] = Some(n);
         }
     }
+}
+
+#[test]
+fn a_line_printed_in_pieces_is_one_record_and_open_until_its_newline() {
+    let arch = FakeArch::new(0, 1);
+    let info = klog::printk::design("lockless").unwrap();
+    let mut d = info.build::<FakeArch>(&config(1 << 16));
+    d.printk(&arch, Level::Info, format_args!("abc"));
+    assert!(d.records().is_empty(), "an open line is not visible yet");
+    d.printk(
+        &arch,
+        Level::Info,
+        format_args!("{}def", klog::record::KERN_CONT),
+    );
+    d.printk(
+        &arch,
+        Level::Info,
+        format_args!("{}ghi\n", klog::record::KERN_CONT),
+    );
+    let recs = d.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].text.as_str(), recs[0].cont), ("abcdefghi", false));
+    let a = d.accounts();
+    assert_eq!((a.attempted, a.stored, a.readable), (1, 1, 1));
+
+    // Another caller's record in between closes the line: the continuation
+    // becomes a record of its own, flagged.
+    let irq = FakeArch::new(0, 1);
+    irq.preempt_count.store(HARDIRQ_OFFSET, Ordering::Relaxed);
+    d.printk(&arch, Level::Info, format_args!("one"));
+    d.printk(&irq, Level::Info, format_args!("from irq\n"));
+    d.printk(
+        &arch,
+        Level::Info,
+        format_args!("{}two\n", klog::record::KERN_CONT),
+    );
+    let texts: Vec<(String, bool)> = d.records().into_iter().map(|r| (r.text, r.cont)).collect();
+    assert_eq!(
+        texts[1..],
+        [
+            ("one".to_string(), false),
+            ("from irq".to_string(), false),
+            ("two".to_string(), true)
+        ]
+    );
+    assert!(d.accounts().balanced());
 }

@@ -72,6 +72,8 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Message accounts.
     pub accounts: Accounts,
+    /// Why messages were dropped, adding up to `accounts.dropped`.
+    pub dropped_by: Vec<(&'static str, u64)>,
     /// Watchdog findings in the order found.
     pub findings: Vec<Finding>,
     /// Waits still spinning when the hard limit hit.
@@ -84,10 +86,22 @@ pub struct RunReport {
     pub records: Vec<Record>,
     /// Per CPU: NMI handlers entered.
     pub nmis: Vec<u64>,
+    /// Per CPU: NMIs that merged into one already pending (hardware latches
+    /// one).
+    pub nmis_latched: Vec<u64>,
     /// Per source: times it fired.
     pub fired: Vec<u64>,
     /// Wall-clock length of the run, ms.
     pub wall_ms: f64,
+    /// What the console printed (the first MiB).
+    pub console_output: Vec<u8>,
+}
+
+impl RunReport {
+    /// The console output as text.
+    pub fn console_text(&self) -> String {
+        String::from_utf8_lossy(&self.console_output).into_owned()
+    }
 }
 
 static RUN_LOCK: Mutex<()> = Mutex::new(());
@@ -196,9 +210,16 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         .iter()
         .map(|c| c.nmis.load(core::sync::atomic::Ordering::Relaxed))
         .collect();
+    let nmis_latched = m
+        .cpus()
+        .iter()
+        .map(|c| c.nmis_latched.load(core::sync::atomic::Ordering::Relaxed))
+        .collect();
     let fired = (0..m.inject.len()).map(|i| m.inject.fired(i)).collect();
     let latency = core::array::from_fn(|i| m.latency[i].summary());
     let console = m.design().console().stats();
+    let console_output = m.design().console().output();
+    let dropped_by = m.design().drop_reasons();
     let design_mut = m.design_mut();
     let accounts = design_mut.accounts();
     let records = design_mut.records();
@@ -222,13 +243,16 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         seed,
         outcome,
         accounts,
+        dropped_by,
         findings: report.findings,
         stuck: report.stuck,
         latency,
         console,
         records,
         nmis,
+        nmis_latched,
         fired,
         wall_ms,
+        console_output,
     })
 }

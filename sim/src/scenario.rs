@@ -158,6 +158,7 @@ struct RawWatchdog {
 #[serde(deny_unknown_fields)]
 struct RawTask {
     cpus: Spanned<CpuSel>,
+    pieces: Option<Spanned<i64>>,
     printk_hz: Option<Spanned<i64>>,
     len: Option<Spanned<Vec<i64>>>,
     level: Option<Spanned<String>>,
@@ -657,6 +658,7 @@ impl Scenario {
                 printk_hz: self.opt_int(&t.printk_hz, &k("printk_hz"), 0, 1_000_000, 1000)?,
                 len: self.len_range(&t.len, &k("len"), (16, 120))?,
                 level: self.level(&t.level, &k("level"), Level::Info)?,
+                pieces: self.opt_int(&t.pieces, &k("pieces"), 1, 16, 1)?,
             };
             for cpu in self.cpu_set(&t.cpus, &k("cpus"), cpus, why)? {
                 if tasks[cpu].is_some() {

@@ -57,6 +57,10 @@ pub struct TaskSpec {
     pub len: (usize, usize),
     /// Level of every message.
     pub level: Level,
+    /// Print each message in this many pieces: the first without a
+    /// newline, the rest as `KERN_CONT` continuations, the last ending the
+    /// line.
+    pub pieces: u32,
 }
 
 /// The workload of one run.
@@ -101,7 +105,58 @@ impl fmt::Display for Msg {
     }
 }
 
+/// Check a message text made by [`Msg`]: its CPU, context and number if
+/// the text is exactly what `Msg` writes for them (prefix, then filler),
+/// `None` if it is torn or foreign. A message shorter than its prefix is
+/// accepted if it is a prefix of what `Msg` would write.
+pub fn parse_msg(text: &str) -> Option<(usize, Context, u64)> {
+    let rest = text.strip_prefix("cpu")?;
+    let mut parts = rest.splitn(3, ' ');
+    let cpu: usize = parts.next()?.parse().ok()?;
+    let context = match parts.next()? {
+        "task" => Context::Task,
+        "softirq" => Context::Softirq,
+        "hardirq" => Context::Hardirq,
+        "nmi" => Context::Nmi,
+        _ => return None,
+    };
+    let tail = parts.next()?;
+    let n: u64 = tail.strip_prefix('#')?.split(' ').next()?.parse().ok()?;
+    let expect = Msg {
+        cpu,
+        context,
+        n,
+        len: text.len(),
+    }
+    .to_string();
+    (expect == text).then_some((cpu, context, n))
+}
+
 static TASK: Frame = Frame("printk_workload");
+
+/// printk `msg` as one line in `pieces` calls, recording each call's latency
+/// under context level `level_idx`. Signal-safe: the text is rendered into
+/// a stack buffer.
+fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx: usize) {
+    let mut full = klog::record::TextBuf::<{ klog::record::TEXT_MAX }>::new();
+    full.format(format_args!("{msg}"));
+    let text = core::str::from_utf8(full.as_bytes()).unwrap_or("");
+    let pieces = (pieces.max(1) as usize).min(text.len().max(1));
+    let step = text.len().div_ceil(pieces);
+    let mut at = 0;
+    for i in 0..pieces {
+        let end = (at + step).min(text.len());
+        let part = text.get(at..end).unwrap_or("");
+        let cont = if i == 0 { "" } else { klog::record::KERN_CONT };
+        let nl = if i + 1 == pieces { "\n" } else { "" };
+        let t0 = m.now_ns();
+        m.design.printk(m, level, format_args!("{cont}{part}{nl}"));
+        if let Some(h) = m.latency.get(level_idx) {
+            h.record(m.now_ns().saturating_sub(t0));
+        }
+        at = end;
+    }
+}
 static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
 
 impl Workload {
@@ -128,10 +183,7 @@ impl Workload {
                         n,
                         len,
                     };
-                    let t0 = m.now_ns();
-                    m.design.printk(m, t.level, format_args!("{msg}"));
-                    let dt = m.now_ns().saturating_sub(t0);
-                    m.latency[0].record(dt);
+                    print_in_pieces(m, t.level, &msg, t.pieces, 0);
                     m.pop_frame();
                     n += 1;
                     if t.printk_hz > 0 {
@@ -168,9 +220,7 @@ impl Workload {
                         n: n0 * 1000 + line,
                         len: rng.range(len),
                     };
-                    let t0 = m.now_ns();
-                    m.design.printk(m, level, format_args!("{msg}"));
-                    m.latency[3].record(m.now_ns().saturating_sub(t0));
+                    print_in_pieces(m, level, &msg, 1, 3);
                 }
                 c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
             }
@@ -179,12 +229,12 @@ impl Workload {
                 m.design.printk(
                     m,
                     Level::Warning,
-                    format_args!("NMI backtrace for cpu {cpu}"),
+                    format_args!("NMI backtrace for cpu {cpu}\n"),
                 );
                 c.stack.for_each(|frame| {
                     let t0 = m.now_ns();
                     m.design
-                        .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0"));
+                        .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
                     m.latency[3].record(m.now_ns().saturating_sub(t0));
                 });
                 m.pop_frame();
@@ -210,6 +260,26 @@ mod tests {
             assert_eq!(s.len(), len);
             assert!("cpu3 nmi #7 abcdef".starts_with(&s[..len.min(12)]));
         }
+    }
+
+    #[test]
+    fn parse_msg_accepts_whole_and_rejects_torn() {
+        let m = Msg {
+            cpu: 1,
+            context: Context::Nmi,
+            n: 42,
+            len: 60,
+        }
+        .to_string();
+        assert_eq!(parse_msg(&m), Some((1, Context::Nmi, 42)));
+        let mut torn = m.clone();
+        torn.replace_range(30..31, "X");
+        assert_eq!(parse_msg(&torn), None);
+        assert_eq!(
+            parse_msg("cpu1 nmi #42 abcdefg"),
+            Some((1, Context::Nmi, 42))
+        );
+        assert_eq!(parse_msg("cpu1 nmi #42 abcdefh"), None);
     }
 
     #[test]

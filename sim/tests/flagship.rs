@@ -116,8 +116,15 @@ fn off_leaves_the_nmi_spinning_until_the_hard_limit() {
         nmi.spins > r.findings[0].spins,
         "it kept spinning after it was found"
     );
-    // The hard limit aborted it: the message is lost, the accounts balance.
-    assert_eq!(r.accounts.lost_in_deadlock, r.stuck.len() as u64);
+    // The hard limit aborted it: its message is lost (and so is that of any
+    // other CPU stuck in vprintk behind it; one stuck in console_unlock()
+    // had stored its message already), the accounts balance.
+    assert!(
+        (1..=r.stuck.len() as u64).contains(&r.accounts.lost_in_deadlock),
+        "{:?} {:?}",
+        r.accounts,
+        r.stuck
+    );
     assert_balanced(&r);
 }
 

@@ -79,7 +79,9 @@ len = [100, 120]
 /// CPU 0 passes the point in console_unlock() holding logbuf_lock and sends
 /// an NMI to CPU 1, waiting until CPU 1 is in its handler. CPU 1's printk
 /// spins on logbuf_lock until CPU 0 goes on and releases it: contention,
-/// not deadlock.
+/// not deadlock. (One NMI: a second one, sent while CPU 1 is still inside
+/// the first, waiting for the lock CPU 0 holds while CPU 0 waits for the
+/// second to land, would really lock both up until the wait limit.)
 #[test]
 fn a_cross_cpu_nmi_with_wait_lands_while_the_lock_is_held() {
     let p = plan_text(
@@ -97,20 +99,20 @@ point = "console_unlock:logbuf_locked"
 hit_on = 0
 cpu = 1
 wait = true
-times = 3
+times = 1
 "#,
     );
     for design in ["legacy", "lockless"] {
         let r = run(&p, design);
         assert_eq!(r.outcome, Outcome::Clean, "{design}: {:#?}", r.findings);
-        assert_eq!(r.fired, vec![3]);
-        assert_eq!(r.nmis, vec![0, 3], "{design}: three NMIs, all on CPU 1");
+        assert_eq!(r.fired, vec![1]);
+        assert_eq!(r.nmis, vec![0, 1], "{design}: the NMI went to CPU 1");
         let from_nmi: Vec<_> = r
             .records
             .iter()
             .filter(|rec| rec.context == Context::Nmi)
             .collect();
-        assert_eq!(from_nmi.len(), 3, "{design}");
+        assert_eq!(from_nmi.len(), 1, "{design}");
         assert!(from_nmi
             .iter()
             .all(|rec| rec.cpu == 1 && rec.text.starts_with("cpu1 nmi #")));

@@ -30,7 +30,7 @@
 //! continuation, bits 4–5 = context level.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{Arch, Frame};
 use crate::console::Console;
@@ -191,6 +191,8 @@ pub struct Legacy {
     console_sem: Semaphore,
     console: Console,
     counters: Counters,
+    dropped_recursion: AtomicU64,
+    dropped_no_space: AtomicU64,
 }
 
 impl Legacy {
@@ -203,6 +205,8 @@ impl Legacy {
             console_sem: Semaphore::new("console_sem"),
             console: Console::new(config.console, config.nr_cpus),
             counters: Counters::default(),
+            dropped_recursion: AtomicU64::new(0),
+            dropped_no_space: AtomicU64::new(0),
         }
     }
 
@@ -226,7 +230,22 @@ impl Legacy {
             self.counters.store();
         } else {
             self.counters.drop_one();
+            self.dropped_no_space.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Store `text` as one record under `logbuf_lock` (interrupts off), with
+    /// no formatting and no console: the locked ring's own cost, for
+    /// benchmarks. True if stored.
+    pub fn store_raw<A: Arch>(&self, arch: &A, text: &[u8]) -> bool {
+        let Ok((mut log, flags)) = self.logbuf.lock_irqsave(arch, None) else {
+            return false;
+        };
+        let meta = Self::meta(arch, Level::Info);
+        let (stored, _) = log.store(&meta, text);
+        drop(log);
+        arch.local_irq_restore(flags);
+        stored
     }
 
     /// vprintk_emit(), 4.x flavour: interrupts are back on for the console.
@@ -239,6 +258,7 @@ impl Legacy {
             // (an NMI landed there): lose the message rather than deadlock.
             self.recursion_bug.store(true, Ordering::Relaxed);
             self.counters.drop_one();
+            self.dropped_recursion.fetch_add(1, Ordering::Relaxed);
             arch.local_irq_restore(flags);
             return;
         }
@@ -258,8 +278,12 @@ impl Legacy {
         }
         let mut text = TextBuf::<TEXT_MAX>::new();
         text.format(args);
+        // Continuation fragments are stored as records of their own, flagged
+        // (the 3.x cont buffer that merged them is not modelled).
+        let cont = text.strip_cont();
         text.strip_newline();
-        let meta = Self::meta(arch, level);
+        let mut meta = Self::meta(arch, level);
+        meta.cont = cont;
         self.store(&mut log, &meta, text.as_bytes());
 
         self.logbuf_cpu.store(NO_CPU, Ordering::Relaxed);
@@ -379,5 +403,12 @@ impl<A: Arch> Printk<A> for Legacy {
 
     fn console(&self) -> &Console {
         &self.console
+    }
+
+    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("recursion", self.dropped_recursion.load(Ordering::Relaxed)),
+            ("no_space", self.dropped_no_space.load(Ordering::Relaxed)),
+        ]
     }
 }

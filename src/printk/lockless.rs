@@ -2,7 +2,10 @@
 //!
 //! The write path takes no lock at all: format into a stack buffer, reserve
 //! a record in [`crate::ringbuf::Ring`] with interrupts (not NMIs) off,
-//! write it, final-commit it. A reservation that cannot be made without
+//! write it, and final-commit it if it ends in a newline (otherwise it
+//! stays open, and a `KERN_CONT` printk from the same caller appends to it
+//! with `reserve_in_last`; accounts count records, so an appended piece is
+//! not a message of its own). A reservation that cannot be made without
 //! waiting for another context (the oldest record is still being written)
 //! fails, and the message is counted as dropped, with the ring keeping the
 //! reason.
@@ -112,10 +115,13 @@ impl<A: Arch> Printk<A> for Lockless {
 
     fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         arch.push_frame(&VPRINTK_EMIT);
-        self.counters.attempt();
         let context = arch.context();
         let cpu = arch.this_cpu();
-        let meta = Meta {
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        text.format(args);
+        let cont = text.strip_cont();
+        let newline = text.strip_newline();
+        let mut meta = Meta {
             ts_ns: arch.now_ns(),
             cpu,
             context,
@@ -123,18 +129,37 @@ impl<A: Arch> Printk<A> for Lockless {
             level,
             cont: false,
         };
-        let mut text = TextBuf::<TEXT_MAX>::new();
-        text.format(args);
-        text.strip_newline();
         // Interrupts (not NMIs) stay off from reserve to commit, as in the
         // kernel, to keep a reserved record from blocking recycling long.
         let flags = arch.local_irq_save();
-        match self.ring.reserve(arch, text.as_bytes().len(), &meta) {
+        let bytes = text.as_bytes();
+        // A continuation appends to the caller's open record if it can; a
+        // complete line is finalized at once, a partial one stays open.
+        let appended = cont
+            .then(|| {
+                self.ring
+                    .reserve_in_last(arch, meta.caller, bytes.len(), TEXT_MAX)
+            })
+            .flatten();
+        let reserved = match appended {
+            Some(r) => Ok(r),
+            None => {
+                self.counters.attempt();
+                meta.cont = cont;
+                self.ring
+                    .reserve(arch, bytes.len(), &meta)
+                    .inspect(|_| self.counters.store())
+            }
+        };
+        match reserved {
             Ok(mut r) => {
                 arch.point(point::VPRINTK_LOGBUF_LOCKED);
-                r.write(&self.ring, text.as_bytes(), &meta);
-                self.ring.final_commit(arch, r);
-                self.counters.store();
+                r.write(&self.ring, bytes, &meta);
+                if newline {
+                    self.ring.final_commit(arch, r);
+                } else {
+                    self.ring.commit(arch, r);
+                }
             }
             Err(_) => self.counters.drop_one(),
         }
@@ -186,5 +211,14 @@ impl<A: Arch> Printk<A> for Lockless {
 
     fn console(&self) -> &Console {
         &self.console
+    }
+
+    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        let f = self.ring.fails();
+        vec![
+            ("desc_busy", f.desc_busy),
+            ("data_busy", f.data_busy),
+            ("too_big", f.too_big),
+        ]
     }
 }

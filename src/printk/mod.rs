@@ -144,6 +144,10 @@ pub trait Printk<A: Arch>: Send + Sync {
 
     /// The design's console.
     fn console(&self) -> &Console;
+
+    /// Why messages were dropped: `(reason, count)`, adding up to
+    /// [`Accounts::dropped`].
+    fn drop_reasons(&self) -> Vec<(&'static str, u64)>;
 }
 
 /// An injection point as one design uses it.

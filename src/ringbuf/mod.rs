@@ -74,10 +74,17 @@
 //!
 //! Every ordering-relevant access carries a label `ORD(function:letter)`,
 //! the kernel's `LMM()` names. The kernel's value-returning
-//! compare-and-exchange is fully ordered; where the pairing below needs
-//! store-to-load order across different variables it is `SeqCst` here,
-//! elsewhere `AcqRel` would do and is noted. `smp_rmb()` is
-//! `fence(Acquire)`. The pairs:
+//! compare-and-exchange is a full barrier: it orders every access before
+//! it against every access after it, on any variable. A Rust `SeqCst`
+//! compare-and-exchange orders only itself, so the translation is the CAS
+//! plus a `fence(Release)` where later plain stores must stay behind it
+//! (data_alloc:A, data_realloc:A, desc_reserve:G), Acquire on the loads and
+//! failed CASes that must bring along another writer's recycling, and
+//! `SeqCst` on both sides of the one store-buffering pattern (prb_commit:A
+//! against desc_make_final). `smp_rmb()` is `fence(Acquire)` after the loads
+//! it orders. (The loom model found the first of these the hard way: a
+//! reader saw a new writer's bytes without seeing the recycling.) The
+//! pairs:
 //!
 //! | writer side              | reader side                | why                                                        |
 //! |--------------------------|----------------------------|------------------------------------------------------------|
@@ -105,7 +112,7 @@
     clippy::panic
 )]
 
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 #[cfg(not(loom))]
 use core::sync::atomic::{fence, AtomicU64};
 #[cfg(loom)]
@@ -498,8 +505,9 @@ impl Ring {
                 // ORD(data_push_tail:B): pairs with desc_reserve:D and
                 // data_alloc:A; if the tail did not move, the failure is real.
                 fence(Acquire);
-                // ORD(data_push_tail:C)
-                let now = self.tail_lpos.load(Relaxed);
+                // ORD(data_push_tail:C): Acquire, so that a tail moved by
+                // someone else brings along what they made reusable.
+                let now = self.tail_lpos.load(Acquire);
                 if now == tail {
                     return false;
                 }
@@ -509,7 +517,7 @@ impl Ring {
             // ORD(data_push_tail:D): the descriptors made reusable above are
             // ordered before the tail move (AcqRel would do; the kernel's
             // cmpxchg is fully ordered).
-            match self.tail_lpos.compare_exchange(tail, next, SeqCst, Relaxed) {
+            match self.tail_lpos.compare_exchange(tail, next, SeqCst, Acquire) {
                 Ok(_) => break,
                 Err(now) => tail = now,
             }
@@ -533,6 +541,11 @@ impl Ring {
                 .compare_exchange(begin, next, SeqCst, Relaxed)
                 .is_ok()
             {
+                // The kernel's cmpxchg is a full barrier; in Rust the CAS
+                // orders only itself, so a release fence keeps every store
+                // to the new block after the recycling that made room for
+                // it (pairs with desc_read:B in a reader of the old record).
+                fence(Release);
                 arch.point(point::PRB_DATA_ALLOCATED);
                 self.write_ids(id, begin, next);
                 return Some((begin, next));
@@ -579,13 +592,13 @@ impl Ring {
             // would do). Failure means another writer pushed it.
             let _ = self
                 .tail_id
-                .compare_exchange(tail_id, next_id, SeqCst, Relaxed);
+                .compare_exchange(tail_id, next_id, SeqCst, Acquire);
         } else {
             // ORD(desc_push_tail:C): pairs with desc_reserve:D; if the tail
             // did not move, the next record is genuinely unfinished.
             fence(Acquire);
             // ORD(desc_push_tail:D)
-            if self.tail_id.load(Relaxed) == tail_id {
+            if self.tail_id.load(Acquire) == tail_id {
                 return false;
             }
         }
@@ -627,18 +640,25 @@ impl Ring {
         d.state_var
             .compare_exchange(old, sv(id, RESERVED), AcqRel, Relaxed)
             .ok()?;
+        // ORD(desc_reserve:G): the kernel's full barrier, as a release
+        // fence: every store to the descriptor and its info below comes
+        // after the new state, so a reader whose copy saw one of them sees
+        // the new state on re-check (pairs with desc_read:D).
+        fence(Release);
         Some(id)
     }
 
     /// committed → finalized, if it still is committed.
     fn desc_make_final(&self, id: u64) {
         if let Some(d) = self.desc(id) {
-            let _ = d.state_var.compare_exchange(
-                sv(id, COMMITTED),
-                sv(id, FINALIZED),
-                Relaxed,
-                Relaxed,
-            );
+            // SeqCst, success and failure: with prb_commit:A this is the
+            // store-buffering pattern (the committer stores its state then
+            // loads the head; the next reserver stores the head then loads
+            // the state); only a single total order guarantees that at
+            // least one of them sees the other and finalizes.
+            let _ =
+                d.state_var
+                    .compare_exchange(sv(id, COMMITTED), sv(id, FINALIZED), SeqCst, SeqCst);
         }
     }
 
@@ -731,8 +751,8 @@ impl Ring {
         self.commit_state(arch, r.id, COMMITTED);
         // ORD(prb_commit:A): pairs with _prb_commit:B via desc_reserve:D: a
         // reservation that did not see our commit is visible here.
+        arch.point(point::PRB_BEFORE_FINALIZE);
         if self.head_id.load(SeqCst) != r.id {
-            arch.point(point::PRB_BEFORE_FINALIZE);
             self.desc_make_final(r.id);
         }
     }
@@ -822,10 +842,11 @@ impl Ring {
         if !self.data_push_tail(new_next.wrapping_sub(self.data_size())) {
             return None;
         }
-        // ORD(data_realloc:A): as data_alloc:A.
+        // ORD(data_realloc:A): as data_alloc:A, fence included.
         self.head_lpos
             .compare_exchange(next, new_next, SeqCst, Relaxed)
             .ok()?;
+        fence(Release);
         if !self.is_wrapped(begin, next) && self.is_wrapped(begin, new_next) {
             // The grown block no longer fits before the end: move the text
             // to the start, behind a fresh id word.

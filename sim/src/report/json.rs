@@ -21,6 +21,7 @@ struct Run<'a> {
     seed: u64,
     outcome: &'a str,
     messages: Messages,
+    dropped_by: serde_json::Map<String, serde_json::Value>,
     findings: Vec<JsonFinding<'a>>,
     lockdep: Vec<()>,
     latency_ns: serde_json::Map<String, serde_json::Value>,
@@ -129,6 +130,11 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                         printed: a.printed,
                         internal: a.internal,
                     },
+                    dropped_by: r
+                        .dropped_by
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                        .collect(),
                     findings: r.findings.iter().map(finding).collect(),
                     lockdep: Vec::new(),
                     latency_ns: latency,
