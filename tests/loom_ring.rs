@@ -39,23 +39,55 @@ fn write(ring: &Ring, cpu: usize, len: usize) -> bool {
     }
 }
 
-#[test]
-fn two_writers_one_reader_on_a_tiny_wrapping_ring() {
+fn bound(default: usize) -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(
         std::env::var("LOOM_MAX_PREEMPTIONS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(2),
+            .unwrap_or(default),
     );
-    builder.check(|| {
-        // 4 descriptors, 64 bytes. Three records before the threads start
-        // (blocks of 16, 24 and 16 bytes): each writer's block below must
-        // recycle the oldest data and wraps past the end of the array.
-        let ring = Arc::new(Ring::new(2, 6));
-        assert!(write(&ring, 2, 8));
-        assert!(write(&ring, 2, 16));
-        assert!(write(&ring, 2, 8));
+    builder
+}
+
+/// A ring of 4 descriptors and 64 bytes holding three records (blocks of
+/// 16, 24 and 16 bytes): a 24-byte block more must recycle the oldest data
+/// and wraps past the end of the array.
+fn prefilled() -> Arc<Ring> {
+    let ring = Arc::new(Ring::new(2, 6));
+    assert!(write(&ring, 2, 8));
+    assert!(write(&ring, 2, 16));
+    assert!(write(&ring, 2, 8));
+    ring
+}
+
+/// Quiescent checks: every readable record whole, sequence numbers
+/// contiguous from the first readable one, and readable + recycled ==
+/// stored.
+fn check_quiescent(ring: &Ring, stored: u64) {
+    let mut seq = ring.first_seq();
+    let mut t = TextBuf::<32>::new();
+    let mut readable = 0;
+    let mut last: Option<u64> = None;
+    while let Some(r) = ring.read_valid(&Quiet, &mut seq, &mut t) {
+        let b = t.as_bytes();
+        assert!(b.len() == 8 || b.len() == 16, "length {}", b.len());
+        assert!(b.iter().all(|&x| x == b'a' + r.meta.cpu as u8), "torn");
+        if let Some(l) = last {
+            assert!(r.seq > l);
+        }
+        last = Some(r.seq);
+        readable += 1;
+        seq = r.seq + 1;
+    }
+    assert_eq!(readable + ring.overwritten(), stored);
+}
+
+/// Two writers race to reserve, recycle and wrap.
+#[test]
+fn two_writers_recycling_and_wrapping() {
+    bound(2).check(|| {
+        let ring = prefilled();
         let ok = Arc::new(AtomicU64::new(3));
         let writers: Vec<_> = (0..2)
             .map(|cpu| {
@@ -67,19 +99,61 @@ fn two_writers_one_reader_on_a_tiny_wrapping_ring() {
                 })
             })
             .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        check_quiescent(&ring, ok.load(Ordering::Relaxed));
+    });
+}
+
+/// A reader copies the oldest record while a writer recycles it: the
+/// reader gets the whole old record or nothing, never a mix.
+#[test]
+fn a_reader_racing_the_writer_that_recycles_its_record() {
+    bound(2).check(|| {
+        let ring = prefilled();
+        let writer = {
+            let ring = ring.clone();
+            thread::spawn(move || assert!(write(&ring, 0, 16)))
+        };
+        let mut t = TextBuf::<32>::new();
+        if let Ok(r) = ring.read(&Quiet, 0, &mut t) {
+            assert_eq!(r.seq, 0);
+            assert_eq!(
+                t.as_bytes(),
+                &[b'c'; 8],
+                "record 0 read whole or not at all"
+            );
+        }
+        writer.join().unwrap();
+        check_quiescent(&ring, 4);
+    });
+}
+
+/// Two writers and a reader at once.
+#[test]
+fn two_writers_one_reader_on_a_tiny_wrapping_ring() {
+    bound(1).check(|| {
+        let ring = prefilled();
+        let ok = Arc::new(AtomicU64::new(3));
+        let writers: Vec<_> = (0..2)
+            .map(|cpu| {
+                let (ring, ok) = (ring.clone(), ok.clone());
+                thread::spawn(move || {
+                    if write(&ring, cpu, 16) {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        // The reader copies the oldest record while both writers may be
+        // recycling it: it gets it whole or gets an error, never a mix.
         let reader = {
             let ring = ring.clone();
             thread::spawn(move || {
-                let mut seq = 0;
                 let mut t = TextBuf::<32>::new();
-                let mut last = None;
-                while let Some(r) = ring.read_valid(&Quiet, &mut seq, &mut t) {
-                    let b = t.as_bytes();
-                    assert!(b.len() == 8 || b.len() == 16, "length {}", b.len());
-                    assert!(b.iter().all(|&x| x == b'a' + r.meta.cpu as u8), "torn");
-                    assert!(last < Some(r.seq));
-                    last = Some(r.seq);
-                    seq = r.seq + 1;
+                if ring.read(&Quiet, 0, &mut t).is_ok() {
+                    assert_eq!(t.as_bytes(), &[b'c'; 8], "record 0 whole or not at all");
                 }
             })
         };
@@ -87,15 +161,6 @@ fn two_writers_one_reader_on_a_tiny_wrapping_ring() {
             w.join().unwrap();
         }
         reader.join().unwrap();
-        // Quiescent: what is readable plus what was recycled is what was
-        // stored.
-        let mut seq = ring.first_seq();
-        let mut t = TextBuf::<32>::new();
-        let mut readable = 0;
-        while let Some(r) = ring.read_valid(&Quiet, &mut seq, &mut t) {
-            readable += 1;
-            seq = r.seq + 1;
-        }
-        assert_eq!(readable + ring.overwritten(), ok.load(Ordering::Relaxed));
+        check_quiescent(&ring, ok.load(Ordering::Relaxed));
     });
 }

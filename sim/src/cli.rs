@@ -69,6 +69,8 @@ enum Failure {
     Input(InputError),
     /// Bad input, already reported.
     InputReported,
+    /// Ctrl-C: the partial report was written.
+    Interrupted,
     Expect(Vec<String>),
     Internal(String),
 }
@@ -88,6 +90,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Ctrl-C (or SIGTERM) once: the current run stops and reports; twice:
+    // exit at once. Registered before any CPU starts.
+    let flag = runner::interrupted().clone();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let registered = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()));
+        if let Err(e) = registered {
+            eprintln!("internal error: cannot handle signal {sig}: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let result = match cli.command {
         None => run(RunArgs {
             scenario: scenario::FLAGSHIP.into(),
@@ -123,6 +136,7 @@ pub fn main() -> ExitCode {
             eprintln!("internal error: {e}");
             ExitCode::from(1)
         }
+        Err(Failure::Interrupted) => ExitCode::from(130),
     }
 }
 
@@ -190,9 +204,17 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                     d.name
                 );
             }
-            runs.push(runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?);
+            let r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
+            runs.push(r);
+            if runner::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+        }
+        if runner::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
+            break;
         }
     }
+    let interrupted = runner::interrupted().load(std::sync::atomic::Ordering::Relaxed);
     if progress {
         eprintln!();
     }
@@ -204,6 +226,12 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             report::table::render_rates(&plan, &runs)
         };
         print!("{table}");
+        if interrupted {
+            println!(
+                "interrupted: {} of {total} runs, the last one cut short by Ctrl-C",
+                runs.len()
+            );
+        }
         let designs: String = plan
             .designs
             .iter()
@@ -225,6 +253,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
     }
 
+    if interrupted {
+        return Err(Failure::Interrupted);
+    }
     let failed: Vec<String> = runs
         .iter()
         .filter_map(|r| {

@@ -78,6 +78,8 @@ pub struct RunReport {
     pub findings: Vec<Finding>,
     /// Waits still spinning when the hard limit hit.
     pub stuck: Vec<Stuck>,
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
     /// printk latency per context level (task, softirq, hardirq, NMI).
     pub latency: [Summary; 4],
     /// What the console did.
@@ -105,6 +107,14 @@ impl RunReport {
 }
 
 static RUN_LOCK: Mutex<()> = Mutex::new(());
+
+/// Set when the user pressed Ctrl-C (SIGINT) or sent SIGTERM: the current
+/// run stops within one watchdog period and no further run starts.
+pub fn interrupted() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+        std::sync::OnceLock::new();
+    FLAG.get_or_init(Default::default)
+}
 
 /// Run `design` on `plan` with `seed`. `splat` prints findings on stderr as
 /// they are found. Errors are internal (a thread or a mapping could not be
@@ -246,6 +256,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         dropped_by,
         findings: report.findings,
         stuck: report.stuck,
+        interrupted: report.interrupted,
         latency,
         console,
         records,

@@ -153,6 +153,8 @@ pub struct WatchdogReport {
     pub timed_out: bool,
     /// Waits still spinning at the hard limit.
     pub stuck: Vec<Stuck>,
+    /// The user interrupted the run.
+    pub interrupted: bool,
     /// When the last CPU stopped, ms.
     pub ended_ms: f64,
 }
@@ -313,6 +315,14 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
         }
         if now >= cfg.duration_ns {
             m.stop.store(true, Ordering::Release);
+        }
+        if crate::runner::interrupted().load(Ordering::Relaxed) && !report.interrupted {
+            // Ctrl-C: end the run now, breaking whatever spins.
+            report.interrupted = true;
+            m.stop.store(true, Ordering::Release);
+            m.abort_all.store(true, Ordering::Release);
+            aborted_at = Some(std::time::Instant::now());
+            continue;
         }
 
         // Deadlocks.

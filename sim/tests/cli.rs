@@ -324,3 +324,82 @@ fn missing_files_and_bad_options_exit_2() {
     let out = sim(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Wait for `child` up to `limit`; kill it (and fail) if it is still there.
+fn wait_for(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+}
+
+#[test]
+fn ctrl_c_stops_the_run_reports_it_and_exits_130() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let json = std::env::temp_dir().join(format!("printk-sim-int-{}.json", std::process::id()));
+    let mut child = bin()
+        .args(["run", "nmi-storm", "--duration-ms", "30000", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let t0 = std::time::Instant::now();
+    interrupt(&child);
+    let status = wait_for(&mut child, std::time::Duration::from_secs(5));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    let table = text(&out.stdout);
+    assert!(table.contains("(interrupted)"), "{table}");
+    assert!(table.contains("interrupted: 1 of 2 runs"), "{table}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["runs"][0]["interrupted"], true);
+    assert_eq!(
+        v["runs"].as_array().unwrap().len(),
+        1,
+        "no run after the interrupted one"
+    );
+    let m = &v["runs"][0]["messages"];
+    let n = |k: &str| m[k].as_u64().unwrap();
+    assert_eq!(
+        n("attempted"),
+        n("stored") + n("dropped") + n("lost_in_deadlock")
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = bin()
+        .args(["run", "nmi-storm", "--duration-ms", "30000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    interrupt(&child);
+    interrupt(&child);
+    let status = wait_for(&mut child, std::time::Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+}

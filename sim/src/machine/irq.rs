@@ -84,9 +84,14 @@ pub fn block_interrupts() {
     set_mask(libc::SIG_BLOCK);
 }
 
-/// Unblock both interrupt signals in the calling CPU thread.
+/// Unblock both interrupt signals in the calling CPU thread, and block
+/// SIGINT and SIGTERM there, so that Ctrl-C reaches a thread that is not a
+/// simulated CPU.
 pub(crate) fn unblock_interrupts() {
     set_mask(libc::SIG_UNBLOCK);
+    let set = sigset(&[libc::SIGINT, libc::SIGTERM]);
+    // SAFETY: changing the calling thread's mask with a valid set.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) };
 }
 
 /// The installed handlers; dropping this puts the previous ones back.

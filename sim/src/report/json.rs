@@ -20,6 +20,7 @@ struct Run<'a> {
     design: &'a str,
     seed: u64,
     outcome: &'a str,
+    interrupted: bool,
     messages: Messages,
     dropped_by: serde_json::Map<String, serde_json::Value>,
     findings: Vec<JsonFinding<'a>>,
@@ -120,6 +121,7 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                     design: r.design,
                     seed: r.seed,
                     outcome: r.outcome.name(),
+                    interrupted: r.interrupted,
                     messages: Messages {
                         attempted: a.attempted,
                         stored: a.stored,

@@ -19,7 +19,14 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     let mut row = |name: &str, f: &dyn Fn(&RunReport) -> String| {
         rows.push((name.to_string(), runs.iter().map(f).collect()));
     };
-    row("outcome", &|r| r.outcome.name().to_uppercase());
+    row("outcome", &|r| {
+        let o = r.outcome.name().to_uppercase();
+        if r.interrupted {
+            format!("{o} (interrupted)")
+        } else {
+            o
+        }
+    });
     row("attempted", &|r| r.accounts.attempted.to_string());
     row("stored", &|r| r.accounts.stored.to_string());
     row("dropped", &|r| r.accounts.dropped.to_string());

@@ -1,0 +1,97 @@
+//! Signal hygiene: a run puts back the signal actions it found, leaves the
+//! calling thread with the interrupt signals blocked (it is not a CPU), and
+//! repeated runs do not grow the process.
+
+mod common;
+
+use common::{assert_balanced, plan_text, run};
+use printk_sim::machine::irq::{irq_signal, nmi_signal};
+
+extern "C" fn marker(_: libc::c_int) {}
+
+fn action(sig: libc::c_int) -> libc::sigaction {
+    // SAFETY: querying the current action into a zeroed struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(sig, std::ptr::null(), &mut old), 0);
+        old
+    }
+}
+
+fn short() -> printk_sim::scenario::Plan {
+    plan_text(
+        r#"
+name = "short"
+cpus = 1
+duration_ms = 20
+designs = ["lockless"]
+[[task]]
+cpus = "all"
+printk_hz = 2000
+[[nmi]]
+kind = "periodic"
+period_us = 1000
+cpu = 0
+"#,
+    )
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+/// One test, so that nothing else in this process touches signal state
+/// meanwhile.
+#[test]
+fn runs_restore_handlers_block_interrupts_in_the_caller_and_do_not_grow() {
+    // A handler of our own on both signals, with a flag to recognise.
+    for sig in [nmi_signal(), irq_signal()] {
+        // SAFETY: installing a do-nothing handler.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = marker as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+        }
+    }
+    let p = short();
+    let r = run(&p, "lockless");
+    assert!(r.nmis[0] > 5, "the run took NMIs: {:?}", r.nmis);
+    assert_balanced(&r);
+    for sig in [nmi_signal(), irq_signal()] {
+        let a = action(sig);
+        assert_eq!(
+            a.sa_sigaction, marker as extern "C" fn(libc::c_int) as usize,
+            "signal {sig} restored"
+        );
+        assert_eq!(a.sa_flags & libc::SA_ONSTACK, 0, "our flags, not the run's");
+    }
+    // The caller is not a CPU: both interrupt signals stay blocked in it.
+    // SAFETY: querying this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set),
+            0
+        );
+        assert_eq!(libc::sigismember(&set, nmi_signal()), 1);
+        assert_eq!(libc::sigismember(&set, irq_signal()), 1);
+    }
+
+    // Repeated runs: threads joined, stacks unmapped, nothing kept.
+    for _ in 0..10 {
+        drop(run(&p, "lockless"));
+    }
+    let after_10 = rss_kib();
+    for _ in 0..150 {
+        drop(run(&p, "lockless"));
+    }
+    let after_160 = rss_kib();
+    assert!(
+        after_160 < after_10 + 4096,
+        "RSS grew from {after_10} KiB after 10 runs to {after_160} KiB after 160"
+    );
+}
