@@ -324,6 +324,7 @@ fn two_writers_and_a_reader() {
     });
     let written = written.load(Ordering::Relaxed);
     let f = ring.fails();
+    ring.check().unwrap();
     assert_eq!(f.too_big, 0);
     assert_eq!(read + lost, end);
     assert_eq!(

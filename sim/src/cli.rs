@@ -63,6 +63,10 @@ struct RunArgs {
     /// Require DESIGN's outcome to be OUTCOME (exit 3 otherwise).
     #[arg(long = "expect", value_name = "DESIGN=OUTCOME")]
     expects: Vec<String>,
+    /// Treat a broken buffer invariant (checked after every run) as an
+    /// internal error (exit 1) instead of a warning.
+    #[arg(long)]
+    check: bool,
 }
 
 enum Failure {
@@ -111,6 +115,7 @@ pub fn main() -> ExitCode {
             duration_ms: None,
             json: None,
             expects: Vec::new(),
+            check: false,
         }),
         Some(Command::Run(args)) => run(args),
         Some(Command::List { points }) => {
@@ -205,6 +210,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                 );
             }
             let r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
+            if let Some(v) = &r.invariant_violation {
+                let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
+                if args.check {
+                    return Err(Failure::Internal(msg));
+                }
+                eprintln!("warning: {msg}");
+            }
             runs.push(r);
             if runner::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
                 break;

@@ -80,6 +80,8 @@ pub struct RunReport {
     pub stuck: Vec<Stuck>,
     /// Ctrl-C ended the run early.
     pub interrupted: bool,
+    /// The buffer's invariants, checked after the run: the first violation.
+    pub invariant_violation: Option<String>,
     /// printk latency per context level (task, softirq, hardirq, NMI).
     pub latency: [Summary; 4],
     /// What the console did.
@@ -231,6 +233,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
     let console_output = m.design().console().output();
     let dropped_by = m.design().drop_reasons();
     let design_mut = m.design_mut();
+    let invariant_violation = design_mut.check().err();
     let accounts = design_mut.accounts();
     let records = design_mut.records();
     let outcome = if report.timed_out {
@@ -257,6 +260,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         findings: report.findings,
         stuck: report.stuck,
         interrupted: report.interrupted,
+        invariant_violation,
         latency,
         console,
         records,

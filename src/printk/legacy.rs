@@ -405,6 +405,36 @@ impl<A: Arch> Printk<A> for Legacy {
         &self.console
     }
 
+    fn check(&mut self) -> Result<(), String> {
+        let log = self.logbuf.get_mut();
+        let (mut idx, mut seq) = (log.first_idx, log.first_seq);
+        while seq < log.next_seq {
+            let at = log.start(idx);
+            let len = log.len_at(at);
+            let text_len = usize::from(u16::from_le_bytes(log.bytes(at + 10)));
+            if len < HDR || len != align(HDR + text_len) || at + len > log.buf.len() {
+                return Err(format!(
+                    "record {seq} at {at}: length {len}, text {text_len}"
+                ));
+            }
+            idx = at + len;
+            seq += 1;
+        }
+        if idx != log.next_idx && !(log.next_idx == 0 && log.len_at(idx) == 0) {
+            return Err(format!(
+                "records end at {idx}, next_idx is {}",
+                log.next_idx
+            ));
+        }
+        if log.console_seq > log.next_seq {
+            return Err(format!(
+                "console_seq {} beyond next_seq {}",
+                log.console_seq, log.next_seq
+            ));
+        }
+        Ok(())
+    }
+
     fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("recursion", self.dropped_recursion.load(Ordering::Relaxed)),

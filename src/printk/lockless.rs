@@ -213,6 +213,10 @@ impl<A: Arch> Printk<A> for Lockless {
         &self.console
     }
 
+    fn check(&mut self) -> Result<(), String> {
+        self.ring.check()
+    }
+
     fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
         let f = self.ring.fails();
         vec![

@@ -148,6 +148,9 @@ pub trait Printk<A: Arch>: Send + Sync {
     /// Why messages were dropped: `(reason, count)`, adding up to
     /// [`Accounts::dropped`].
     fn drop_reasons(&self) -> Vec<(&'static str, u64)>;
+
+    /// Check the buffer's invariants. Only after the run.
+    fn check(&mut self) -> Result<(), String>;
 }
 
 /// An injection point as one design uses it.

@@ -936,6 +936,72 @@ impl Ring {
         !matches!(self.read_finalized(id, seq), Err(ReadError::Invalid))
     }
 
+    /// Check the ring's invariants; only meaningful when no writer or reader
+    /// is running. The first violation found, if any.
+    pub fn check(&self) -> Result<(), String> {
+        let count = self.count();
+        let head = self.head_id.load(Relaxed);
+        let tail = self.tail_id.load(Relaxed);
+        let used = head.wrapping_sub(tail) & ID_MASK;
+        if used >= count {
+            return Err(format!(
+                "head id {head:#x} is {used} ahead of tail id {tail:#x}, ring has {count}"
+            ));
+        }
+        let head_lpos = self.head_lpos.load(Relaxed);
+        let tail_lpos = self.tail_lpos.load(Relaxed);
+        if head_lpos.wrapping_sub(tail_lpos) > self.data_size() {
+            return Err(format!(
+                "data head {head_lpos:#x} more than a ring ahead of tail {tail_lpos:#x}"
+            ));
+        }
+        let mut prev_seq: Option<u64> = None;
+        for k in 0..=used {
+            let id = tail.wrapping_add(k) & ID_MASK;
+            let Some(d) = self.desc(id) else {
+                return Err(format!("no descriptor for id {id:#x}"));
+            };
+            let state = state_of(id, d.state_var.load(Relaxed));
+            if k == 0 && !matches!(state, DescState::Finalized | DescState::Reusable) {
+                return Err(format!("tail descriptor {id:#x} is {state:?}"));
+            }
+            if matches!(state, DescState::Miss | DescState::Reserved) {
+                return Err(format!(
+                    "descriptor {id:#x} between tail and head is {state:?}"
+                ));
+            }
+            let seq = self.info(id).map_or(0, |i| i.seq.load(Relaxed));
+            if let Some(p) = prev_seq {
+                // The bootstrap descriptor claims seq 0 too (so that an empty
+                // ring's first seq is 0).
+                let bootstrap = k == 1 && p == 0 && seq == 0;
+                if seq != p.wrapping_add(1) && !bootstrap {
+                    return Err(format!("descriptor {id:#x} has seq {seq} after {p}"));
+                }
+            }
+            prev_seq = Some(seq);
+            let (begin, next) = (d.begin.load(Relaxed), d.next.load(Relaxed));
+            if state == DescState::Reusable || dataless(begin, next) {
+                continue;
+            }
+            if self.need_more_space(begin, tail_lpos) || self.need_more_space(head_lpos, next) {
+                return Err(format!(
+                    "descriptor {id:#x} data {begin:#x}..{next:#x} outside {tail_lpos:#x}..{head_lpos:#x}"
+                ));
+            }
+            let tagged = self
+                .data
+                .get(self.word_index(begin))
+                .map(|w| w.load(Relaxed));
+            if tagged != Some(id) || self.get_data(begin, next).is_none() {
+                return Err(format!(
+                    "descriptor {id:#x}: block at {begin:#x} is not its own"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Count the readable records (after the run, for the accounts).
     pub fn count_readable<A: Arch>(&self, arch: &A) -> u64 {
         let mut seq = self.first_seq();

@@ -30,8 +30,14 @@ pub fn run(plan: &Plan, design_name: &str) -> RunReport {
     runner::run(plan, design(design_name), plan.seed, false).unwrap()
 }
 
-/// The accounts identities of SPEC §3, with the run named on failure.
+/// The accounts identities of SPEC §3, and the buffer's invariants, with
+/// the run named on failure.
 pub fn assert_balanced(r: &RunReport) {
+    assert_eq!(
+        r.invariant_violation, None,
+        "{} seed {}: buffer invariant",
+        r.design, r.seed
+    );
     let a = r.accounts;
     assert_eq!(
         a.attempted,
