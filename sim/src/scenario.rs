@@ -18,7 +18,7 @@ use klog::{point, Level};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::machine::{NmiAction, NmiSource, Targets, Trigger};
+use crate::machine::{Interrupt, NmiAction, NmiSource, Targets, Trigger};
 use crate::runner::Outcome;
 use crate::watchdog::OnDeadlock;
 use crate::workload::TaskSpec;
@@ -131,6 +131,8 @@ struct Raw {
     task: Vec<RawTask>,
     #[serde(default)]
     nmi: Vec<RawNmi>,
+    #[serde(default)]
+    irq: Vec<RawNmi>,
     expect: Option<BTreeMap<String, Spanned<String>>>,
 }
 
@@ -303,12 +305,19 @@ fn key_at(text: &str, line: usize, named: Option<&str>) -> String {
             .map(|(k, _)| k.trim().to_string())
             .filter(|k| !k.is_empty() && !k.starts_with('['))
     });
-    match (header, key) {
+    let found = match (header.filter(|h| !h.is_empty()), key) {
         (Some(h), Some(k)) if !here.starts_with('[') || named.is_some() => format!("{h}.{k}"),
         (Some(h), None) => h,
         (_, Some(k)) => k,
         (None, None) => String::new(),
+    };
+    if !found.is_empty() {
+        return found;
     }
+    // Nothing that looks like a key: name what is there.
+    here.split_whitespace()
+        .next()
+        .map_or_else(|| "(top level)".to_string(), str::to_string)
 }
 
 impl Scenario {
@@ -322,8 +331,11 @@ impl Scenario {
                 raw,
             }),
             Err(e) => {
-                let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-                let message = e.message().trim().to_string();
+                let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+                let mut message = e.message().trim().to_string();
+                if message.is_empty() {
+                    message = "invalid TOML here".into();
+                }
                 let named = ["unknown field `", "missing field `", "duplicate key `"]
                     .iter()
                     .find_map(|p| message.strip_prefix(p))
@@ -674,7 +686,10 @@ impl Scenario {
 
         let mut nmis = Vec::new();
         for (i, n) in r.nmi.iter().enumerate() {
-            nmis.push(self.nmi_source(i, n, cpus, why, &designs)?);
+            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, &designs)?);
+        }
+        for (i, n) in r.irq.iter().enumerate() {
+            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, &designs)?);
         }
 
         let mut expect = Vec::new();
@@ -722,14 +737,32 @@ impl Scenario {
 
     fn nmi_source(
         &self,
+        interrupt: Interrupt,
         i: usize,
         n: &RawNmi,
         cpus: usize,
         why: &str,
         designs: &[&'static DesignInfo],
     ) -> Result<NmiSource, InputError> {
-        let k = |f: &str| format!("nmi[{i}].{f}");
+        let table = if interrupt == Interrupt::Nmi {
+            "nmi"
+        } else {
+            "irq"
+        };
+        let k = |f: &str| format!("{table}[{i}].{f}");
         let kind = n.kind.get_ref().as_str();
+        if interrupt == Interrupt::Irq {
+            if let Some(w) = &n.wait {
+                return Err(self.err(w.span(), &k("wait"), "applies to NMIs only"));
+            }
+            if matches!(
+                n.action.as_ref().map(|a| a.get_ref().as_str()),
+                Some("backtrace")
+            ) {
+                let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
+                return Err(self.err(span, &k("action"), "backtrace applies to NMIs only"));
+            }
+        }
         // Keys that only some kinds take.
         let only = |present: bool, span: Option<Range<usize>>, key: &str, kinds: &[&str]| {
             if present && !kinds.contains(&kind) {
@@ -904,6 +937,7 @@ impl Scenario {
         };
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
         Ok(NmiSource {
+            interrupt,
             trigger,
             targets,
             times,

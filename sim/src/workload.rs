@@ -168,6 +168,7 @@ impl Workload {
         let spec = self.tasks.get(cpu).copied().flatten();
         let mut rng = Rng::new(self.seed ^ (cpu as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
         c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
+        c.irq_rng.store(rng.next_u64(), Ordering::Relaxed);
         m.push_frame(Machine::idle_frame());
         let mut next = m.now_ns();
         let mut n = 0;
@@ -202,27 +203,39 @@ impl Workload {
         m.pop_frame();
     }
 
-    /// The NMI handler's work for source `source` on `cpu`. Runs in signal
-    /// context: no allocation, no locks but klog's.
-    pub(crate) fn nmi(&self, m: &Machine, cpu: usize, source: usize) {
+    /// An interrupt handler's work for source `source` on `cpu`, in NMI or
+    /// hardirq context. Runs in signal context: no allocation, no locks but
+    /// klog's.
+    pub(crate) fn interrupt(&self, m: &Machine, cpu: usize, source: usize) {
         let (Some(c), Some(s)) = (m.cpus.get(cpu), m.inject.source(source)) else {
             return;
+        };
+        let context = c.context();
+        let level_idx = usize::from(context.level());
+        let rng_state = if context == Context::Nmi {
+            &c.nmi_rng
+        } else {
+            &c.irq_rng
         };
         match s.action {
             NmiAction::Nothing => {}
             NmiAction::Printk { lines, len, level } => {
-                let mut rng = Rng::new(c.nmi_rng.load(Ordering::Relaxed));
-                let n0 = c.nmis.load(Ordering::Relaxed);
+                let mut rng = Rng::new(rng_state.load(Ordering::Relaxed));
+                let n0 = if context == Context::Nmi {
+                    c.nmis.load(Ordering::Relaxed)
+                } else {
+                    c.irqs.load(Ordering::Relaxed)
+                };
                 for line in 0..u64::from(lines) {
                     let msg = Msg {
                         cpu,
-                        context: Context::Nmi,
+                        context,
                         n: n0 * 1000 + line,
                         len: rng.range(len),
                     };
-                    print_in_pieces(m, level, &msg, 1, 3);
+                    print_in_pieces(m, level, &msg, 1, level_idx);
                 }
-                c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
+                rng_state.store(rng.next_u64(), Ordering::Relaxed);
             }
             NmiAction::Backtrace => {
                 m.push_frame(&BACKTRACE);
@@ -235,7 +248,9 @@ impl Workload {
                     let t0 = m.now_ns();
                     m.design
                         .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
-                    m.latency[3].record(m.now_ns().saturating_sub(t0));
+                    if let Some(h) = m.latency.get(level_idx) {
+                        h.record(m.now_ns().saturating_sub(t0));
+                    }
                 });
                 m.pop_frame();
             }

@@ -748,12 +748,18 @@ impl Ring {
     /// Commit: complete, but the same caller may still extend it. Finalized
     /// at once if a newer record was reserved meanwhile.
     pub fn commit<A: Arch>(&self, arch: &A, r: Reserved) {
-        self.commit_state(arch, r.id, COMMITTED);
+        self.commit_id(arch, r.id);
+    }
+
+    /// `prb_commit()` by id: committed, and finalized at once if a newer
+    /// record exists (nobody else would finalize it then).
+    fn commit_id<A: Arch>(&self, arch: &A, id: u64) {
+        self.commit_state(arch, id, COMMITTED);
         // ORD(prb_commit:A): pairs with _prb_commit:B via desc_reserve:D: a
         // reservation that did not see our commit is visible here.
         arch.point(point::PRB_BEFORE_FINALIZE);
-        if self.head_id.load(SeqCst) != r.id {
-            self.desc_make_final(r.id);
+        if self.head_id.load(SeqCst) != id {
+            self.desc_make_final(id);
         }
     }
 
@@ -787,7 +793,8 @@ impl Ring {
         let packed = info.packed.load(Relaxed);
         let len = (packed & 0xffff) as usize;
         if info.caller.load(Relaxed) != u64::from(caller.0) || len + extra > max {
-            self.commit_state(arch, id, COMMITTED);
+            // Give it back as it was; a newer record may exist by now.
+            self.commit_id(arch, id);
             return None;
         }
         let (begin, next) = (d.begin.load(Relaxed), d.next.load(Relaxed));
@@ -797,12 +804,15 @@ impl Ring {
             self.data_realloc(arch, id, begin, next, len, len + extra)
         };
         let Some((begin, next)) = placed else {
-            self.commit_state(arch, id, COMMITTED);
+            self.commit_id(arch, id);
             return None;
         };
         d.begin.store(begin, Relaxed);
         d.next.store(next, Relaxed);
-        let (word, space) = self.get_data(begin, next)?;
+        let Some((word, space)) = self.get_data(begin, next) else {
+            self.commit_id(arch, id);
+            return None;
+        };
         Some(Reserved {
             id,
             text_word: Some(word),

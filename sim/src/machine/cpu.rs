@@ -80,6 +80,10 @@ pub struct Cpu {
     pub exited: AtomicBool,
     /// Per-CPU random state for NMI-context workloads (NMIs do not nest).
     pub nmi_rng: AtomicU64,
+    /// The same for hardirq-context workloads (IRQs do not nest).
+    pub irq_rng: AtomicU64,
+    /// Latched `[[irq]]` source: source index + 1, 0 when none.
+    pub irq_source: AtomicU32,
     /// Published waits, one per context level.
     pub waits: [WaitSlot; 4],
     /// The shadow call stack.

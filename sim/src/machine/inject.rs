@@ -81,9 +81,21 @@ pub enum NmiAction {
     Nothing,
 }
 
-/// One NMI source.
+/// Which interrupt a source raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The NMI signal: nothing masks it.
+    Nmi,
+    /// The IRQ signal: `local_irq_save()` defers it; its work runs in
+    /// hardirq context.
+    Irq,
+}
+
+/// One interrupt source (`[[nmi]]` or `[[irq]]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NmiSource {
+    /// NMI or IRQ.
+    pub interrupt: Interrupt,
     /// When it fires.
     pub trigger: Trigger,
     /// Where the NMI goes.
@@ -201,7 +213,7 @@ impl Injector {
                     .cpus
                     .get(target)
                     .map_or(0, |c| c.nmis.load(Ordering::Acquire));
-                let sent = m.raise_nmi(target, index);
+                let sent = m.raise(target, index);
                 if sent && wait && target != me {
                     m.wait_for_nmi(target, before);
                 }

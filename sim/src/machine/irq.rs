@@ -19,7 +19,7 @@
 //!   thread-local CPU number and the `CURRENT` machine pointer.
 //! * `Machine::nmi_entry`, `irq_entry`, `do_irq`: atomics on the
 //!   pre-allocated per-CPU state.
-//! * The workload's NMI action and the design's `printk`/`irq_work`: `klog`
+//! * The workload's interrupt actions and the design's `printk`/`irq_work`: `klog`
 //!   code, which allocates nothing, formats into stack buffers and only
 //!   spins on its own abortable locks.
 //! * `Arch` methods of the machine: atomics, `clock_gettime` (vDSO),
@@ -196,6 +196,30 @@ impl Machine {
         unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, sig) == 0 }
     }
 
+    /// Raise source `source`'s interrupt (NMI or IRQ) on `cpu`.
+    pub(crate) fn raise(&self, cpu: usize, source: usize) -> bool {
+        match self.inject.source(source).map(|s| s.interrupt) {
+            Some(super::Interrupt::Irq) => self.raise_irq_source(cpu, source),
+            _ => self.raise_nmi(cpu, source),
+        }
+    }
+
+    /// Raise an IRQ from `[[irq]]` source `source` on `cpu`; like the NMI,
+    /// one is latched per CPU.
+    fn raise_irq_source(&self, cpu: usize, source: usize) -> bool {
+        let Some(c) = self.cpus.get(cpu) else {
+            return false;
+        };
+        let tag = u32::try_from(source).unwrap_or(u32::MAX - 1) + 1;
+        if c.irq_source
+            .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.send(cpu, irq_signal())
+    }
+
     /// Raise an NMI from source `source` on `cpu`. Like hardware, at most
     /// one NMI is latched: if one is pending already, this one merges.
     pub(crate) fn raise_nmi(&self, cpu: usize, source: usize) -> bool {
@@ -228,7 +252,7 @@ impl Machine {
         c.nmis.fetch_add(1, Ordering::Release);
         c.stack.push(&NMI_FRAME);
         if let Some(source) = (source as usize).checked_sub(1) {
-            self.workload.nmi(self, cpu, source);
+            self.workload.interrupt(self, cpu, source);
         }
         c.stack.pop();
         compiler_fence(Ordering::SeqCst);
@@ -267,6 +291,11 @@ impl Machine {
             }
             if c.work_pending.swap(false, Ordering::AcqRel) {
                 self.design.irq_work(self);
+                handled = true;
+            }
+            let source = c.irq_source.swap(0, Ordering::AcqRel);
+            if let Some(source) = (source as usize).checked_sub(1) {
+                self.workload.interrupt(self, cpu, source);
                 handled = true;
             }
             if !handled {

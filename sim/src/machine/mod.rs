@@ -22,7 +22,7 @@ pub mod stack;
 pub mod tick;
 
 pub use cpu::Cpu;
-pub use inject::{Injector, NmiAction, NmiSource, Targets, Trigger};
+pub use inject::{Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO; async-signal-safe).
 pub fn mono_ns() -> u64 {

@@ -68,7 +68,7 @@ pub(crate) fn sender(m: &Machine) {
             for (cpu, due) in targets.zip(t.due.iter_mut()) {
                 if now >= *due {
                     if m.inject.claim(t.source) {
-                        m.raise_nmi(cpu, t.source);
+                        m.raise(cpu, t.source);
                     }
                     *due = match s.trigger {
                         Trigger::Periodic { period_ns } => (*due + period_ns).max(now + 1),
