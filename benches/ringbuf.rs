@@ -90,6 +90,8 @@ fn one_thread(c: &mut Criterion) {
     let ring = Ring::for_buffer(1 << 17);
     let m = meta();
     g.bench_function("prb", |b| b.iter(|| prb_write(&ring, &m)));
+    let small = Ring::for_buffer(1 << 13);
+    g.bench_function("prb_8k", |b| b.iter(|| prb_write(&small, &m)));
     let q = ArrayQueue::<[u8; 64]>::new(1024);
     g.bench_function("arrayqueue_push_pop", |b| {
         b.iter(|| {

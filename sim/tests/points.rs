@@ -119,7 +119,7 @@ len = [40, 100]
         let mine: Vec<u64> = r
             .records
             .iter()
-            .filter(|rec| rec.cpu == 0 && rec.context == Context::Task)
+            .filter(|rec| rec.cpu == 0 && rec.context == Context::Task && !rec.cont)
             .map(|rec| parse_msg(&rec.text).unwrap().2)
             .collect();
         if r.accounts.dropped == 0 {

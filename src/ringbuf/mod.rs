@@ -234,9 +234,8 @@ pub struct Ring {
     fail_too_big: AtomicU64,
     fail_desc: AtomicU64,
     fail_data: AtomicU64,
-    /// Stored records that became unreadable because their descriptor or
-    /// data was recycled.
-    overwritten: AtomicU64,
+    /// The id the ring started with (the bootstrap descriptor's).
+    boot_id: u64,
 }
 
 /// A reserved record: the writer fills it, then commits it.
@@ -313,7 +312,7 @@ impl Ring {
             fail_too_big: AtomicU64::new(0),
             fail_desc: AtomicU64::new(0),
             fail_data: AtomicU64::new(0),
-            overwritten: AtomicU64::new(0),
+            boot_id: boot,
         }
     }
 
@@ -368,9 +367,27 @@ impl Ring {
         }
     }
 
-    /// Stored records that were recycled (made unreadable) since the start.
+    /// How many sequence numbers have been handed out (records reserved,
+    /// with or without data). Only meaningful when no writer is running.
+    pub fn reserved_total(&self) -> u64 {
+        let head = self.head_id.load(Acquire);
+        if head == self.boot_id {
+            return 0;
+        }
+        self.info(head)
+            .map_or(0, |i| i.seq.load(Relaxed).wrapping_add(1))
+    }
+
+    /// Stored records (reserved with data) that are no longer readable:
+    /// recycled, or overwritten in their slot. Counted without a counter on
+    /// the write path (which would cost a locked instruction per record):
+    /// what was handed out, less the records whose data was never allocated,
+    /// less what a reader can still read. Only when no writer is running.
     pub fn overwritten(&self) -> u64 {
-        self.overwritten.load(Relaxed)
+        let stored = self
+            .reserved_total()
+            .saturating_sub(self.fail_data.load(Relaxed));
+        stored.saturating_sub(self.count_readable(&crate::arch::Quiet))
     }
 
     // ------------------------------------------------------------------
@@ -406,19 +423,14 @@ impl Ring {
         (state_of(id, after), copy)
     }
 
-    /// Finalized → reusable; counts a stored record (one whose data was not
-    /// lost at reservation) as overwritten.
-    fn desc_make_reusable(&self, id: u64, stored: bool) {
+    /// Finalized → reusable.
+    fn desc_make_reusable(&self, id: u64) {
         if let Some(d) = self.desc(id) {
             // ORD(desc_make_reusable:A): relaxed; ordered by the tail pushes
             // that follow (data_push_tail:D, desc_push_tail:B).
-            if d.state_var
-                .compare_exchange(sv(id, FINALIZED), sv(id, REUSABLE), Relaxed, Relaxed)
-                .is_ok()
-                && stored
-            {
-                self.overwritten.fetch_add(1, Relaxed);
-            }
+            let _ =
+                d.state_var
+                    .compare_exchange(sv(id, FINALIZED), sv(id, REUSABLE), Relaxed, Relaxed);
         }
     }
 
@@ -480,7 +492,7 @@ impl Ring {
                     if d.begin != begin {
                         return None;
                     }
-                    self.desc_make_reusable(id, true);
+                    self.desc_make_reusable(id);
                 }
                 DescState::Reusable => {
                     if d.begin != begin {
@@ -577,7 +589,7 @@ impl Ring {
                 return now & ID_MASK != self.prev_wrap(tail_id);
             }
             DescState::Reserved | DescState::Committed => return false,
-            DescState::Finalized => self.desc_make_reusable(tail_id, d.begin != FAILED_LPOS),
+            DescState::Finalized => self.desc_make_reusable(tail_id),
             DescState::Reusable => {}
         }
         // Its data must be invalidated before the descriptor is recycled.
@@ -651,14 +663,21 @@ impl Ring {
     /// committed → finalized, if it still is committed.
     fn desc_make_final(&self, id: u64) {
         if let Some(d) = self.desc(id) {
-            // SeqCst, success and failure: with prb_commit:A this is the
-            // store-buffering pattern (the committer stores its state then
-            // loads the head; the next reserver stores the head then loads
-            // the state); only a single total order guarantees that at
-            // least one of them sees the other and finalizes.
-            let _ =
-                d.state_var
-                    .compare_exchange(sv(id, COMMITTED), sv(id, FINALIZED), SeqCst, SeqCst);
+            // SeqCst, load and compare-and-swap: with prb_commit:A this is
+            // the store-buffering pattern (the committer stores its state
+            // then loads the head; the next reserver stores the head then
+            // loads the state); only a single total order guarantees that at
+            // least one of them sees the other and finalizes. The load first
+            // spares the locked instruction when the record is not
+            // committed (the common case: printk final-commits whole lines).
+            if d.state_var.load(SeqCst) == sv(id, COMMITTED) {
+                let _ = d.state_var.compare_exchange(
+                    sv(id, COMMITTED),
+                    sv(id, FINALIZED),
+                    SeqCst,
+                    SeqCst,
+                );
+            }
         }
     }
 
@@ -690,13 +709,13 @@ impl Ring {
             old_seq.wrapping_add(self.count())
         };
         info.seq.store(seq, Relaxed);
-        self.set_info(info, meta, 0);
         if seq > 0 {
             // A newer record exists now: the previous one can no longer be
             // extended.
             self.desc_make_final(id.wrapping_sub(1) & ID_MASK);
         }
         if text == 0 {
+            self.set_info(info, meta, 0);
             d.begin.store(NO_LPOS, Relaxed);
             d.next.store(NO_LPOS, Relaxed);
             return Ok(Reserved {
@@ -719,6 +738,7 @@ impl Ring {
                 })
             }
             None => {
+                self.set_info(info, meta, 0);
                 d.begin.store(FAILED_LPOS, Relaxed);
                 d.next.store(FAILED_LPOS, Relaxed);
                 self.fail_data.fetch_add(1, Relaxed);
@@ -1089,25 +1109,38 @@ impl Reserved {
         if let Some(word) = self.text_word {
             let mut src = bytes.get(..n).unwrap_or(&[]);
             let mut at = self.len;
-            while !src.is_empty() {
-                let off = at % 8;
-                let take = (8 - off).min(src.len());
-                let Some(cell) = ring.data.get(word + at / 8) else {
-                    break;
-                };
-                // Only this writer owns the block, so a partial word can be
-                // read, patched and stored back.
-                let mut b = if take == 8 {
-                    [0u8; 8]
-                } else {
-                    cell.load(Relaxed).to_le_bytes()
-                };
-                if let (Some(dst), Some(part)) = (b.get_mut(off..off + take), src.get(..take)) {
-                    dst.copy_from_slice(part);
+            // Only this writer owns the block, so a partial word (where an
+            // extension starts, or where the text ends) can be read,
+            // patched and stored back.
+            let patch = |at: usize, part: &[u8]| {
+                if let Some(cell) = ring.data.get(word + at / 8) {
+                    let mut b = cell.load(Relaxed).to_le_bytes();
+                    let off = at % 8;
+                    if let Some(dst) = b.get_mut(off..off + part.len()) {
+                        dst.copy_from_slice(part);
+                    }
+                    cell.store(u64::from_le_bytes(b), Relaxed);
                 }
-                cell.store(u64::from_le_bytes(b), Relaxed);
+            };
+            if at % 8 != 0 {
+                let take = (8 - at % 8).min(src.len());
+                patch(at, src.get(..take).unwrap_or(&[]));
                 src = src.get(take..).unwrap_or(&[]);
                 at += take;
+            }
+            let mut words = src.chunks_exact(8);
+            for chunk in &mut words {
+                if let (Some(cell), Ok(b)) =
+                    (ring.data.get(word + at / 8), <[u8; 8]>::try_from(chunk))
+                {
+                    cell.store(u64::from_le_bytes(b), Relaxed);
+                }
+                at += 8;
+            }
+            let rest = words.remainder();
+            if !rest.is_empty() {
+                patch(at, rest);
+                at += rest.len();
             }
             self.len = at;
         }
