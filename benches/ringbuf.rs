@@ -59,6 +59,7 @@ fn timed_two_threads(iters: u64, op: &(dyn Fn(usize) + Sync)) -> Duration {
         for t in 0..2 {
             let start = &start;
             s.spawn(move || {
+                pin(t);
                 start.wait();
                 for _ in 0..iters {
                     op(t);
@@ -69,6 +70,18 @@ fn timed_two_threads(iters: u64, op: &(dyn Fn(usize) + Sync)) -> Duration {
         Instant::now()
     });
     t0.elapsed()
+}
+
+/// Pin the calling thread to host CPU `cpu`, so that the two threads do not
+/// share a core (best effort).
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity on
+    // the calling thread with a valid set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 fn spinning_arch(cpu: usize) -> FakeArch {
@@ -177,6 +190,7 @@ fn two_threads_group(c: &mut Criterion) {
         f.desc_busy,
         f.data_busy
     );
+
     let q = ArrayQueue::<[u8; 64]>::new(1024);
     g.bench_function("arrayqueue_push_pop", |b| {
         b.iter_custom(|iters| {

@@ -1122,7 +1122,7 @@ impl Reserved {
                     cell.store(u64::from_le_bytes(b), Relaxed);
                 }
             };
-            if at % 8 != 0 {
+            if !at.is_multiple_of(8) {
                 let take = (8 - at % 8).min(src.len());
                 patch(at, src.get(..take).unwrap_or(&[]));
                 src = src.get(take..).unwrap_or(&[]);
