@@ -36,6 +36,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nmi-storm", include_str!("../../scenarios/nmi-storm.toml")),
 ];
 
+/// At most this many simulated CPUs. More OS threads than that on a
+/// two-core host starve each other for whole scheduler slices, and the
+/// watchdog would report lockups that are the host's, not the design's.
+pub const MAX_CPUS: i64 = 64;
+const CPUS_WHY: &str =
+    " (more CPU threads than that starve each other on a small host and the watchdog would see lockups that are not the design's)";
+
 /// The scenario the bare command runs.
 pub const FLAGSHIP: &str = "nmi-in-console-unlock";
 
@@ -504,14 +511,17 @@ impl Scenario {
             return Err(self.err(r.name.span(), "name", "must not be empty"));
         }
         let cpus: usize = match o.cpus {
-            Some(n) if (1..=256).contains(&n) => n,
+            Some(n) if (1..=MAX_CPUS as usize).contains(&n) => n,
             Some(n) => {
                 return Err(InputError::option(
                     "--cpus",
-                    format!("must be from 1 to 256, got {n}"),
+                    format!("must be from 1 to {MAX_CPUS}, got {n}{CPUS_WHY}"),
                 ))
             }
-            None => self.int(&r.cpus, "cpus", 1, 256)?,
+            None => self.int(&r.cpus, "cpus", 1, MAX_CPUS).map_err(|mut e| {
+                e.message.push_str(CPUS_WHY);
+                e
+            })?,
         };
         let why = if o.cpus.is_some() {
             " (set by --cpus)"

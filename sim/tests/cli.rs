@@ -222,7 +222,7 @@ fn bad_scenarios_exit_2_naming_file_line_and_key() {
         &GOOD.replace("cpus = 2\n", "cpus = 0\n"),
         3,
         "cpus",
-        "must be from 1 to 256, got 0",
+        "must be from 1 to 64, got 0",
     );
     rejected(
         "cpu-out-of-range.toml",

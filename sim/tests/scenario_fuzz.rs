@@ -11,7 +11,7 @@ use printk_sim::scenario::{Overrides, Scenario, BUILTIN};
 fn check(text: &str) -> Result<(), TestCaseError> {
     match Scenario::parse("fuzz.toml", text).and_then(|s| s.plan(&Overrides::default())) {
         Ok(plan) => {
-            prop_assert!((1..=256).contains(&plan.cpus));
+            prop_assert!((1..=64).contains(&plan.cpus));
             prop_assert!(plan.buffer_size.is_power_of_two());
             prop_assert!(plan.hard_limit_ms > plan.duration_ms);
             prop_assert!(plan.tasks.len() == plan.cpus);

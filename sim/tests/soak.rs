@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{assert_balanced, plan_text};
-use printk_sim::runner::{self, Outcome};
+use common::{assert_balanced, plan_text, run_seed};
+use printk_sim::runner::Outcome;
 
 #[test]
 fn every_design_keeps_exact_accounts_over_many_seeds() {
@@ -45,7 +45,7 @@ lines = 1
     let (mut runs, mut nmis, mut messages, mut from_irq) = (0, 0, 0, 0);
     for seed in 1..=seeds {
         for d in &p.designs {
-            let r = runner::run(&p, d, seed, false).unwrap();
+            let r = run_seed(&p, d.name, seed);
             assert_ne!(r.outcome, Outcome::Timeout, "{} seed {seed}", d.name);
             assert_balanced(&r);
             let reasons: u64 = r.dropped_by.iter().map(|(_, n)| n).sum();

@@ -2,9 +2,41 @@
 
 #![allow(dead_code)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use klog::printk::{self, DesignInfo};
 use printk_sim::runner::{self, RunReport};
 use printk_sim::scenario::{self, Overrides, Plan};
+
+/// Every simulator test binary counts allocations made inside a simulated
+/// interrupt (SPEC §8); `run` fails on any.
+struct Watch;
+
+/// Allocations and frees inside simulated interrupts, in this process.
+pub static IN_INTERRUPT: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; the check only reads
+// a thread-local and an atomic and never allocates.
+unsafe impl GlobalAlloc for Watch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if printk_sim::in_interrupt() {
+            IN_INTERRUPT.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if printk_sim::in_interrupt() {
+            IN_INTERRUPT.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Watch = Watch;
 
 /// The plan of a built-in scenario (or file) with overrides.
 pub fn plan(name: &str, o: Overrides) -> Plan {
@@ -27,7 +59,19 @@ pub fn design(name: &str) -> &'static DesignInfo {
 
 /// Run `design` on `plan` with the plan's seed.
 pub fn run(plan: &Plan, design_name: &str) -> RunReport {
-    runner::run(plan, design(design_name), plan.seed, false).unwrap()
+    run_seed(plan, design_name, plan.seed)
+}
+
+/// Run `design` on `plan` with `seed`.
+pub fn run_seed(plan: &Plan, design_name: &str, seed: u64) -> RunReport {
+    let r = runner::run(plan, design(design_name), seed, false).unwrap();
+    assert_eq!(
+        IN_INTERRUPT.load(Ordering::Relaxed),
+        0,
+        "{design_name} on {}: allocation inside a simulated interrupt",
+        plan.name
+    );
+    r
 }
 
 /// The accounts identities of SPEC §3, and the buffer's invariants, with
