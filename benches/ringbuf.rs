@@ -51,6 +51,19 @@ fn prb_write(ring: &Ring, m: &Meta) -> bool {
     }
 }
 
+fn queue_op(q: &ArrayQueue<[u8; 64]>) {
+    let _ = q.push(black_box(REC));
+    black_box(q.pop());
+}
+
+fn deque_op(dq: &Mutex<VecDeque<[u8; 64]>>) {
+    let mut d = dq.lock();
+    if d.len() == 1024 {
+        d.pop_front();
+    }
+    d.push_back(black_box(REC));
+}
+
 /// Run `op` `iters` times on each of two threads at once; the wall time
 /// from their common start to the end of the slower one.
 fn timed_two_threads(iters: u64, op: &(dyn Fn(usize) + Sync)) -> Duration {
@@ -108,18 +121,13 @@ fn one_thread(c: &mut Criterion) {
     let q = ArrayQueue::<[u8; 64]>::new(1024);
     g.bench_function("arrayqueue_push_pop", |b| {
         b.iter(|| {
-            let _ = q.push(black_box(REC));
-            black_box(q.pop());
+            queue_op(&q);
         })
     });
     let dq = Mutex::new(VecDeque::<[u8; 64]>::with_capacity(1024));
     g.bench_function("parking_lot_vecdeque", |b| {
         b.iter(|| {
-            let mut d = dq.lock();
-            if d.len() == 1024 {
-                d.pop_front();
-            }
-            d.push_back(black_box(REC));
+            deque_op(&dq);
         })
     });
     let legacy = Legacy::new(&DesignConfig {
@@ -195,8 +203,7 @@ fn two_threads_group(c: &mut Criterion) {
     g.bench_function("arrayqueue_push_pop", |b| {
         b.iter_custom(|iters| {
             timed_two_threads(iters, &|_| {
-                let _ = q.push(black_box(REC));
-                black_box(q.pop());
+                queue_op(&q);
             }) / 2
         })
     });
@@ -204,11 +211,7 @@ fn two_threads_group(c: &mut Criterion) {
     g.bench_function("parking_lot_vecdeque", |b| {
         b.iter_custom(|iters| {
             timed_two_threads(iters, &|_| {
-                let mut d = dq.lock();
-                if d.len() == 1024 {
-                    d.pop_front();
-                }
-                d.push_back(black_box(REC));
+                deque_op(&dq);
             }) / 2
         })
     });

@@ -140,6 +140,23 @@ pub struct Meta {
     pub cont: bool,
 }
 
+impl Meta {
+    /// The metadata of a record printed now, at `level`, by the calling CPU
+    /// in its current context.
+    pub fn now<A: crate::arch::Arch>(arch: &A, level: Level) -> Meta {
+        let context = arch.context();
+        let cpu = arch.this_cpu();
+        Meta {
+            ts_ns: arch.now_ns(),
+            cpu,
+            context,
+            caller: CallerId::new(context, cpu, arch.task_pid()),
+            level,
+            cont: false,
+        }
+    }
+}
+
 /// A fixed buffer on the stack that `core::fmt` writes into, truncating
 /// what does not fit. Never allocates, never fails.
 pub struct TextBuf<const N: usize> {

@@ -210,19 +210,6 @@ impl Legacy {
         }
     }
 
-    fn meta<A: Arch>(arch: &A, level: Level) -> Meta {
-        let context = arch.context();
-        let cpu = arch.this_cpu();
-        Meta {
-            ts_ns: arch.now_ns(),
-            cpu,
-            context,
-            caller: CallerId::new(context, cpu, arch.task_pid()),
-            level,
-            cont: false,
-        }
-    }
-
     fn store(&self, log: &mut LogBuf, meta: &Meta, text: &[u8]) {
         let (stored, overwritten) = log.store(meta, text);
         self.counters.overwrite(overwritten);
@@ -241,7 +228,7 @@ impl Legacy {
         let Ok((mut log, flags)) = self.logbuf.lock_irqsave(arch, None) else {
             return false;
         };
-        let meta = Self::meta(arch, Level::Info);
+        let meta = Meta::now(arch, Level::Info);
         let (stored, _) = log.store(&meta, text);
         drop(log);
         arch.local_irq_restore(flags);
@@ -273,7 +260,7 @@ impl Legacy {
 
         if self.recursion_bug.swap(false, Ordering::Relaxed) {
             self.counters.attempt_internal();
-            let meta = Self::meta(arch, Level::Crit);
+            let meta = Meta::now(arch, Level::Crit);
             self.store(&mut log, &meta, b"BUG: recent printk recursion!");
         }
         let mut text = TextBuf::<TEXT_MAX>::new();
@@ -282,7 +269,7 @@ impl Legacy {
         // (the 3.x cont buffer that merged them is not modelled).
         let cont = text.strip_cont();
         text.strip_newline();
-        let mut meta = Self::meta(arch, level);
+        let mut meta = Meta::now(arch, level);
         meta.cont = cont;
         self.store(&mut log, &meta, text.as_bytes());
 

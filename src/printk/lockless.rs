@@ -23,7 +23,7 @@ use crate::console::Console;
 use crate::lock::{LockCore, Semaphore};
 use crate::point;
 use crate::printk::{Accounts, Counters, DesignConfig, Printk};
-use crate::record::{CallerId, Level, Meta, Record, TextBuf, TEXT_MAX};
+use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 use crate::ringbuf::{FailCounts, Ring};
 
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
@@ -115,20 +115,11 @@ impl<A: Arch> Printk<A> for Lockless {
 
     fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         arch.push_frame(&VPRINTK_EMIT);
-        let context = arch.context();
-        let cpu = arch.this_cpu();
         let mut text = TextBuf::<TEXT_MAX>::new();
         text.format(args);
         let cont = text.strip_cont();
         let newline = text.strip_newline();
-        let mut meta = Meta {
-            ts_ns: arch.now_ns(),
-            cpu,
-            context,
-            caller: CallerId::new(context, cpu, arch.task_pid()),
-            level,
-            cont: false,
-        };
+        let mut meta = Meta::now(arch, level);
         // Interrupts (not NMIs) stay off from reserve to commit, as in the
         // kernel, to keep a reserved record from blocking recycling long.
         let flags = arch.local_irq_save();
