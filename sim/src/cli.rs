@@ -209,7 +209,11 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                     d.name
                 );
             }
-            let r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
+            let mut r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
+            // The table and the JSON need neither the log nor the console
+            // output: drop them, so `--repeat` keeps memory flat.
+            r.records = Vec::new();
+            r.console_output = Vec::new();
             if let Some(v) = &r.invariant_violation {
                 let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
                 if args.check {
