@@ -63,6 +63,14 @@ struct RunArgs {
     /// Require DESIGN's outcome to be OUTCOME (exit 3 otherwise).
     #[arg(long = "expect", value_name = "DESIGN=OUTCOME")]
     expects: Vec<String>,
+    /// Write the records left in each design's buffer to FILE in the syslog
+    /// format `dmesg -F` reads (with several designs, the design's name goes
+    /// before the suffix: out.legacy.log; with --repeat, the last seed's).
+    #[arg(long, value_name = "FILE")]
+    log: Option<String>,
+    /// The same in the /dev/kmsg format.
+    #[arg(long, value_name = "FILE")]
+    kmsg: Option<String>,
     /// Treat a broken buffer invariant (checked after every run) as an
     /// internal error (exit 1) instead of a warning.
     #[arg(long)]
@@ -115,6 +123,8 @@ pub fn main() -> ExitCode {
             duration_ms: None,
             json: None,
             expects: Vec::new(),
+            log: None,
+            kmsg: None,
             check: false,
         }),
         Some(Command::Run(args)) => run(args),
@@ -196,6 +206,24 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         })?)),
     };
 
+    // Log files, one per design when there are several; created up front.
+    let log_path = |base: &str, design: &str| {
+        if plan.designs.len() > 1 {
+            report::log::per_design(base, design)
+        } else {
+            base.to_string()
+        }
+    };
+    for (opt, base) in [("--log", &args.log), ("--kmsg", &args.kmsg)] {
+        if let Some(base) = base {
+            for d in &plan.designs {
+                let path = log_path(base, d.name);
+                std::fs::File::create(&path)
+                    .map_err(|e| InputError::option(opt, format!("cannot create `{path}`: {e}")))?;
+            }
+        }
+    }
+
     let progress = args.repeat > 1 && std::io::stderr().is_terminal();
     let total = args.repeat as usize * plan.designs.len();
     let mut runs: Vec<RunReport> = Vec::with_capacity(total);
@@ -210,6 +238,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                 );
             }
             let mut r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
+            let write = |base: &Option<String>, text: &dyn Fn() -> String| match base {
+                Some(base) => std::fs::write(log_path(base, d.name), text())
+                    .map_err(|e| Failure::Internal(format!("writing the log: {e}"))),
+                None => Ok(()),
+            };
+            write(&args.log, &|| report::log::syslog(&r.records))?;
+            write(&args.kmsg, &|| report::log::kmsg(&r.records))?;
             // The table and the JSON need neither the log nor the console
             // output: drop them, so `--repeat` keeps memory flat.
             r.records = Vec::new();
