@@ -47,7 +47,7 @@ pub fn kmsg(records: &[Record]) -> String {
             r.caller
         );
         for b in r.text.bytes() {
-            if b < 0x20 || b >= 0x7f || b == b'\\' {
+            if !(0x20..0x7f).contains(&b) || b == b'\\' {
                 let _ = write!(out, "\\x{b:02x}");
             } else {
                 out.push(char::from(b));
