@@ -51,6 +51,18 @@ fn prb_write(ring: &Ring, m: &Meta) -> bool {
     }
 }
 
+/// The legacy design, used only through its locked ring.
+fn legacy_ring() -> Legacy {
+    Legacy::new(&DesignConfig {
+        nr_cpus: 2,
+        buffer_size: 1 << 17,
+        console: ConsoleConfig {
+            ns_per_char: 0,
+            sink_bytes: 0,
+        },
+    })
+}
+
 fn queue_op(q: &ArrayQueue<[u8; 64]>) {
     let _ = q.push(black_box(REC));
     black_box(q.pop());
@@ -130,14 +142,7 @@ fn one_thread(c: &mut Criterion) {
             deque_op(&dq);
         })
     });
-    let legacy = Legacy::new(&DesignConfig {
-        nr_cpus: 2,
-        buffer_size: 1 << 17,
-        console: ConsoleConfig {
-            ns_per_char: 0,
-            sink_bytes: 0,
-        },
-    });
+    let legacy = legacy_ring();
     let arch = spinning_arch(0);
     g.bench_function("legacy_locked_ring", |b| {
         b.iter(|| legacy.store_raw(&arch, black_box(&REC)))
@@ -215,14 +220,7 @@ fn two_threads_group(c: &mut Criterion) {
             }) / 2
         })
     });
-    let legacy = Legacy::new(&DesignConfig {
-        nr_cpus: 2,
-        buffer_size: 1 << 17,
-        console: ConsoleConfig {
-            ns_per_char: 0,
-            sink_bytes: 0,
-        },
-    });
+    let legacy = legacy_ring();
     let arches = [spinning_arch(0), spinning_arch(1)];
     g.bench_function("legacy_locked_ring", |b| {
         b.iter_custom(|iters| {
