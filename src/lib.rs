@@ -22,6 +22,7 @@ pub mod arch;
 pub mod console;
 pub mod context;
 pub mod lock;
+pub mod lockdep;
 pub mod point;
 pub mod printk;
 pub mod record;

@@ -27,7 +27,7 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::{Arch, IrqFlags};
 use crate::context::Context;
@@ -75,6 +75,10 @@ impl Owner {
 pub struct LockCore {
     name: &'static str,
     owner: AtomicU64,
+    /// lockdep usage bits (see [`crate::lockdep`]).
+    usage: AtomicU32,
+    /// Owner word of the first non-try acquisition in NMI context.
+    first_nmi: AtomicU64,
 }
 
 impl LockCore {
@@ -83,6 +87,8 @@ impl LockCore {
         LockCore {
             name,
             owner: AtomicU64::new(0),
+            usage: AtomicU32::new(0),
+            first_nmi: AtomicU64::new(0),
         }
     }
 
@@ -99,6 +105,43 @@ impl LockCore {
     /// An identity for the wait registry: the lock's address.
     pub fn id(&self) -> usize {
         self as *const LockCore as usize
+    }
+
+    /// Record, for lockdep, the context this acquisition is made in. One
+    /// relaxed load when the bit is known already.
+    fn note_use<A: Arch>(&self, arch: &A, at: Option<Point>, trylock: bool) {
+        use crate::lockdep::usage;
+        let context = arch.context();
+        let bit = match context {
+            Context::Task if arch.irqs_disabled() => usage::TASK_IRQS_OFF,
+            Context::Task => usage::TASK_IRQS_ON,
+            // As in the kernel, a trylock does not make a class
+            // interrupt-safe: it cannot wait for the context it interrupted.
+            Context::Softirq | Context::Hardirq if trylock => usage::IRQ_TRY,
+            Context::Softirq => usage::SOFTIRQ,
+            Context::Hardirq => usage::HARDIRQ,
+            Context::Nmi if trylock => usage::NMI_TRY,
+            Context::Nmi => usage::NMI,
+        };
+        if self.usage.load(Ordering::Relaxed) & bit == 0 {
+            self.usage.fetch_or(bit, Ordering::Relaxed);
+            if bit == usage::NMI {
+                let tag = Owner::encode(arch.this_cpu(), context, at);
+                let _ =
+                    self.first_nmi
+                        .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The lockdep usage bits so far.
+    pub fn usage(&self) -> u32 {
+        self.usage.load(Ordering::Relaxed)
+    }
+
+    /// Where the first non-try acquisition in NMI context happened.
+    pub fn first_nmi_use(&self) -> Option<Owner> {
+        Owner::decode(self.first_nmi.load(Ordering::Relaxed))
     }
 
     fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
@@ -164,6 +207,7 @@ impl<T> RawSpinLock<T> {
     /// `raw_spin_lock()`: spin until acquired or broken. `at` names the point
     /// the holder will be reported at.
     pub fn lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Result<SpinGuard<'_, T>, Broken> {
+        self.core.note_use(arch, at, false);
         self.core.spin_acquire(arch, at)?;
         Ok(SpinGuard { lock: self })
     }
@@ -187,6 +231,7 @@ impl<T> RawSpinLock<T> {
 
     /// `raw_spin_trylock()`: one attempt, never spins.
     pub fn try_lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Option<SpinGuard<'_, T>> {
+        self.core.note_use(arch, at, true);
         self.core
             .try_acquire(arch, at)
             .then_some(SpinGuard { lock: self })
@@ -248,6 +293,7 @@ impl Semaphore {
 
     /// `down_trylock()`: take the semaphore if it is free; true on success.
     pub fn try_down<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
+        self.core.note_use(arch, at, true);
         self.core.try_acquire(arch, at)
     }
 

@@ -267,3 +267,62 @@ fn a_line_printed_in_pieces_is_one_record_and_open_until_its_newline() {
     );
     assert!(d.accounts().balanced());
 }
+
+#[test]
+fn lockdep_rules_fire_once_per_class_with_the_kernels_words() {
+    use klog::lockdep;
+    use klog::RawSpinLock;
+
+    // A lock taken in task context with interrupts on and in a hardirq.
+    let l = RawSpinLock::new("my_lock", ());
+    let task = FakeArch::new(0, 1);
+    drop(l.lock(&task, None).unwrap());
+    let irq = FakeArch::new(0, 1);
+    irq.preempt_count.store(HARDIRQ_OFFSET, Ordering::Relaxed);
+    drop(l.lock(&irq, None).unwrap());
+    drop(l.lock(&irq, None).unwrap());
+    let f = lockdep::check(&[l.core()]);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].rule, f[0].lock),
+        ("inconsistent-irq-usage", "my_lock")
+    );
+    assert_eq!(
+        f[0].message,
+        "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
+    );
+
+    // A trylock in hardirq context makes nothing interrupt-safe.
+    let t = RawSpinLock::new("try_lock", ());
+    drop(t.lock(&task, None).unwrap());
+    drop(t.try_lock(&irq, None));
+    assert!(lockdep::check(&[t.core()]).is_empty());
+
+    // Taken with interrupts off in task context, and spun on in an NMI.
+    let n = RawSpinLock::new("logbuf_lock", ());
+    let (g, flags) = n.lock_irqsave(&task, None).unwrap();
+    drop(g);
+    klog::Arch::local_irq_restore(&task, flags);
+    let nmi = FakeArch::new(1, 2);
+    nmi.preempt_count
+        .store(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
+    drop(
+        n.lock(&nmi, Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED))
+            .unwrap(),
+    );
+    drop(n.lock(&nmi, None).unwrap());
+    let f = lockdep::check(&[n.core()]);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].rule, "nmi-unsafe-lock");
+    assert_eq!(
+        f[0].message,
+        "inconsistent {INITIAL USE} -> {IN-NMI} usage."
+    );
+    let ex = f[0].example.unwrap();
+    assert_eq!((ex.cpu, ex.context), (1, Context::Nmi));
+    assert_eq!(
+        ex.point,
+        Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED),
+        "the first example"
+    );
+}

@@ -76,6 +76,8 @@ pub struct RunReport {
     pub dropped_by: Vec<(&'static str, u64)>,
     /// Watchdog findings in the order found.
     pub findings: Vec<Finding>,
+    /// lockdep findings: rules broken whether or not a deadlock happened.
+    pub lockdep: Vec<klog::lockdep::Finding>,
     /// Waits still spinning when the hard limit hit.
     pub stuck: Vec<Stuck>,
     /// Ctrl-C ended the run early.
@@ -232,6 +234,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
     let console = m.design().console().stats();
     let console_output = m.design().console().output();
     let dropped_by = m.design().drop_reasons();
+    let lockdep = klog::lockdep::check(&m.design().locks());
     let design_mut = m.design_mut();
     let invariant_violation = design_mut.check().err();
     let accounts = design_mut.accounts();
@@ -258,6 +261,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         accounts,
         dropped_by,
         findings: report.findings,
+        lockdep,
         stuck: report.stuck,
         interrupted: report.interrupted,
         invariant_violation,

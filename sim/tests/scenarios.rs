@@ -51,6 +51,30 @@ fn an_nmi_in_vprintks_window_loses_its_message_and_says_so() {
     assert_eq!(r.accounts.internal, 0);
 }
 
+/// The rule is broken whether or not the dice deadlock a run: every legacy
+/// run in which an NMI printed gets the finding, deadlock or not; lockless
+/// never does.
+#[test]
+fn lockdep_flags_legacys_logbuf_lock_even_when_no_deadlock_happened() {
+    let p = plan("nmi-storm", Overrides::default());
+    let r = run(&p, "legacy");
+    assert!(r.nmis.iter().sum::<u64>() > 0);
+    assert_eq!(
+        r.lockdep.len(),
+        1,
+        "{:?} (outcome {:?})",
+        r.lockdep,
+        r.outcome
+    );
+    assert_eq!(
+        (r.lockdep[0].rule, r.lockdep[0].lock),
+        ("nmi-unsafe-lock", "logbuf_lock")
+    );
+    let ex = r.lockdep[0].example.unwrap();
+    assert_eq!(ex.context, Context::Nmi);
+    assert!(run(&p, "lockless").lockdep.is_empty());
+}
+
 #[test]
 fn the_storm_delivers_periodic_nmis_to_every_cpu() {
     let p = plan("nmi-storm", Overrides::default());

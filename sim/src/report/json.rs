@@ -24,7 +24,7 @@ struct Run<'a> {
     messages: Messages,
     dropped_by: serde_json::Map<String, serde_json::Value>,
     findings: Vec<JsonFinding<'a>>,
-    lockdep: Vec<()>,
+    lockdep: Vec<Lockdep<'a>>,
     latency_ns: serde_json::Map<String, serde_json::Value>,
     console: Console,
     stuck: Vec<Stuck<'a>>,
@@ -58,6 +58,16 @@ struct JsonFinding<'a> {
     cycle: &'a [String],
     blocked_behind: &'a [usize],
     action: &'a str,
+}
+
+#[derive(Serialize)]
+struct Lockdep<'a> {
+    rule: &'a str,
+    lock: &'a str,
+    message: &'a str,
+    cpu: Option<usize>,
+    context: Option<&'a str>,
+    point: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -138,7 +148,18 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                         .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
                         .collect(),
                     findings: r.findings.iter().map(finding).collect(),
-                    lockdep: Vec::new(),
+                    lockdep: r
+                        .lockdep
+                        .iter()
+                        .map(|f| Lockdep {
+                            rule: f.rule,
+                            lock: f.lock,
+                            message: f.message,
+                            cpu: f.example.map(|o| o.cpu),
+                            context: f.example.map(|o| o.context.name()),
+                            point: f.example.and_then(|o| o.point).map(|p| p.name),
+                        })
+                        .collect(),
                     latency_ns: latency,
                     console: Console {
                         printed: r.console.printed,

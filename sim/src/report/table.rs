@@ -72,7 +72,17 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                 .join(", ")
         }
     });
-    row("lockdep findings", &|_| "-".into());
+    row("lockdep findings", &|r| {
+        if r.lockdep.is_empty() {
+            "-".into()
+        } else {
+            r.lockdep
+                .iter()
+                .map(|f| format!("{} on {}", f.rule, f.lock))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    });
 
     let label_w = rows
         .iter()
