@@ -13,6 +13,16 @@ fn us(ns: u64) -> String {
     }
 }
 
+/// Items joined by commas, `-` when there are none.
+fn list(items: impl Iterator<Item = String>) -> String {
+    let v: Vec<String> = items.collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 /// One column per run (one run per design).
 pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
@@ -59,29 +69,17 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     row("console max lag", &|r| us(r.console.max_lag_ns));
     row("console skipped", &|r| r.console.skipped.to_string());
     row("findings", &|r| {
-        if r.findings.is_empty() {
-            "-".into()
-        } else {
-            r.findings
-                .iter()
-                .map(|f| {
-                    let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
-                    format!("{} cpu{}/{}{lock}", f.kind.name(), f.cpu, f.context)
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+        list(r.findings.iter().map(|f| {
+            let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
+            format!("{} cpu{}/{}{lock}", f.kind.name(), f.cpu, f.context)
+        }))
     });
     row("lockdep findings", &|r| {
-        if r.lockdep.is_empty() {
-            "-".into()
-        } else {
+        list(
             r.lockdep
                 .iter()
-                .map(|f| format!("{} on {}", f.rule, f.lock))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+                .map(|f| format!("{} on {}", f.rule, f.lock)),
+        )
     });
 
     let label_w = rows
