@@ -104,6 +104,15 @@ pub trait Arch: Sync {
 
     /// Pop the frame pushed last.
     fn pop_frame(&self);
+
+    /// The CPU that is in `panic()`, if any (the kernel's `panic_cpu`).
+    fn panic_cpu(&self) -> Option<usize> {
+        None
+    }
+
+    /// Wake the design's printer thread, if the machine runs one. Called
+    /// from irq_work, so it must be as signal-safe as everything else.
+    fn wake_printer(&self) {}
 }
 
 /// An `Arch` for kernel-side code that runs outside any machine: reading a

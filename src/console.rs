@@ -63,6 +63,9 @@ pub struct ConsoleStats {
     pub sink_overflow: u64,
 }
 
+/// A console line: a record's text plus its timestamp.
+pub type LineBuf = TextBuf<{ crate::record::TEXT_MAX + 32 }>;
+
 /// One console device.
 #[derive(Debug)]
 pub struct Console {
@@ -100,11 +103,23 @@ impl Console {
     /// Write one record as the console shows it, `[ts] text`, busy-waiting
     /// for every character.
     pub fn write_record<A: Arch>(&self, arch: &A, meta: &Meta, text: &[u8]) {
-        let mut line = TextBuf::<{ crate::record::TEXT_MAX + 32 }>::new();
+        let line = Console::line(meta, text);
+        self.emit(arch, line.as_bytes());
+        self.count_record(arch, meta);
+    }
+
+    /// The line a record becomes on the console: `[ts] text\n`.
+    pub fn line(meta: &Meta, text: &[u8]) -> LineBuf {
+        let mut line = LineBuf::new();
         let _ = write!(line, "{} ", Timestamp(meta.ts_ns));
         line.push_bytes(text);
         line.push_bytes(b"\n");
-        self.emit(arch, line.as_bytes());
+        line
+    }
+
+    /// Count a record as printed by the calling CPU (after its characters
+    /// went out).
+    pub fn count_record<A: Arch>(&self, arch: &A, meta: &Meta) {
         let me = arch.this_cpu();
         self.printed.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.printed_by.get(me) {
@@ -122,10 +137,26 @@ impl Console {
     /// Tell the reader that `n` records were overwritten before the console
     /// reached them, the way the kernel's console_unlock() does.
     pub fn write_dropped<A: Arch>(&self, arch: &A, n: u64) {
+        self.emit(arch, Console::dropped_line(n).as_bytes());
+        self.count_skipped(n);
+    }
+
+    /// "** N printk messages dropped **\n".
+    pub fn dropped_line(n: u64) -> TextBuf<64> {
         let mut line = TextBuf::<64>::new();
         let _ = writeln!(line, "** {n} printk messages dropped **");
-        self.emit(arch, line.as_bytes());
+        line
+    }
+
+    /// Count `n` records as skipped.
+    pub fn count_skipped(&self, n: u64) {
         self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Write one character, busy-waiting for the wire, as a polled UART
+    /// does.
+    pub fn emit_char<A: Arch>(&self, arch: &A, b: u8) {
+        self.emit(arch, &[b]);
     }
 
     fn emit<A: Arch>(&self, arch: &A, bytes: &[u8]) {

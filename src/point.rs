@@ -53,6 +53,11 @@ points! {
     PRB_DATA_ALLOCATED = 8, "prb:data_allocated";
     /// The ring: committed (or about to final-commit), not yet finalized.
     PRB_BEFORE_FINALIZE = 9, "prb:before_finalize";
+    /// nbcon: the console's owner is inside an unsafe section, about to
+    /// put one character on the wire.
+    NBCON_UNSAFE = 10, "nbcon:unsafe";
+    /// nbcon: the console's owner is between two records, in a safe state.
+    NBCON_SAFE = 11, "nbcon:safe";
 }
 
 /// The point with this name, if any.

@@ -13,7 +13,7 @@ use klog::Record;
 
 use crate::latency::Summary;
 use crate::machine::irq::{self, Handlers};
-use crate::machine::{cpu, tick, Injector, Machine, MachineConfig};
+use crate::machine::{cpu, printer, tick, Injector, Machine, MachineConfig};
 use crate::scenario::Plan;
 use crate::watchdog::{self, Finding, FindingKind, Stuck, WatchdogConfig};
 use crate::workload::Workload;
@@ -101,6 +101,11 @@ pub struct RunReport {
     pub wall_ms: f64,
     /// What the console printed (the first MiB).
     pub console_output: Vec<u8>,
+    /// What the design's own machinery did (console handovers, takeovers,
+    /// replays).
+    pub events: Vec<(&'static str, u64)>,
+    /// The CPU that panicked, and whether its panic ran to the end.
+    pub panic: Option<(usize, bool)>,
 }
 
 impl RunReport {
@@ -133,6 +138,8 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
             hz: plan.hz,
             nmi_wait_limit_ns: 2 * threshold_ns,
             seed,
+            backtrace_wait_ns: (10e9 * plan.time_scale) as u64,
+            stop_wait_ns: (1e9 * plan.time_scale) as u64,
         },
         design,
         &DesignConfig {
@@ -180,6 +187,15 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
                         c.exited.store(true, core::sync::atomic::Ordering::Release);
                     }
                 }
+            }
+        }
+        if m.design().wants_printer() {
+            match std::thread::Builder::new()
+                .name("printer".into())
+                .spawn_scoped(s, move || printer::printer(m))
+            {
+                Ok(_) => spawned += 1,
+                Err(e) => errors.push(format!("cannot start the printer thread: {e}")),
             }
         }
         match std::thread::Builder::new()
@@ -234,6 +250,13 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
     let console = m.design().console().stats();
     let console_output = m.design().console().output();
     let dropped_by = m.design().drop_reasons();
+    let events = m.design().events();
+    let panic = klog::Arch::panic_cpu(&m).map(|cpu| {
+        (
+            cpu,
+            m.panic_done.load(core::sync::atomic::Ordering::Acquire),
+        )
+    });
     let lockdep = klog::lockdep::check(&m.design().locks());
     let design_mut = m.design_mut();
     let invariant_violation = design_mut.check().err();
@@ -273,5 +296,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         fired,
         wall_ms,
         console_output,
+        events,
+        panic,
     })
 }

@@ -34,6 +34,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/nmi-in-vprintk-window.toml"),
     ),
     ("nmi-storm", include_str!("../../scenarios/nmi-storm.toml")),
+    (
+        "console-storm",
+        include_str!("../../scenarios/console-storm.toml"),
+    ),
+    (
+        "nmi-buffer-overflow",
+        include_str!("../../scenarios/nmi-buffer-overflow.toml"),
+    ),
+    (
+        "nbcon-handover",
+        include_str!("../../scenarios/nbcon-handover.toml"),
+    ),
+    (
+        "nbcon-panic-takeover",
+        include_str!("../../scenarios/nbcon-panic-takeover.toml"),
+    ),
 ];
 
 /// At most this many simulated CPUs. More OS threads than that on a
@@ -189,6 +205,8 @@ struct RawNmi {
     level: Option<Spanned<String>>,
     period_us: Option<Spanned<i64>>,
     rate_hz: Option<Spanned<Num>>,
+    at_ms: Option<Spanned<Num>>,
+    from_cpu: Option<Spanned<i64>>,
 }
 
 /// A parsed scenario file.
@@ -824,8 +842,47 @@ impl Scenario {
             "rate_hz",
             &["random"],
         )?;
+        only(
+            n.at_ms.is_some(),
+            n.at_ms.as_ref().map(|v| v.span()),
+            "at_ms",
+            &["panic", "backtrace_all"],
+        )?;
+        only(
+            n.from_cpu.is_some(),
+            n.from_cpu.as_ref().map(|v| v.span()),
+            "from_cpu",
+            &["backtrace_all"],
+        )?;
+        if kind == "backtrace_all" {
+            if let Some(v) = &n.cpu {
+                return Err(self.err(
+                    v.span(),
+                    &k("cpu"),
+                    "kind `backtrace_all` goes to every other CPU; say who asks with `from_cpu`",
+                ));
+            }
+        }
+        if matches!(kind, "panic" | "backtrace_all") {
+            if let Some(a) = &n.action {
+                return Err(self.err(
+                    a.span(),
+                    &k("action"),
+                    format!("kind `{kind}` has its own action"),
+                ));
+            }
+        }
 
         let targets = match &n.cpu {
+            None if kind == "backtrace_all" => Targets::One(match &n.from_cpu {
+                Some(f) => self
+                    .int(f, &k("from_cpu"), 0, cpus as i64 - 1)
+                    .map_err(|mut e| {
+                        e.message.push_str(why);
+                        e
+                    })?,
+                None => 0,
+            }),
             None => Targets::One(0),
             Some(v) => match v.get_ref() {
                 CpuSel::Text(t) if t == "all" => Targets::All,
@@ -841,12 +898,14 @@ impl Scenario {
             },
         };
         let action = match n.action.as_ref().map(|a| a.get_ref().as_str()) {
+            None if kind == "panic" => NmiAction::Panic,
+            None if kind == "backtrace_all" => NmiAction::BacktraceAll,
             None | Some("printk") => NmiAction::Printk {
                 lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
                 len: self.len_range(&n.len, &k("len"), (40, 80))?,
                 level: self.level(&n.level, &k("level"), Level::Warning)?,
             },
-            Some(a @ ("backtrace" | "none")) => {
+            Some(a @ ("backtrace" | "none" | "warn" | "panic" | "hang")) => {
                 only(
                     n.lines.is_some(),
                     n.lines.as_ref().map(|v| v.span()),
@@ -857,10 +916,12 @@ impl Scenario {
                     e.message = format!("does not apply to action `{a}`");
                     e
                 })?;
-                if a == "backtrace" {
-                    NmiAction::Backtrace
-                } else {
-                    NmiAction::Nothing
+                match a {
+                    "backtrace" => NmiAction::Backtrace,
+                    "warn" => NmiAction::Warn,
+                    "panic" => NmiAction::Panic,
+                    "hang" => NmiAction::Hang,
+                    _ => NmiAction::Nothing,
                 }
             }
             Some(other) => {
@@ -868,7 +929,7 @@ impl Scenario {
                 return Err(self.err(
                     span,
                     &k("action"),
-                    format!("unknown action `{other}`, expected printk, backtrace or none"),
+                    format!("unknown action `{other}`, expected printk, backtrace, warn, panic, hang or none"),
                 ));
             }
         };
@@ -931,11 +992,14 @@ impl Scenario {
                 (Trigger::Random { rate_hz: x }, 0)
             }
             "backtrace_all" | "panic" => {
-                return Err(self.err(
-                    n.kind.span(),
-                    &k("kind"),
-                    format!("kind `{kind}` is not supported yet (supported: at_point, periodic, random)"),
-                ))
+                let Some(at) = &n.at_ms else {
+                    return Err(self.err(n.kind.span(), &k("at_ms"), format!("kind `{kind}` needs `at_ms`")));
+                };
+                let x = at.get_ref().get();
+                if !(x.is_finite() && (0.0..=3_600_000.0).contains(&x)) {
+                    return Err(self.err(at.span(), &k("at_ms"), format!("must be in [0, 3600000], got {x}")));
+                }
+                (Trigger::At { at_ns: (x * 1e6) as u64 }, 1)
             }
             other => {
                 return Err(self.err(
@@ -946,6 +1010,12 @@ impl Scenario {
             }
         };
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
+        // The stall detector asks from its timer tick; the answers are NMIs.
+        let interrupt = if kind == "backtrace_all" {
+            Interrupt::Irq
+        } else {
+            interrupt
+        };
         Ok(NmiSource {
             interrupt,
             trigger,

@@ -158,6 +158,7 @@ fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx:
     }
 }
 static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
+static WARN: Frame = Frame("__warn");
 
 impl Workload {
     /// The task-context loop of `cpu`, until the machine stops.
@@ -227,6 +228,9 @@ impl Workload {
                     c.irqs.load(Ordering::Relaxed)
                 };
                 for line in 0..u64::from(lines) {
+                    if m.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let msg = Msg {
                         cpu,
                         context,
@@ -237,24 +241,78 @@ impl Workload {
                 }
                 rng_state.store(rng.next_u64(), Ordering::Relaxed);
             }
-            NmiAction::Backtrace => {
-                m.push_frame(&BACKTRACE);
+            NmiAction::Backtrace => self.print_backtrace(m, cpu),
+            NmiAction::BacktraceAll if context == Context::Nmi => self.print_backtrace(m, cpu),
+            NmiAction::BacktraceAll => m.backtrace_all(cpu, source),
+            NmiAction::Warn => {
+                m.design.emergency_enter(m);
+                m.push_frame(&WARN);
+                // The WARN is "at" the function the interrupt landed in.
+                let (mut at, mut inside) = ("?", false);
+                c.stack.for_each(|f| {
+                    inside |= f == "irq_handler" || f == "nmi_handler";
+                    if !inside {
+                        at = f;
+                    }
+                });
+                let t0 = m.now_ns();
                 m.design.printk(
                     m,
                     Level::Warning,
-                    format_args!("NMI backtrace for cpu {cpu}\n"),
+                    format_args!(
+                        "WARNING: CPU: {cpu} PID: {} at {at}+0x0/0x0\n",
+                        m.task_pid()
+                    ),
                 );
-                c.stack.for_each(|frame| {
-                    let t0 = m.now_ns();
-                    m.design
-                        .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
-                    if let Some(h) = m.latency.get(level_idx) {
-                        h.record(m.now_ns().saturating_sub(t0));
-                    }
-                });
+                if let Some(h) = m.latency.get(level_idx) {
+                    h.record(m.now_ns().saturating_sub(t0));
+                }
+                self.print_stack(m, cpu, level_idx);
                 m.pop_frame();
+                m.design.emergency_exit(m);
             }
+            NmiAction::Panic => m.panic(cpu),
+            NmiAction::Hang => m.hang(),
         }
+    }
+
+    /// `nmi_cpu_backtrace()`: "NMI backtrace for cpu N" and the stack.
+    pub(crate) fn print_backtrace(&self, m: &Machine, cpu: usize) {
+        let level_idx = m
+            .cpus
+            .get(cpu)
+            .map_or(0, |c| usize::from(c.context().level()));
+        m.push_frame(&BACKTRACE);
+        let t0 = m.now_ns();
+        m.design.printk(
+            m,
+            Level::Warning,
+            format_args!("NMI backtrace for cpu {cpu}\n"),
+        );
+        if let Some(h) = m.latency.get(level_idx) {
+            h.record(m.now_ns().saturating_sub(t0));
+        }
+        self.print_stack(m, cpu, level_idx);
+        m.pop_frame();
+    }
+
+    /// One line per frame of `cpu`'s shadow stack, innermost first.
+    fn print_stack(&self, m: &Machine, cpu: usize, level_idx: usize) {
+        let Some(c) = m.cpus.get(cpu) else {
+            return;
+        };
+        c.stack.for_each(|frame| {
+            // A CPU released from a halt when the run ended prints no more.
+            if m.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let t0 = m.now_ns();
+            m.design
+                .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
+            if let Some(h) = m.latency.get(level_idx) {
+                h.record(m.now_ns().saturating_sub(t0));
+            }
+        });
     }
 }
 

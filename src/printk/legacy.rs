@@ -16,6 +16,21 @@
 //! spins forever on a lock its own CPU holds. That is the deadlock this
 //! simulator exists to show.
 //!
+//! Three later kernels are flavours of the same code ([`Flavour`]):
+//!
+//! * `trylock`: the proposed NMI wrapper. In NMI context printk tries
+//!   `logbuf_lock` once; if that fails the message is dropped and counted;
+//!   the console is never touched from NMI (irq_work prints later).
+//! * `legacy_handoff`: 4.16's console_owner/console_waiter hand-off. The
+//!   CPU printing in console_unlock() marks itself the console owner around
+//!   each record's write; a printk caller that finds `console_sem` taken
+//!   and an owner on another CPU sets `console_waiter` and spins (interrupts
+//!   off) until the owner, between two records, hands `console_sem` over
+//!   without releasing it. Each caller prints about its share.
+//! * `nmi_buffers`: 4.7's printk_nmi with 4.11's printk_safe (see
+//!   [`super::safe`]): NMI context and printk recursion write per-CPU
+//!   buffers instead of the log, flushed into the log by irq_work.
+//!
 //! Record layout in `log_buf` (our own, 8-byte aligned, 24-byte header):
 //!
 //! ```text
@@ -32,11 +47,13 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::arch::IrqFlags;
 use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::context::Context;
-use crate::lock::{LockCore, RawSpinLock, Semaphore};
+use crate::lock::{Broken, LockCore, RawSpinLock, Semaphore, SpinGuard};
 use crate::point;
+use crate::printk::safe::{self, SafeBuffers};
 use crate::printk::{Accounts, Counters, DesignConfig, Printk};
 use crate::record::{CallerId, Level, Meta, Record, TextBuf, TEXT_MAX};
 
@@ -44,8 +61,44 @@ const HDR: usize = 24;
 const ALIGN: usize = 8;
 const NO_CPU: usize = usize::MAX;
 
+/// Which kernel's variant of the locked printk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// 3.x/4.x as it was.
+    Plain,
+    /// One trylock of `logbuf_lock` in NMI context, console deferred.
+    Trylock,
+    /// 4.16's console_owner/console_waiter hand-off.
+    Handoff,
+    /// 4.7/4.11 per-CPU NMI and printk-safe buffers.
+    NmiBuffers,
+}
+
+impl Flavour {
+    /// The design name of this flavour.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Plain => "legacy",
+            Flavour::Trylock => "trylock",
+            Flavour::Handoff => "legacy_handoff",
+            Flavour::NmiBuffers => "nmi_buffers",
+        }
+    }
+}
+
+/// 4.16's hand-off state: who is writing to the console right now, and
+/// whether a printk caller spins waiting for `console_sem` to be handed to
+/// it. `console_owner_lock` serialises the two flags.
+struct Handoff {
+    owner_lock: RawSpinLock<()>,
+    owner: AtomicUsize,
+    waiter: AtomicBool,
+    handed_over: AtomicU64,
+}
+
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static CONSOLE_UNLOCK: Frame = Frame("console_unlock");
+static TRYLOCK_SPINNING: Frame = Frame("console_trylock_spinning");
 
 /// The state `logbuf_lock` protects.
 struct LogBuf {
@@ -183,6 +236,7 @@ impl LogBuf {
 
 /// The 3.x/4.x printk.
 pub struct Legacy {
+    flavour: Flavour,
     logbuf: RawSpinLock<LogBuf>,
     /// Which CPU is inside vprintk_emit()'s locked window (`NO_CPU`: none).
     logbuf_cpu: AtomicUsize,
@@ -193,12 +247,22 @@ pub struct Legacy {
     counters: Counters,
     dropped_recursion: AtomicU64,
     dropped_no_space: AtomicU64,
+    dropped_nmi_trylock: AtomicU64,
+    dropped_buffer_full: AtomicU64,
+    handoff: Handoff,
+    safe: Option<SafeBuffers>,
 }
 
 impl Legacy {
     /// A legacy printk with a `config.buffer_size`-byte log buffer.
     pub fn new(config: &DesignConfig) -> Legacy {
+        Legacy::with_flavour(config, Flavour::Plain)
+    }
+
+    /// The `flavour` variant.
+    pub fn with_flavour(config: &DesignConfig, flavour: Flavour) -> Legacy {
         Legacy {
+            flavour,
             logbuf: RawSpinLock::new("logbuf_lock", LogBuf::new(config.buffer_size)),
             logbuf_cpu: AtomicUsize::new(NO_CPU),
             recursion_bug: AtomicBool::new(false),
@@ -207,6 +271,64 @@ impl Legacy {
             counters: Counters::default(),
             dropped_recursion: AtomicU64::new(0),
             dropped_no_space: AtomicU64::new(0),
+            dropped_nmi_trylock: AtomicU64::new(0),
+            dropped_buffer_full: AtomicU64::new(0),
+            handoff: Handoff {
+                owner_lock: RawSpinLock::new("console_owner_lock", ()),
+                owner: AtomicUsize::new(NO_CPU),
+                waiter: AtomicBool::new(false),
+                handed_over: AtomicU64::new(0),
+            },
+            safe: (flavour == Flavour::NmiBuffers).then(|| SafeBuffers::new(config.nr_cpus)),
+        }
+    }
+
+    /// How many times `console_sem` was handed from the printing CPU to a
+    /// spinning waiter (`legacy_handoff`).
+    pub fn handovers(&self) -> u64 {
+        self.handoff.handed_over.load(Ordering::Relaxed)
+    }
+
+    /// Take `logbuf_lock` with interrupts off (and, for `nmi_buffers`, in
+    /// printk-safe context: a printk from inside goes to the safe buffer).
+    fn logbuf_lock_irqsave<A: Arch>(
+        &self,
+        arch: &A,
+        at: Option<point::Point>,
+    ) -> Result<(SpinGuard<'_, LogBuf>, IrqFlags), Broken> {
+        let flags = arch.local_irq_save();
+        self.safe_enter(arch);
+        match self.logbuf.lock(arch, at) {
+            Ok(guard) => Ok((guard, flags)),
+            Err(b) => {
+                self.safe_exit(arch);
+                arch.local_irq_restore(flags);
+                Err(b)
+            }
+        }
+    }
+
+    /// Release what [`Legacy::logbuf_lock_irqsave`] took, keeping interrupts
+    /// off.
+    fn logbuf_unlock<A: Arch>(&self, arch: &A, guard: SpinGuard<'_, LogBuf>) {
+        drop(guard);
+        self.safe_exit(arch);
+    }
+
+    /// Messages still waiting in a per-CPU buffer.
+    fn unflushed(&self) -> u64 {
+        self.safe.as_ref().map_or(0, SafeBuffers::pending)
+    }
+
+    fn safe_enter<A: Arch>(&self, arch: &A) {
+        if let Some(s) = &self.safe {
+            s.enter(arch);
+        }
+    }
+
+    fn safe_exit<A: Arch>(&self, arch: &A) {
+        if let Some(s) = &self.safe {
+            s.exit(arch);
         }
     }
 
@@ -238,9 +360,18 @@ impl Legacy {
     /// vprintk_emit(), 4.x flavour: interrupts are back on for the console.
     fn vprintk_emit<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         self.counters.attempt();
+        if let Some(kind) = self.safe.as_ref().and_then(|s| s.diverted(arch)) {
+            self.printk_safe(arch, kind, level, args);
+            return;
+        }
+        if self.flavour == Flavour::Trylock && arch.in_nmi() {
+            self.printk_nmi_trylock(arch, level, args);
+            return;
+        }
         let flags = arch.local_irq_save();
         let cpu = arch.this_cpu();
-        if self.logbuf_cpu.load(Ordering::Relaxed) == cpu {
+        // printk_safe (4.11) replaced the logbuf_cpu recursion check.
+        if self.safe.is_none() && self.logbuf_cpu.load(Ordering::Relaxed) == cpu {
             // Re-entered on the CPU that is inside the locked window below
             // (an NMI landed there): lose the message rather than deadlock.
             self.recursion_bug.store(true, Ordering::Relaxed);
@@ -249,8 +380,10 @@ impl Legacy {
             arch.local_irq_restore(flags);
             return;
         }
+        self.safe_enter(arch);
         let Ok(mut log) = self.logbuf.lock(arch, Some(point::VPRINTK_LOGBUF_LOCKED)) else {
             self.counters.lose_in_deadlock();
+            self.safe_exit(arch);
             arch.local_irq_restore(flags);
             return;
         };
@@ -274,12 +407,168 @@ impl Legacy {
         self.store(&mut log, &meta, text.as_bytes());
 
         self.logbuf_cpu.store(NO_CPU, Ordering::Relaxed);
-        drop(log);
+        self.logbuf_unlock(arch, log);
         arch.local_irq_restore(flags);
 
-        if self.console_sem.try_down(arch, None) {
+        if self.console_sem.try_down(arch, None) || self.console_trylock_spinning(arch) {
             self.console_unlock(arch);
         }
+    }
+
+    /// `trylock`: in NMI context, one attempt at `logbuf_lock`; on failure
+    /// the message is dropped. The console waits for irq_work.
+    fn printk_nmi_trylock<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+        let flags = arch.local_irq_save();
+        let Some(mut log) = self.logbuf.try_lock(arch, None) else {
+            self.counters.drop_one();
+            self.dropped_nmi_trylock.fetch_add(1, Ordering::Relaxed);
+            arch.local_irq_restore(flags);
+            return;
+        };
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        text.format(args);
+        let mut meta = Meta::now(arch, level);
+        meta.cont = text.strip_cont();
+        text.strip_newline();
+        self.store(&mut log, &meta, text.as_bytes());
+        drop(log);
+        arch.local_irq_restore(flags);
+        arch.irq_work_queue();
+    }
+
+    /// `nmi_buffers`: write to this CPU's NMI or safe buffer and let
+    /// irq_work flush it.
+    fn printk_safe<A: Arch>(
+        &self,
+        arch: &A,
+        kind: safe::Kind,
+        level: Level,
+        args: fmt::Arguments<'_>,
+    ) {
+        let Some(s) = &self.safe else {
+            return;
+        };
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        text.format(args);
+        text.strip_cont();
+        text.strip_newline();
+        if !s.write(arch, kind, level, text.as_bytes()) {
+            self.counters.drop_one();
+            self.dropped_buffer_full.fetch_add(1, Ordering::Relaxed);
+        }
+        arch.irq_work_queue();
+    }
+
+    /// Flush `cpu`'s NMI and safe buffers into the log (printk_deferred:
+    /// store only; the console is left to whoever prints next).
+    fn flush_safe<A: Arch>(&self, arch: &A, cpu: usize) {
+        let Some(s) = &self.safe else {
+            return;
+        };
+        s.flush(arch, cpu, |level, text, internal| {
+            if internal {
+                self.counters.attempt_internal();
+            }
+            let Ok((mut log, flags)) = self.logbuf_lock_irqsave(arch, None) else {
+                self.counters.lose_in_deadlock();
+                return;
+            };
+            let meta = Meta::now(arch, level);
+            self.store(&mut log, &meta, text);
+            self.logbuf_unlock(arch, log);
+            arch.local_irq_restore(flags);
+        });
+    }
+
+    /// 4.16's `console_trylock_spinning()`: if another CPU is writing to
+    /// the console and nobody waits yet, become the waiter and spin,
+    /// interrupts off, until it hands `console_sem` over. True if we now
+    /// hold `console_sem`.
+    fn console_trylock_spinning<A: Arch>(&self, arch: &A) -> bool {
+        if self.flavour != Flavour::Handoff || arch.panic_cpu().is_some() {
+            return false;
+        }
+        let h = &self.handoff;
+        let flags = arch.local_irq_save();
+        let me = arch.this_cpu();
+        let Ok(guard) = h.owner_lock.lock(arch, None) else {
+            arch.local_irq_restore(flags);
+            return false;
+        };
+        let owner = h.owner.load(Ordering::Relaxed);
+        let spin = !h.waiter.load(Ordering::Relaxed) && owner != NO_CPU && owner != me;
+        if spin {
+            h.waiter.store(true, Ordering::Relaxed);
+        }
+        drop(guard);
+        if !spin {
+            arch.local_irq_restore(flags);
+            return false;
+        }
+        arch.push_frame(&TRYLOCK_SPINNING);
+        // The wait is for console_sem, which the owner holds: that is the
+        // edge the watchdog needs.
+        let ticket = arch.wait_begin(self.console_sem.core());
+        let mut got = true;
+        // Acquire pairs with the Release clearing in
+        // `console_lock_spinning_disable_and_check`: the owner's console
+        // state is ours once we see the flag cleared.
+        while h.waiter.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+            if arch.wait_should_abort(&ticket) {
+                // Withdraw; if the owner cleared the flag first, the
+                // semaphore is ours after all.
+                got = h
+                    .waiter
+                    .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err();
+                break;
+            }
+        }
+        arch.wait_end(ticket);
+        if got {
+            self.console_sem.take_handed(arch);
+        }
+        arch.pop_frame();
+        arch.local_irq_restore(flags);
+        got
+    }
+
+    /// `console_lock_spinning_enable()`: this CPU is about to write a
+    /// record to the console.
+    fn console_lock_spinning_enable<A: Arch>(&self, arch: &A) {
+        if self.flavour != Flavour::Handoff {
+            return;
+        }
+        if let Ok(_guard) = self.handoff.owner_lock.lock(arch, None) {
+            self.handoff.owner.store(arch.this_cpu(), Ordering::Relaxed);
+        }
+    }
+
+    /// `console_lock_spinning_disable_and_check()`: the write is done; if a
+    /// waiter spins, hand `console_sem` to it (true: we no longer hold it).
+    fn console_lock_spinning_disable_and_check<A: Arch>(&self, arch: &A) -> bool {
+        if self.flavour != Flavour::Handoff {
+            return false;
+        }
+        let h = &self.handoff;
+        let waiter = match h.owner_lock.lock(arch, None) {
+            Ok(_guard) => {
+                h.owner.store(NO_CPU, Ordering::Relaxed);
+                h.waiter.load(Ordering::Relaxed)
+            }
+            Err(_) => false,
+        };
+        // A waiter may have withdrawn after we looked: only a successful
+        // clear hands over.
+        let handed = waiter
+            && h.waiter
+                .compare_exchange(true, false, Ordering::Release, Ordering::Relaxed)
+                .is_ok();
+        if handed {
+            h.handed_over.fetch_add(1, Ordering::Relaxed);
+        }
+        handed
     }
 
     /// console_unlock(): print every pending record, then release
@@ -288,9 +577,8 @@ impl Legacy {
         arch.push_frame(&CONSOLE_UNLOCK);
         'again: loop {
             let flags = loop {
-                let Ok((mut log, flags)) = self
-                    .logbuf
-                    .lock_irqsave(arch, Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED))
+                let Ok((mut log, flags)) =
+                    self.logbuf_lock_irqsave(arch, Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED))
                 else {
                     self.console_sem.up();
                     arch.pop_frame();
@@ -305,32 +593,43 @@ impl Legacy {
                     log.console_idx = log.first_idx;
                 }
                 if log.console_seq == log.next_seq {
-                    drop(log);
+                    self.logbuf_unlock(arch, log);
                     break flags;
                 }
                 let mut text = TextBuf::<TEXT_MAX>::new();
                 let meta = log.read(log.console_idx, &mut text);
                 log.console_idx = log.next(log.console_idx);
                 log.console_seq += 1;
+                // Still printk-safe for the write, as in 4.11.
                 drop(log);
 
                 // logbuf_lock is free, interrupts stay off while the slow
                 // console writes: that is where the kernel's time went.
                 arch.point(point::CONSOLE_UNLOCK_WRITE);
+                self.console_lock_spinning_enable(arch);
                 if skipped > 0 {
                     self.console.write_dropped(arch, skipped);
                 }
                 self.console.write_record(arch, &meta, text.as_bytes());
+                let handed = self.console_lock_spinning_disable_and_check(arch);
+                self.safe_exit(arch);
                 arch.local_irq_restore(flags);
+                if handed {
+                    // console_sem now belongs to the waiter, who prints on.
+                    arch.pop_frame();
+                    return;
+                }
             };
             self.console_sem.up();
 
             // A printk that failed the trylock after our last check relies on
             // us to print its record.
+            self.safe_enter(arch);
             let retry = match self.logbuf.lock(arch, None) {
                 Ok(log) => log.console_seq != log.next_seq,
                 Err(_) => false,
             };
+            self.safe_exit(arch);
             arch.local_irq_restore(flags);
             if retry && self.console_sem.try_down(arch, None) {
                 continue 'again;
@@ -339,11 +638,19 @@ impl Legacy {
         }
         arch.pop_frame();
     }
+
+    /// Print what is pending if nobody else is printing (the deferred
+    /// console output of irq_work).
+    fn console_trylock_and_unlock<A: Arch>(&self, arch: &A) {
+        if self.console_sem.try_down(arch, None) {
+            self.console_unlock(arch);
+        }
+    }
 }
 
 impl<A: Arch> Printk<A> for Legacy {
     fn name(&self) -> &'static str {
-        "legacy"
+        self.flavour.name()
     }
 
     fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
@@ -352,12 +659,41 @@ impl<A: Arch> Printk<A> for Legacy {
         arch.pop_frame();
     }
 
-    fn irq_work(&self, _arch: &A) {}
+    fn irq_work(&self, arch: &A) {
+        if self.safe.is_some() {
+            self.flush_safe(arch, arch.this_cpu());
+        }
+        self.console_trylock_and_unlock(arch);
+    }
+
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        match self.flavour {
+            Flavour::Handoff => vec![("handovers", self.handovers())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn flush_all_cpus(&self, arch: &A) {
+        for cpu in 0..arch.nr_cpus() {
+            self.flush_safe(arch, cpu);
+        }
+        arch.irq_work_queue();
+    }
+
+    fn panic_flush(&self, arch: &A) {
+        // console_flush_on_panic(): print whether or not console_sem could
+        // be taken.
+        let _ = self.console_sem.try_down(arch, None);
+        self.console_unlock(arch);
+    }
 
     fn accounts(&mut self) -> Accounts {
         let log = self.logbuf.get_mut();
         let readable = log.next_seq - log.first_seq;
-        self.counters.accounts(readable, &self.console.stats())
+        let mut a = self.counters.accounts(readable, &self.console.stats());
+        // Messages still in a per-CPU buffer never reached the log.
+        a.dropped += self.unflushed();
+        a
     }
 
     fn records(&mut self) -> Vec<Record> {
@@ -385,7 +721,13 @@ impl<A: Arch> Printk<A> for Legacy {
     }
 
     fn locks(&self) -> Vec<&LockCore> {
-        vec![self.logbuf.core(), self.console_sem.core()]
+        let mut locks = vec![self.logbuf.core(), self.console_sem.core()];
+        match self.flavour {
+            Flavour::Handoff => locks.push(self.handoff.owner_lock.core()),
+            Flavour::NmiBuffers => locks.extend(self.safe.as_ref().map(|s| s.lock())),
+            Flavour::Plain | Flavour::Trylock => {}
+        }
+        locks
     }
 
     fn console(&self) -> &Console {
@@ -423,9 +765,21 @@ impl<A: Arch> Printk<A> for Legacy {
     }
 
     fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("recursion", self.dropped_recursion.load(Ordering::Relaxed)),
-            ("no_space", self.dropped_no_space.load(Ordering::Relaxed)),
-        ]
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut reasons = vec![("no_space", load(&self.dropped_no_space))];
+        match self.flavour {
+            Flavour::Plain | Flavour::Handoff => {
+                reasons.push(("recursion", load(&self.dropped_recursion)));
+            }
+            Flavour::Trylock => {
+                reasons.push(("recursion", load(&self.dropped_recursion)));
+                reasons.push(("nmi_trylock_failed", load(&self.dropped_nmi_trylock)));
+            }
+            Flavour::NmiBuffers => {
+                reasons.push(("nmi_buffer_full", load(&self.dropped_buffer_full)));
+                reasons.push(("never_flushed", self.unflushed()));
+            }
+        }
+        reasons
     }
 }

@@ -29,92 +29,24 @@ use crate::ringbuf::{FailCounts, Ring};
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static CONSOLE_FLUSH: Frame = Frame("console_flush_all");
 
-/// The lockless printk.
-pub struct Lockless {
-    ring: Ring,
-    console_sem: Semaphore,
-    /// Next record the console prints; written only by the holder of
-    /// `console_sem`.
-    console_seq: AtomicU64,
-    /// Records skipped and not yet announced on the console.
-    console_dropped: AtomicU64,
-    console: Console,
-    counters: Counters,
+/// printk's side of the ring, shared by `lockless` and `nbcon`: storing a
+/// message with its accounts, and reading the records back after a run.
+pub(crate) struct PrbLog {
+    pub(crate) ring: Ring,
+    pub(crate) counters: Counters,
 }
 
-impl Lockless {
-    /// A lockless printk with a ring of `config.buffer_size` text bytes and
-    /// one descriptor per 32 bytes.
-    pub fn new(config: &DesignConfig) -> Lockless {
-        Lockless {
-            ring: Ring::for_buffer(config.buffer_size),
-            console_sem: Semaphore::new("console_sem"),
-            console_seq: AtomicU64::new(0),
-            console_dropped: AtomicU64::new(0),
-            console: Console::new(config.console, config.nr_cpus),
+impl PrbLog {
+    pub(crate) fn new(buffer_size: usize) -> PrbLog {
+        PrbLog {
+            ring: Ring::for_buffer(buffer_size),
             counters: Counters::default(),
         }
     }
 
-    /// Failed reservations by reason.
-    pub fn fails(&self) -> FailCounts {
-        self.ring.fails()
-    }
-
-    /// Print what the ring holds, if nobody else is printing. Never spins:
-    /// `console_sem` is only ever try-locked, and a record still being
-    /// written ends the pass (its writer flushes it afterwards).
-    fn console_flush<A: Arch>(&self, arch: &A) {
-        arch.push_frame(&CONSOLE_FLUSH);
-        while self.console_sem.try_down(arch, None) {
-            let before = self.console_seq.load(Ordering::Relaxed);
-            self.console_pass(arch);
-            self.console_sem.up();
-            // A record finalized after our last look, whose writer found
-            // console_sem taken, relies on us; but a pass that got nowhere
-            // ends it (the writer it waits for will flush).
-            let seq = self.console_seq.load(Ordering::Relaxed);
-            if seq == before || !self.ring.has_next(seq) {
-                break;
-            }
-        }
-        arch.pop_frame();
-    }
-
-    /// Print every readable record while holding `console_sem`. Records
-    /// skipped (overwritten, or without data) are announced before the next
-    /// record printed.
-    fn console_pass<A: Arch>(&self, arch: &A) {
-        let mut text = TextBuf::<TEXT_MAX>::new();
-        loop {
-            let want = self.console_seq.load(Ordering::Relaxed);
-            let mut seq = want;
-            arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
-            let found = self.ring.read_valid(arch, &mut seq, &mut text);
-            self.console_dropped
-                .fetch_add(seq.saturating_sub(want), Ordering::Relaxed);
-            let Some(r) = found else {
-                self.console_seq.store(seq, Ordering::Relaxed);
-                break;
-            };
-            arch.point(point::CONSOLE_UNLOCK_WRITE);
-            let dropped = self.console_dropped.swap(0, Ordering::Relaxed);
-            if dropped > 0 {
-                self.console.write_dropped(arch, dropped);
-            }
-            self.console.write_record(arch, &r.meta, text.as_bytes());
-            self.console_seq.store(r.seq + 1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl<A: Arch> Printk<A> for Lockless {
-    fn name(&self) -> &'static str {
-        "lockless"
-    }
-
-    fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
-        arch.push_frame(&VPRINTK_EMIT);
+    /// Format and store one message (or append a `KERN_CONT` piece to the
+    /// caller's open record). Never waits.
+    pub(crate) fn store<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         let mut text = TextBuf::<TEXT_MAX>::new();
         text.format(args);
         let cont = text.strip_cont();
@@ -155,26 +87,18 @@ impl<A: Arch> Printk<A> for Lockless {
             Err(_) => self.counters.drop_one(),
         }
         arch.local_irq_restore(flags);
-        if arch.in_nmi() {
-            arch.irq_work_queue();
-        } else {
-            self.console_flush(arch);
-        }
-        arch.pop_frame();
     }
 
-    fn irq_work(&self, arch: &A) {
-        self.console_flush(arch);
-    }
-
-    fn accounts(&mut self) -> Accounts {
+    /// The accounts, with the console's.
+    pub(crate) fn accounts(&self, console: &crate::console::ConsoleStats) -> Accounts {
         let readable = self.ring.count_readable(&crate::arch::Quiet);
-        let mut a = self.counters.accounts(readable, &self.console.stats());
+        let mut a = self.counters.accounts(readable, console);
         a.overwritten = self.ring.overwritten();
         a
     }
 
-    fn records(&mut self) -> Vec<Record> {
+    /// The records still readable, oldest first.
+    pub(crate) fn records(&self) -> Vec<Record> {
         let quiet = crate::arch::Quiet;
         let mut out = Vec::new();
         let mut seq = self.ring.first_seq();
@@ -196,6 +120,122 @@ impl<A: Arch> Printk<A> for Lockless {
         out
     }
 
+    /// Failed reservations by reason.
+    pub(crate) fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        let f = self.ring.fails();
+        vec![
+            ("desc_busy", f.desc_busy),
+            ("data_busy", f.data_busy),
+            ("too_big", f.too_big),
+        ]
+    }
+}
+
+/// The lockless printk.
+pub struct Lockless {
+    log: PrbLog,
+    console_sem: Semaphore,
+    /// Next record the console prints; written only by the holder of
+    /// `console_sem`.
+    console_seq: AtomicU64,
+    /// Records skipped and not yet announced on the console.
+    console_dropped: AtomicU64,
+    console: Console,
+}
+
+impl Lockless {
+    /// A lockless printk with a ring of `config.buffer_size` text bytes and
+    /// one descriptor per 32 bytes.
+    pub fn new(config: &DesignConfig) -> Lockless {
+        Lockless {
+            log: PrbLog::new(config.buffer_size),
+            console_sem: Semaphore::new("console_sem"),
+            console_seq: AtomicU64::new(0),
+            console_dropped: AtomicU64::new(0),
+            console: Console::new(config.console, config.nr_cpus),
+        }
+    }
+
+    /// Failed reservations by reason.
+    pub fn fails(&self) -> FailCounts {
+        self.log.ring.fails()
+    }
+
+    /// Print what the ring holds, if nobody else is printing. Never spins:
+    /// `console_sem` is only ever try-locked, and a record still being
+    /// written ends the pass (its writer flushes it afterwards).
+    fn console_flush<A: Arch>(&self, arch: &A) {
+        arch.push_frame(&CONSOLE_FLUSH);
+        while self.console_sem.try_down(arch, None) {
+            let before = self.console_seq.load(Ordering::Relaxed);
+            self.console_pass(arch);
+            self.console_sem.up();
+            // A record finalized after our last look, whose writer found
+            // console_sem taken, relies on us; but a pass that got nowhere
+            // ends it (the writer it waits for will flush).
+            let seq = self.console_seq.load(Ordering::Relaxed);
+            if seq == before || !self.log.ring.has_next(seq) {
+                break;
+            }
+        }
+        arch.pop_frame();
+    }
+
+    /// Print every readable record while holding `console_sem`. Records
+    /// skipped (overwritten, or without data) are announced before the next
+    /// record printed.
+    fn console_pass<A: Arch>(&self, arch: &A) {
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        loop {
+            let want = self.console_seq.load(Ordering::Relaxed);
+            let mut seq = want;
+            arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
+            let found = self.log.ring.read_valid(arch, &mut seq, &mut text);
+            self.console_dropped
+                .fetch_add(seq.saturating_sub(want), Ordering::Relaxed);
+            let Some(r) = found else {
+                self.console_seq.store(seq, Ordering::Relaxed);
+                break;
+            };
+            arch.point(point::CONSOLE_UNLOCK_WRITE);
+            let dropped = self.console_dropped.swap(0, Ordering::Relaxed);
+            if dropped > 0 {
+                self.console.write_dropped(arch, dropped);
+            }
+            self.console.write_record(arch, &r.meta, text.as_bytes());
+            self.console_seq.store(r.seq + 1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<A: Arch> Printk<A> for Lockless {
+    fn name(&self) -> &'static str {
+        "lockless"
+    }
+
+    fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+        arch.push_frame(&VPRINTK_EMIT);
+        self.log.store(arch, level, args);
+        if arch.in_nmi() {
+            arch.irq_work_queue();
+        } else {
+            self.console_flush(arch);
+        }
+        arch.pop_frame();
+    }
+
+    fn irq_work(&self, arch: &A) {
+        self.console_flush(arch);
+    }
+
+    fn accounts(&mut self) -> Accounts {
+        self.log.accounts(&self.console.stats())
+    }
+
+    fn records(&mut self) -> Vec<Record> {
+        self.log.records()
+    }
+
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.console_sem.core()]
     }
@@ -205,15 +245,10 @@ impl<A: Arch> Printk<A> for Lockless {
     }
 
     fn check(&mut self) -> Result<(), String> {
-        self.ring.check()
+        self.log.ring.check()
     }
 
     fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
-        let f = self.ring.fails();
-        vec![
-            ("desc_busy", f.desc_busy),
-            ("data_busy", f.data_busy),
-            ("too_big", f.too_big),
-        ]
+        self.log.drop_reasons()
     }
 }

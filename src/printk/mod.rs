@@ -25,6 +25,8 @@ use crate::record::{Level, Record};
 
 pub mod legacy;
 pub mod lockless;
+pub mod nbcon;
+pub mod safe;
 
 /// What a design needs to know about the machine it runs on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -151,6 +153,56 @@ pub trait Printk<A: Arch>: Send + Sync {
 
     /// Check the buffer's invariants. Only after the run.
     fn check(&mut self) -> Result<(), String>;
+
+    /// `printk_safe_flush()`: move every CPU's buffered messages into the
+    /// log, as the CPU that requested an all-CPU backtrace does once the
+    /// other CPUs have answered. Designs without per-CPU buffers have
+    /// nothing to do.
+    fn flush_all_cpus(&self, arch: &A) {
+        let _ = arch;
+    }
+
+    /// The panic CPU's last flush to the consoles, after every other CPU
+    /// was stopped.
+    fn panic_flush(&self, arch: &A) {
+        let _ = arch;
+    }
+
+    /// `nbcon_cpu_emergency_enter()`: printk on this CPU flushes in the
+    /// caller until the matching exit (a WARN, an oops, a stall report).
+    fn emergency_enter(&self, arch: &A) {
+        let _ = arch;
+    }
+
+    /// `nbcon_cpu_emergency_exit()`.
+    fn emergency_exit(&self, arch: &A) {
+        let _ = arch;
+    }
+
+    /// Whether this design prints from a printer thread of its own when
+    /// the machine runs one.
+    fn wants_printer(&self) -> bool {
+        false
+    }
+
+    /// The machine started (true) or stopped (false) the printer thread:
+    /// printk offloads to it only while it runs.
+    fn set_printer_running(&self, running: bool) {
+        let _ = running;
+    }
+
+    /// What the design's own machinery did, for the report: `(name,
+    /// count)` pairs such as console handovers. Only after the run.
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    /// One pass of the printer thread: print what is pending. True if
+    /// there may be more.
+    fn printer_pass(&self, arch: &A) -> bool {
+        let _ = arch;
+        false
+    }
 }
 
 /// An injection point as one design uses it.
@@ -181,36 +233,59 @@ impl DesignInfo {
 
     /// A design of this kind for a machine described by `config`.
     pub fn build<A: Arch + 'static>(&self, config: &DesignConfig) -> Box<dyn Printk<A>> {
+        use legacy::{Flavour, Legacy};
         match self.name {
-            "legacy" => Box::new(legacy::Legacy::new(config)),
+            "legacy" => Box::new(Legacy::with_flavour(config, Flavour::Plain)),
+            "trylock" => Box::new(Legacy::with_flavour(config, Flavour::Trylock)),
+            "nmi_buffers" => Box::new(Legacy::with_flavour(config, Flavour::NmiBuffers)),
+            "legacy_handoff" => Box::new(Legacy::with_flavour(config, Flavour::Handoff)),
+            "nbcon" => Box::new(nbcon::Nbcon::new(config)),
             _ => Box::new(lockless::Lockless::new(config)),
         }
     }
 }
+
+/// The points of the logbuf_lock designs (`legacy` and its flavours).
+const LEGACY_POINTS: &[PointUse] = &[
+            PointUse {
+                point: point::VPRINTK_LOCK_ACQUIRED,
+                about: "vprintk_emit() took logbuf_lock, logbuf_cpu not yet set (legacy: an NMI printk here deadlocks)",
+            },
+            PointUse {
+                point: point::VPRINTK_LOGBUF_LOCKED,
+                about: "vprintk_emit() holds logbuf_lock with logbuf_cpu set (legacy: an NMI printk here is lost to the recursion check)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+                about: "console_unlock() copies a record under logbuf_lock (legacy: an NMI printk here deadlocks)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_WRITE,
+                about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free",
+            },
+        ];
 
 /// Every design, in history order.
 pub const DESIGNS: &[DesignInfo] = &[
     DesignInfo {
         name: "legacy",
         summary: "3.x/4.x printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records",
-        points: &[
-            PointUse {
-                point: point::VPRINTK_LOCK_ACQUIRED,
-                about: "vprintk_emit() took logbuf_lock, logbuf_cpu not yet set: an NMI here deadlocks",
-            },
-            PointUse {
-                point: point::VPRINTK_LOGBUF_LOCKED,
-                about: "vprintk_emit() holds logbuf_lock with logbuf_cpu set: an NMI here loses its message to the recursion check",
-            },
-            PointUse {
-                point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
-                about: "console_unlock() copies a record under logbuf_lock: an NMI here deadlocks",
-            },
-            PointUse {
-                point: point::CONSOLE_UNLOCK_WRITE,
-                about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free",
-            },
-        ],
+        points: LEGACY_POINTS,
+    },
+    DesignInfo {
+        name: "trylock",
+        summary: "legacy, but in NMI one trylock of logbuf_lock: on failure the message is dropped; console deferred to irq_work",
+        points: LEGACY_POINTS,
+    },
+    DesignInfo {
+        name: "nmi_buffers",
+        summary: "4.7 printk_nmi + 4.11 printk_safe: per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
+        points: LEGACY_POINTS,
+    },
+    DesignInfo {
+        name: "legacy_handoff",
+        summary: "legacy plus 4.16's console_owner/console_waiter: a printk caller spins until the printing CPU hands console_sem over",
+        points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "lockless",
@@ -247,6 +322,44 @@ pub const DESIGNS: &[DesignInfo] = &[
             PointUse {
                 point: point::PRB_BEFORE_FINALIZE,
                 about: "a record is committed (open for continuation) and not yet finalized",
+            },
+            PointUse {
+                point: point::PRB_READ_COPIED,
+                about: "a reader copied a record and has not re-validated it yet",
+            },
+        ],
+    },
+    DesignInfo {
+        name: "nbcon",
+        summary: "6.12 atomic consoles on the lockless ring: console ownership by priority, handover, panic takeover, a printer thread",
+        points: &[
+            PointUse {
+                point: point::VPRINTK_LOGBUF_LOCKED,
+                about: "a record is reserved and not yet committed (no lock here)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+                about: "the console owner copies a record out of the ring (where legacy holds logbuf_lock; no lock here)",
+            },
+            PointUse {
+                point: point::CONSOLE_UNLOCK_WRITE,
+                about: "the console owner starts writing a record",
+            },
+            PointUse {
+                point: point::NBCON_UNSAFE,
+                about: "the console owner is in an unsafe section, putting one character on the wire",
+            },
+            PointUse {
+                point: point::NBCON_SAFE,
+                about: "the console owner finished a record and is safe",
+            },
+            PointUse {
+                point: point::PRB_RESERVED,
+                about: "a descriptor is reserved; no data allocated yet",
+            },
+            PointUse {
+                point: point::PRB_BEFORE_COMMIT,
+                about: "the text is written; the record is not committed yet",
             },
             PointUse {
                 point: point::PRB_READ_COPIED,

@@ -88,6 +88,14 @@ pub struct Cpu {
     pub waits: [WaitSlot; 4],
     /// The shadow call stack.
     pub stack: ShadowStack,
+    /// The panic CPU asked this CPU to stop (`smp_send_stop()`): the next
+    /// NMI handler halts instead of returning.
+    pub stop_requested: AtomicBool,
+    /// Halted in an NMI handler, for good (until the run ends).
+    pub stopped: AtomicBool,
+    /// An all-CPU backtrace request is waiting for this CPU's answer: its
+    /// NMI count when the request was sent, plus one; 0 when none.
+    pub backtrace_mark: AtomicU64,
 }
 
 impl Cpu {

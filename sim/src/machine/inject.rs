@@ -42,6 +42,11 @@ pub enum Trigger {
         /// Mean NMIs per second per target.
         rate_hz: f64,
     },
+    /// Once, `at_ns` after the start of the run (`panic`, `backtrace_all`).
+    At {
+        /// When.
+        at_ns: u64,
+    },
 }
 
 /// Which CPUs a source's NMI goes to.
@@ -77,6 +82,19 @@ pub enum NmiAction {
     },
     /// Print this CPU's shadow stack, like `nmi_cpu_backtrace()`.
     Backtrace,
+    /// The RCU stall detector's all-CPU backtrace: the CPU that gets this
+    /// interrupt prints its own stack, sends every other CPU an NMI that
+    /// prints theirs, waits for them (up to the scaled 10 s), then flushes
+    /// the per-CPU buffers of the designs that have them.
+    BacktraceAll,
+    /// A `WARN()`: an emergency section in which the CPU prints a warning
+    /// line and its stack.
+    Warn,
+    /// The handler never returns: a wedged CPU (until the run ends).
+    Hang,
+    /// `panic()`: print the panic line, stop every other CPU with an NMI
+    /// that never returns, flush the consoles, end the run.
+    Panic,
     /// Nothing: the NMI only interrupts.
     Nothing,
 }

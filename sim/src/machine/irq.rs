@@ -251,7 +251,10 @@ impl Machine {
         compiler_fence(Ordering::SeqCst);
         c.nmis.fetch_add(1, Ordering::Release);
         c.stack.push(&NMI_FRAME);
-        if let Some(source) = (source as usize).checked_sub(1) {
+        if c.stop_requested.load(Ordering::Acquire) {
+            // smp_send_stop(): this handler never returns while the run lasts.
+            self.halt(c);
+        } else if let Some(source) = (source as usize).checked_sub(1) {
             self.workload.interrupt(self, cpu, source);
         }
         c.stack.pop();

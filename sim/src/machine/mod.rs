@@ -5,7 +5,7 @@
 //! A [`Machine`] is built for one run of one design; everything a handler
 //! can touch is allocated in [`Machine::new`], before any CPU starts.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -18,6 +18,8 @@ use crate::workload::Workload;
 pub mod cpu;
 pub mod inject;
 pub mod irq;
+pub mod panic;
+pub mod printer;
 pub mod stack;
 pub mod tick;
 
@@ -47,6 +49,12 @@ pub struct MachineConfig {
     pub nmi_wait_limit_ns: u64,
     /// Seed for the machine's own randomness (random NMI sources).
     pub seed: u64,
+    /// How long the requester of an all-CPU backtrace waits for the other
+    /// CPUs (the kernel's 10 s, scaled).
+    pub backtrace_wait_ns: u64,
+    /// How long the panic CPU waits for the others to stop (x86's 1 s,
+    /// scaled).
+    pub stop_wait_ns: u64,
 }
 
 /// One machine, for one run of one design.
@@ -72,6 +80,12 @@ pub struct Machine {
     /// printk latency per context level.
     pub(crate) latency: [Histogram; 4],
     pub(crate) pid: i32,
+    /// The CPU in `panic()`, `usize::MAX` for none.
+    pub(crate) panic_cpu: AtomicUsize,
+    /// The panic CPU finished its last flush.
+    pub(crate) panic_done: AtomicBool,
+    /// The printer thread's futex word: bumped by every wake-up.
+    pub(crate) printer_wake: AtomicU32,
 }
 
 static IDLE: Frame = Frame("cpu_idle");
@@ -103,6 +117,9 @@ impl Machine {
             latency: core::array::from_fn(|_| Histogram::new()),
             // SAFETY: getpid has no preconditions.
             pid: unsafe { libc::getpid() },
+            panic_cpu: AtomicUsize::new(usize::MAX),
+            panic_done: AtomicBool::new(false),
+            printer_wake: AtomicU32::new(0),
         }
     }
 
@@ -284,5 +301,15 @@ impl Arch for Machine {
         if let Some((_, c)) = self.this() {
             c.stack.pop();
         }
+    }
+
+    fn panic_cpu(&self) -> Option<usize> {
+        let cpu = self.panic_cpu.load(Ordering::Acquire);
+        (cpu != usize::MAX).then_some(cpu)
+    }
+
+    fn wake_printer(&self) {
+        self.printer_wake.fetch_add(1, Ordering::Release);
+        printer::futex_wake(&self.printer_wake);
     }
 }

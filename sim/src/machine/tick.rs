@@ -40,6 +40,7 @@ pub(crate) fn sender(m: &Machine) {
                 Trigger::Random { rate_hz } => {
                     targets.map(|_| rng.exponential_ns(rate_hz)).collect()
                 }
+                Trigger::At { at_ns } => targets.map(|_| at_ns).collect(),
             };
             Some(Timed { source, due })
         })
@@ -73,7 +74,7 @@ pub(crate) fn sender(m: &Machine) {
                     *due = match s.trigger {
                         Trigger::Periodic { period_ns } => (*due + period_ns).max(now + 1),
                         Trigger::Random { rate_hz } => now + rng.exponential_ns(rate_hz),
-                        Trigger::AtPoint { .. } => u64::MAX,
+                        Trigger::AtPoint { .. } | Trigger::At { .. } => u64::MAX,
                     };
                 }
                 earliest = earliest.min(*due);

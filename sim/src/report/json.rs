@@ -29,7 +29,15 @@ struct Run<'a> {
     console: Console,
     stuck: Vec<Stuck<'a>>,
     nmis: &'a [u64],
+    events: serde_json::Map<String, serde_json::Value>,
+    panic: Option<Panic>,
     wall_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Panic {
+    cpu: usize,
+    completed: bool,
 }
 
 #[derive(Serialize)]
@@ -180,6 +188,12 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                         })
                         .collect(),
                     nmis: &r.nmis,
+                    events: r
+                        .events
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                        .collect(),
+                    panic: r.panic.map(|(cpu, completed)| Panic { cpu, completed }),
                     wall_ms: round3(r.wall_ms),
                 }
             })

@@ -23,6 +23,41 @@ fn list(items: impl Iterator<Item = String>) -> String {
     }
 }
 
+/// Who wrote the console's records: each writer's share, largest first
+/// (a slot past the last CPU is the design's printer thread).
+fn printed_by(r: &RunReport) -> String {
+    let total: u64 = r.console.printed_by.iter().sum();
+    if total == 0 {
+        return "-".into();
+    }
+    let cpus = r.nmis.len();
+    let mut shares: Vec<(usize, u64)> = r
+        .console
+        .printed_by
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    shares.sort_by_key(|(i, n)| (core::cmp::Reverse(*n), *i));
+    let mut parts: Vec<String> = shares
+        .iter()
+        .take(3)
+        .map(|(i, n)| {
+            let who = if *i >= cpus {
+                "printer".to_string()
+            } else {
+                format!("cpu{i}")
+            };
+            format!("{who} {:.0}%", *n as f64 * 100.0 / total as f64)
+        })
+        .collect();
+    if shares.len() > 3 {
+        parts.push(format!("+{} more", shares.len() - 3));
+    }
+    parts.join(", ")
+}
+
 /// One column per run (one run per design).
 pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
@@ -66,8 +101,35 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             });
         }
     }
+    row("nmis handled", &|r| r.nmis.iter().sum::<u64>().to_string());
+    row("dropped because", &|r| {
+        list(
+            r.dropped_by
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(why, n)| format!("{why} {n}")),
+        )
+    });
     row("console max lag", &|r| us(r.console.max_lag_ns));
     row("console skipped", &|r| r.console.skipped.to_string());
+    row("console printed by", &|r| printed_by(r));
+    if runs.iter().any(|r| r.events.iter().any(|(_, n)| *n > 0)) {
+        row("console events", &|r| {
+            list(
+                r.events
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(what, n)| format!("{what} {n}")),
+            )
+        });
+    }
+    if runs.iter().any(|r| r.panic.is_some()) {
+        row("panic", &|r| match r.panic {
+            Some((cpu, true)) => format!("cpu{cpu}, flushed"),
+            Some((cpu, false)) => format!("cpu{cpu}, never finished"),
+            None => "-".into(),
+        });
+    }
     row("findings", &|r| {
         list(r.findings.iter().map(|f| {
             let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
@@ -135,7 +197,7 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
+        "{:<14} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
         "design", "timeout", "deadlock", "lockup", "loss", "clean", "first p50", "first p90"
     );
     for d in &plan.designs {
@@ -157,7 +219,7 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
+            "{:<14} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
             d.name,
             count(Outcome::Timeout),
             count(Outcome::Deadlock),

@@ -1,0 +1,837 @@
+//! `nbcon`: printk on the lockless ring with an atomic console (6.12).
+//!
+//! There is no `console_sem`. The console has an ownership word that every
+//! printing context acquires with a priority; the owner wraps every
+//! character it puts on the wire in an *unsafe* section, and checks between
+//! characters whether someone of higher priority asked for the console:
+//!
+//! ```text
+//!  31 30 29                        6     5          4      3   2  1   0
+//! +-----+---------------------------+-----------+--------+--------+-------+
+//! |  0  |            cpu            | unsafe_   | unsafe |req_prio| prio  |
+//! |     |                           | takeover  |        |        |       |
+//! +-----+---------------------------+-----------+--------+--------+-------+
+//! ```
+//!
+//! | prio | meaning |
+//! |---|---|
+//! | 0 none | unowned |
+//! | 1 normal | the printer thread, or a caller flushing because no thread runs |
+//! | 2 emergency | a CPU inside an emergency section (WARN, oops, stall report) |
+//! | 3 panic | the panic CPU |
+//!
+//! Acquiring goes in three steps, as in `nbcon_context_try_acquire()`:
+//!
+//! 1. **direct**: the console is unowned, or owned at a lower priority in a
+//!    safe state: take it with one compare-and-swap;
+//! 2. **handover**: the owner is in an unsafe section on another CPU: set
+//!    `req_prio` and poll up to the spin limit for the owner to release it
+//!    at the end of its unsafe section (it does so when it sees the
+//!    request), then take it;
+//! 3. **hostile takeover**: only for the panic CPU's last flush, when the
+//!    owner never released (it is stopped inside its unsafe section): take
+//!    the console anyway and set `unsafe_takeover`, which stays set.
+//!
+//! An owner that lost the console notices at its next unsafe-section
+//! boundary and backs out without touching the device. The next owner
+//! prints the interrupted record again from its start, headed by
+//! "** replaying previous printk message **".
+//!
+//! Where printk prints (the flush-type table of 6.12, for a system with
+//! only this nbcon console): at normal priority with the printer thread
+//! running, nowhere: the thread is woken through irq_work; at normal
+//! priority without a thread, and at emergency and panic priority, the
+//! caller flushes atomically itself. A CPU that is not the panic CPU drops
+//! its messages once a panic is in progress.
+//!
+//! The handover spin is the kernel's 2 ms, not scaled by the scenario's
+//! time scale: the owner is an OS thread the host may deschedule for
+//! milliseconds, and a scaled 20 µs would turn every such pause into a
+//! failed handover that the kernel would not see.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::arch::{Arch, Frame};
+use crate::console::Console;
+use crate::lock::LockCore;
+use crate::point;
+use crate::printk::lockless::PrbLog;
+use crate::printk::{Accounts, DesignConfig, Printk};
+use crate::record::{Level, Record, TextBuf, TEXT_MAX};
+
+static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
+static ATOMIC_FLUSH: Frame = Frame("nbcon_atomic_flush_pending");
+static PRINTER: Frame = Frame("nbcon_kthread_func");
+
+/// How long a handover request waits for the owner, ns.
+pub const SPINWAIT_NS: u64 = 2_000_000;
+
+/// Console owner priorities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Prio {
+    /// Unowned.
+    None = 0,
+    /// The printer thread, or a caller flushing for lack of one.
+    Normal = 1,
+    /// A CPU in an emergency section.
+    Emergency = 2,
+    /// The panic CPU.
+    Panic = 3,
+}
+
+impl Prio {
+    fn from_bits(b: u32) -> Prio {
+        match b & 3 {
+            0 => Prio::None,
+            1 => Prio::Normal,
+            2 => Prio::Emergency,
+            _ => Prio::Panic,
+        }
+    }
+
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prio::None => "none",
+            Prio::Normal => "normal",
+            Prio::Emergency => "emergency",
+            Prio::Panic => "panic",
+        }
+    }
+}
+
+/// The console's ownership word, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    /// The owner's priority.
+    pub prio: Prio,
+    /// The priority of a context waiting for a handover.
+    pub req_prio: Prio,
+    /// The owner is in an unsafe section.
+    pub unsafe_: bool,
+    /// A hostile takeover happened in an unsafe section (sticky).
+    pub unsafe_takeover: bool,
+    /// The owner's CPU.
+    pub cpu: u32,
+}
+
+const CPU_MASK: u32 = (1 << 24) - 1;
+
+impl State {
+    /// Pack into the ownership word.
+    pub fn pack(self) -> u32 {
+        self.prio as u32
+            | (self.req_prio as u32) << 2
+            | u32::from(self.unsafe_) << 4
+            | u32::from(self.unsafe_takeover) << 5
+            | (self.cpu & CPU_MASK) << 6
+    }
+
+    /// Unpack the ownership word.
+    pub fn unpack(word: u32) -> State {
+        State {
+            prio: Prio::from_bits(word),
+            req_prio: Prio::from_bits(word >> 2),
+            unsafe_: word & 1 << 4 != 0,
+            unsafe_takeover: word & 1 << 5 != 0,
+            cpu: (word >> 6) & CPU_MASK,
+        }
+    }
+}
+
+/// Why an acquire failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refused {
+    /// Not allowed at all (equal or lower priority, or another CPU panics).
+    Perm,
+    /// The owner is busy (unsafe, on this CPU, or the spin ran out).
+    Busy,
+    /// The word changed under us: start over.
+    Again,
+}
+
+/// One acquisition: who, at what priority, and the next record to print.
+#[derive(Clone, Copy, Debug)]
+struct Ctxt {
+    prio: Prio,
+    cpu: u32,
+    seq: u64,
+}
+
+/// What emitting one record came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Emit {
+    /// A record went out; still the owner.
+    Printed,
+    /// Nothing to print; still the owner.
+    Empty,
+    /// Ownership was lost (handed over or taken): do not touch the device.
+    Lost,
+}
+
+/// What the console's ownership did during a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NbconStats {
+    /// Direct acquisitions.
+    pub direct: u64,
+    /// Friendly handovers: a waiter got the console from a releasing owner.
+    pub handovers: u64,
+    /// Handover requests that timed out.
+    pub handover_timeouts: u64,
+    /// Hostile takeovers (panic only).
+    pub hostile_takeovers: u64,
+    /// Records printed again after an owner was interrupted in them.
+    pub replays: u64,
+    /// Times an owner found it had lost the console.
+    pub lost_ownership: u64,
+}
+
+#[derive(Default)]
+struct StatCounters {
+    direct: AtomicU64,
+    handovers: AtomicU64,
+    handover_timeouts: AtomicU64,
+    hostile_takeovers: AtomicU64,
+    replays: AtomicU64,
+    lost_ownership: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The nbcon printk.
+pub struct Nbcon {
+    log: PrbLog,
+    /// `con->nbcon_state`.
+    state: AtomicU32,
+    /// `con->nbcon_seq`: the next record to print.
+    seq: AtomicU64,
+    /// `con->nbcon_prev_seq`: the record the last owner started; `u64::MAX`
+    /// for none.
+    prev_seq: AtomicU64,
+    /// Records skipped and not yet announced.
+    dropped: AtomicU64,
+    console: Console,
+    /// Per CPU: emergency section nesting.
+    emergency: Box<[AtomicU32]>,
+    printer_running: AtomicBool,
+    dropped_panic: AtomicU64,
+    stats: StatCounters,
+}
+
+impl Nbcon {
+    /// An nbcon printk with a ring of `config.buffer_size` text bytes. The
+    /// console's per-CPU accounts have one extra slot, index `nr_cpus`, for
+    /// the printer thread.
+    pub fn new(config: &DesignConfig) -> Nbcon {
+        Nbcon {
+            log: PrbLog::new(config.buffer_size),
+            state: AtomicU32::new(0),
+            seq: AtomicU64::new(0),
+            prev_seq: AtomicU64::new(u64::MAX),
+            dropped: AtomicU64::new(0),
+            console: Console::new(config.console, config.nr_cpus + 1),
+            emergency: (0..config.nr_cpus).map(|_| AtomicU32::new(0)).collect(),
+            printer_running: AtomicBool::new(false),
+            dropped_panic: AtomicU64::new(0),
+            stats: StatCounters::default(),
+        }
+    }
+
+    /// The ownership word now.
+    pub fn state(&self) -> State {
+        State::unpack(self.state.load(Ordering::Relaxed))
+    }
+
+    /// What ownership did so far.
+    pub fn stats(&self) -> NbconStats {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        NbconStats {
+            direct: l(&self.stats.direct),
+            handovers: l(&self.stats.handovers),
+            handover_timeouts: l(&self.stats.handover_timeouts),
+            hostile_takeovers: l(&self.stats.hostile_takeovers),
+            replays: l(&self.stats.replays),
+            lost_ownership: l(&self.stats.lost_ownership),
+        }
+    }
+
+    /// `nbcon_get_default_prio()`.
+    fn default_prio<A: Arch>(&self, arch: &A) -> Prio {
+        let me = arch.this_cpu();
+        if arch.panic_cpu() == Some(me) {
+            Prio::Panic
+        } else if self
+            .emergency
+            .get(me)
+            .is_some_and(|n| n.load(Ordering::Relaxed) > 0)
+        {
+            Prio::Emergency
+        } else {
+            Prio::Normal
+        }
+    }
+
+    fn other_cpu_in_panic<A: Arch>(&self, arch: &A) -> bool {
+        arch.panic_cpu().is_some_and(|p| p != arch.this_cpu())
+    }
+
+    fn cas(&self, cur: State, new: State) -> Result<(), State> {
+        // AcqRel: taking the console orders our device and seq accesses
+        // after the previous owner's; releasing it publishes ours.
+        self.state
+            .compare_exchange(cur.pack(), new.pack(), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(State::unpack)
+    }
+
+    fn owned(&self, ctxt: &Ctxt, prio: Prio) -> State {
+        let cur = self.state();
+        State {
+            prio,
+            req_prio: Prio::None,
+            unsafe_: cur.unsafe_takeover,
+            unsafe_takeover: cur.unsafe_takeover,
+            cpu: ctxt.cpu,
+        }
+    }
+
+    /// Step 1: take an unowned console, or one owned at lower priority in a
+    /// safe state.
+    fn acquire_direct<A: Arch>(&self, arch: &A, ctxt: &Ctxt) -> Result<(), Refused> {
+        let cur = self.state();
+        if self.other_cpu_in_panic(arch) {
+            return Err(Refused::Perm);
+        }
+        if ctxt.prio <= cur.prio || ctxt.prio <= cur.req_prio {
+            return Err(Refused::Perm);
+        }
+        if cur.unsafe_ {
+            return Err(Refused::Busy);
+        }
+        let new = State {
+            prio: ctxt.prio,
+            req_prio: Prio::None,
+            unsafe_: cur.unsafe_takeover,
+            unsafe_takeover: cur.unsafe_takeover,
+            cpu: ctxt.cpu,
+        };
+        self.cas(cur, new).map_err(|_| Refused::Again)?;
+        bump(&self.stats.direct);
+        Ok(())
+    }
+
+    /// Step 2: ask the owner to hand over at the end of its unsafe section
+    /// and poll for it, up to [`SPINWAIT_NS`].
+    fn acquire_handover<A: Arch>(&self, arch: &A, ctxt: &Ctxt) -> Result<(), Refused> {
+        let cur = self.state();
+        if self.other_cpu_in_panic(arch) {
+            return Err(Refused::Perm);
+        }
+        // The owner is the context we interrupted: it cannot run to hand
+        // over until we return.
+        if cur.prio != Prio::None && cur.cpu == ctxt.cpu {
+            return Err(Refused::Busy);
+        }
+        if cur.unsafe_takeover {
+            return Err(Refused::Busy);
+        }
+        if ctxt.prio <= cur.prio || ctxt.prio <= cur.req_prio {
+            return Err(Refused::Perm);
+        }
+        let requested = State {
+            req_prio: ctxt.prio,
+            ..cur
+        };
+        self.cas(cur, requested).map_err(|_| Refused::Again)?;
+        let deadline = arch.now_ns().saturating_add(SPINWAIT_NS);
+        loop {
+            core::hint::spin_loop();
+            let cur = self.state();
+            if cur.req_prio != ctxt.prio {
+                // Superseded by a higher priority.
+                return Err(Refused::Perm);
+            }
+            if cur.prio == Prio::None {
+                let new = State {
+                    prio: ctxt.prio,
+                    req_prio: Prio::None,
+                    unsafe_: cur.unsafe_takeover,
+                    unsafe_takeover: cur.unsafe_takeover,
+                    cpu: ctxt.cpu,
+                };
+                if self.cas(cur, new).is_ok() {
+                    bump(&self.stats.handovers);
+                    return Ok(());
+                }
+                continue;
+            }
+            if arch.now_ns() >= deadline {
+                break;
+            }
+        }
+        // Timed out: withdraw the request, unless someone else's replaced
+        // it; take the console if it was released meanwhile.
+        loop {
+            let cur = self.state();
+            if cur.req_prio != ctxt.prio {
+                return Err(Refused::Perm);
+            }
+            let new = if cur.prio == Prio::None {
+                self.owned(ctxt, ctxt.prio)
+            } else {
+                State {
+                    req_prio: Prio::None,
+                    ..cur
+                }
+            };
+            if self.cas(cur, new).is_ok() {
+                if new.prio == ctxt.prio {
+                    bump(&self.stats.handovers);
+                    return Ok(());
+                }
+                bump(&self.stats.handover_timeouts);
+                return Err(Refused::Busy);
+            }
+        }
+    }
+
+    /// Step 3: the panic CPU takes the console whatever state it is in.
+    fn acquire_hostile(&self, ctxt: &Ctxt) {
+        loop {
+            let cur = self.state();
+            let broke = cur.unsafe_ || cur.unsafe_takeover;
+            let new = State {
+                prio: ctxt.prio,
+                req_prio: cur.req_prio,
+                unsafe_: broke,
+                unsafe_takeover: broke,
+                cpu: ctxt.cpu,
+            };
+            if self.cas(cur, new).is_ok() {
+                // Counted when taken from an owner; after a takeover in an
+                // unsafe state every later acquire goes this way too.
+                if cur.prio != Prio::None {
+                    bump(&self.stats.hostile_takeovers);
+                }
+                return;
+            }
+        }
+    }
+
+    /// `nbcon_context_try_acquire()`.
+    fn try_acquire<A: Arch>(
+        &self,
+        arch: &A,
+        prio: Prio,
+        spin: bool,
+        allow_unsafe_takeover: bool,
+    ) -> Option<Ctxt> {
+        let mut ctxt = Ctxt {
+            prio,
+            cpu: arch.this_cpu() as u32 & CPU_MASK,
+            seq: 0,
+        };
+        loop {
+            match self.acquire_direct(arch, &ctxt) {
+                Ok(()) => break,
+                Err(Refused::Again) => continue,
+                Err(Refused::Perm) => return None,
+                Err(Refused::Busy) => {}
+            }
+            if spin {
+                match self.acquire_handover(arch, &ctxt) {
+                    Ok(()) => break,
+                    Err(Refused::Again) => continue,
+                    Err(Refused::Perm) => return None,
+                    Err(Refused::Busy) => {}
+                }
+            }
+            if !(allow_unsafe_takeover && prio == Prio::Panic) {
+                return None;
+            }
+            self.acquire_hostile(&ctxt);
+            break;
+        }
+        ctxt.seq = self.seq.load(Ordering::Acquire);
+        Some(ctxt)
+    }
+
+    /// Whether `ctxt` owns the console in `cur`.
+    fn owner_matches(cur: State, ctxt: &Ctxt) -> bool {
+        cur.prio == ctxt.prio && cur.cpu == ctxt.cpu
+    }
+
+    /// `nbcon_context_release()`.
+    fn release(&self, ctxt: &Ctxt) {
+        loop {
+            let cur = self.state();
+            if !Self::owner_matches(cur, ctxt) {
+                return;
+            }
+            let new = State {
+                prio: Prio::None,
+                unsafe_: cur.unsafe_ || cur.unsafe_takeover,
+                ..cur
+            };
+            if self.cas(cur, new).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// `nbcon_context_can_proceed()`: false if we lost the console, or if a
+    /// waiter asked for it while we are safe (then we release it now).
+    fn can_proceed(&self, ctxt: &Ctxt, cur: State) -> bool {
+        if !Self::owner_matches(cur, ctxt) {
+            return false;
+        }
+        if cur.req_prio == Prio::None || cur.unsafe_ {
+            return true;
+        }
+        // Friendly handover: the waiter takes it from here.
+        self.release(ctxt);
+        false
+    }
+
+    /// `nbcon_context_update_unsafe()`: enter or leave an unsafe section;
+    /// false means ownership is gone and the device must not be touched.
+    fn update_unsafe(&self, ctxt: &Ctxt, unsafe_: bool) -> bool {
+        let mut cur = self.state();
+        // After a hostile takeover the console never becomes safe again.
+        if !unsafe_ && cur.unsafe_takeover {
+            return self.proceed_or_note(ctxt, cur);
+        }
+        loop {
+            if !self.proceed_or_note(ctxt, cur) {
+                return false;
+            }
+            let new = State { unsafe_, ..cur };
+            match self.cas(cur, new) {
+                Ok(()) => return self.proceed_or_note(ctxt, new),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn proceed_or_note(&self, ctxt: &Ctxt, cur: State) -> bool {
+        let ok = self.can_proceed(ctxt, cur);
+        if !ok {
+            bump(&self.stats.lost_ownership);
+        }
+        ok
+    }
+
+    /// `nbcon_emit_next_record()`: print the record at `ctxt.seq`, one
+    /// character per unsafe section.
+    fn emit_next_record<A: Arch>(&self, arch: &A, ctxt: &mut Ctxt) -> Emit {
+        if !self.update_unsafe(ctxt, true) {
+            return Emit::Lost;
+        }
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        let mut seq = ctxt.seq;
+        arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
+        let found = self.log.ring.read_valid(arch, &mut seq, &mut text);
+        let skipped = seq.saturating_sub(ctxt.seq);
+        let Some(r) = found else {
+            if skipped > 0 {
+                self.dropped.fetch_add(skipped, Ordering::Relaxed);
+                if self
+                    .seq
+                    .compare_exchange(ctxt.seq, seq, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    ctxt.seq = seq;
+                }
+            }
+            return if self.update_unsafe(ctxt, false) {
+                Emit::Empty
+            } else {
+                Emit::Lost
+            };
+        };
+        let dropped = self.dropped.load(Ordering::Relaxed) + skipped;
+        let mut out = TextBuf::<{ TEXT_MAX + 160 }>::new();
+        if dropped > 0 {
+            out.push_bytes(Console::dropped_line(dropped).as_bytes());
+        }
+        if self.prev_seq.load(Ordering::Relaxed) == r.seq {
+            // An earlier owner was stopped in the middle of this record.
+            out.push_bytes(b"** replaying previous printk message **\n");
+            bump(&self.stats.replays);
+        } else {
+            self.prev_seq.store(r.seq, Ordering::Relaxed);
+        }
+        out.push_bytes(Console::line(&r.meta, text.as_bytes()).as_bytes());
+        if !self.update_unsafe(ctxt, false) {
+            return Emit::Lost;
+        }
+        arch.point(point::CONSOLE_UNLOCK_WRITE);
+        for &b in out.as_bytes() {
+            if !self.update_unsafe(ctxt, true) {
+                return Emit::Lost;
+            }
+            arch.point(point::NBCON_UNSAFE);
+            self.console.emit_char(arch, b);
+            if !self.update_unsafe(ctxt, false) {
+                return Emit::Lost;
+            }
+        }
+        if !self.update_unsafe(ctxt, true) {
+            return Emit::Lost;
+        }
+        self.console.count_record(arch, &r.meta);
+        if dropped > 0 {
+            self.console.count_skipped(dropped);
+            self.dropped.fetch_sub(dropped - skipped, Ordering::Relaxed);
+        }
+        // From the value we started with: a takeover that moved it wins.
+        let _ = self
+            .seq
+            .compare_exchange(ctxt.seq, r.seq + 1, Ordering::AcqRel, Ordering::Relaxed);
+        ctxt.seq = r.seq + 1;
+        if !self.update_unsafe(ctxt, false) {
+            return Emit::Lost;
+        }
+        arch.point(point::NBCON_SAFE);
+        Emit::Printed
+    }
+
+    /// `nbcon_atomic_flush_pending()`: print everything pending in the
+    /// caller, at this CPU's priority, interrupts off.
+    fn atomic_flush<A: Arch>(&self, arch: &A, allow_unsafe_takeover: bool) {
+        let prio = self.default_prio(arch);
+        arch.push_frame(&ATOMIC_FLUSH);
+        let flags = arch.local_irq_save();
+        while self.log.ring.has_next(self.seq.load(Ordering::Acquire)) {
+            let Some(mut ctxt) = self.try_acquire(arch, prio, true, allow_unsafe_takeover) else {
+                break;
+            };
+            match self.emit_next_record(arch, &mut ctxt) {
+                Emit::Printed => self.release(&ctxt),
+                Emit::Empty => {
+                    self.release(&ctxt);
+                    break;
+                }
+                Emit::Lost => break,
+            }
+        }
+        arch.local_irq_restore(flags);
+        arch.pop_frame();
+    }
+}
+
+impl<A: Arch> Printk<A> for Nbcon {
+    fn name(&self) -> &'static str {
+        "nbcon"
+    }
+
+    fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+        if self.other_cpu_in_panic(arch) {
+            // Only the panic CPU's messages matter now.
+            self.log.counters.attempt();
+            self.log.counters.drop_one();
+            bump(&self.dropped_panic);
+            return;
+        }
+        arch.push_frame(&VPRINTK_EMIT);
+        self.log.store(arch, level, args);
+        let prio = self.default_prio(arch);
+        if prio == Prio::Normal && self.printer_running.load(Ordering::Acquire) {
+            // Offload: the printer thread is woken from irq_work, which is
+            // safe from any context.
+            arch.irq_work_queue();
+        } else {
+            self.atomic_flush(arch, false);
+        }
+        arch.pop_frame();
+    }
+
+    fn irq_work(&self, arch: &A) {
+        arch.wake_printer();
+    }
+
+    fn accounts(&mut self) -> Accounts {
+        self.log.accounts(&self.console.stats())
+    }
+
+    fn records(&mut self) -> Vec<Record> {
+        self.log.records()
+    }
+
+    fn locks(&self) -> Vec<&LockCore> {
+        Vec::new()
+    }
+
+    fn console(&self) -> &Console {
+        &self.console
+    }
+
+    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        let mut r = self.log.drop_reasons();
+        r.push((
+            "other_cpu_in_panic",
+            self.dropped_panic.load(Ordering::Relaxed),
+        ));
+        r
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        self.log.ring.check()
+    }
+
+    fn panic_flush(&self, arch: &A) {
+        // nbcon_atomic_flush_unsafe(): the last attempt, hostile if need be.
+        self.atomic_flush(arch, true);
+    }
+
+    fn emergency_enter(&self, arch: &A) {
+        if let Some(n) = self.emergency.get(arch.this_cpu()) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn emergency_exit(&self, arch: &A) {
+        if let Some(n) = self.emergency.get(arch.this_cpu()) {
+            let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        }
+        // What was stored meanwhile and not flushed goes to the thread.
+        if self.printer_running.load(Ordering::Acquire) {
+            arch.irq_work_queue();
+        }
+    }
+
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        vec![
+            ("direct_acquires", s.direct),
+            ("handovers", s.handovers),
+            ("handover_timeouts", s.handover_timeouts),
+            ("hostile_takeovers", s.hostile_takeovers),
+            ("replays", s.replays),
+            ("lost_ownership", s.lost_ownership),
+            ("unsafe_takeover", u64::from(self.state().unsafe_takeover)),
+        ]
+    }
+
+    fn wants_printer(&self) -> bool {
+        true
+    }
+
+    fn set_printer_running(&self, running: bool) {
+        self.printer_running.store(running, Ordering::Release);
+    }
+
+    fn printer_pass(&self, arch: &A) -> bool {
+        arch.push_frame(&PRINTER);
+        let mut more = false;
+        while self.log.ring.has_next(self.seq.load(Ordering::Acquire)) {
+            // The thread never spins for the console: whoever holds it
+            // prints, and wakes us again.
+            let Some(mut ctxt) = self.try_acquire(arch, Prio::Normal, false, false) else {
+                more = true;
+                break;
+            };
+            match self.emit_next_record(arch, &mut ctxt) {
+                Emit::Printed => self.release(&ctxt),
+                Emit::Empty => {
+                    self.release(&ctxt);
+                    break;
+                }
+                Emit::Lost => {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        arch.pop_frame();
+        more
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::ConsoleConfig;
+    use crate::testing::FakeArch;
+
+    fn config() -> DesignConfig {
+        DesignConfig {
+            nr_cpus: 2,
+            buffer_size: 1 << 14,
+            console: ConsoleConfig {
+                ns_per_char: 0,
+                sink_bytes: 1 << 16,
+            },
+        }
+    }
+
+    #[test]
+    fn state_word_round_trips_with_the_documented_layout() {
+        let s = State {
+            prio: Prio::Emergency,
+            req_prio: Prio::Panic,
+            unsafe_: true,
+            unsafe_takeover: false,
+            cpu: 5,
+        };
+        assert_eq!(s.pack(), 2 | 3 << 2 | 1 << 4 | 5 << 6);
+        assert_eq!(State::unpack(s.pack()), s);
+    }
+
+    #[test]
+    fn higher_priority_takes_a_safe_console_directly() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let a1 = FakeArch::new(1, 2);
+        let normal = n.try_acquire(&a0, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.state().prio, Prio::Normal);
+        // Same priority: refused.
+        assert!(n.try_acquire(&a1, Prio::Normal, false, false).is_none());
+        let emerg = n.try_acquire(&a1, Prio::Emergency, true, false).unwrap();
+        assert_eq!((n.state().prio, n.state().cpu), (Prio::Emergency, 1));
+        // The normal owner finds out at its next unsafe boundary.
+        assert!(!n.update_unsafe(&normal, true));
+        n.release(&normal);
+        assert_eq!(
+            n.state().prio,
+            Prio::Emergency,
+            "a stale release is a no-op"
+        );
+        n.release(&emerg);
+        assert_eq!(n.state().prio, Prio::None);
+    }
+
+    #[test]
+    fn an_unsafe_owner_on_the_same_cpu_cannot_hand_over() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let owner = n.try_acquire(&a0, Prio::Normal, false, false).unwrap();
+        assert!(n.update_unsafe(&owner, true));
+        // An emergency on the same CPU interrupted the owner.
+        assert!(n.try_acquire(&a0, Prio::Emergency, true, false).is_none());
+        assert_eq!(n.stats().handover_timeouts, 0, "refused without spinning");
+    }
+
+    #[test]
+    fn panic_takes_a_stuck_unsafe_console_and_it_stays_unsafe() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let a1 = FakeArch::new(1, 2);
+        let owner = n.try_acquire(&a1, Prio::Emergency, false, false).unwrap();
+        assert!(n.update_unsafe(&owner, true));
+        // Without the hostile step, the panic CPU gives up after the spin.
+        assert!(n.try_acquire(&a0, Prio::Panic, true, false).is_none());
+        assert_eq!(n.stats().handover_timeouts, 1);
+        let panic = n.try_acquire(&a0, Prio::Panic, true, true).unwrap();
+        let s = n.state();
+        assert_eq!((s.prio, s.cpu, s.unsafe_takeover), (Prio::Panic, 0, true));
+        assert_eq!(n.stats().hostile_takeovers, 1);
+        // Leaving the unsafe section does not make it safe again.
+        assert!(n.update_unsafe(&panic, false));
+        assert!(n.state().unsafe_);
+        assert!(!n.update_unsafe(&owner, false), "the old owner lost it");
+    }
+}
