@@ -22,6 +22,7 @@ use crate::machine::{Interrupt, NmiAction, NmiSource, Targets, Trigger};
 use crate::runner::Outcome;
 use crate::watchdog::OnDeadlock;
 use crate::workload::TaskSpec;
+use crate::workload::{Stall, StallKind};
 
 /// The built-in scenario library, embedded so the binary runs anywhere.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -41,6 +42,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "nmi-buffer-overflow",
         include_str!("../../scenarios/nmi-buffer-overflow.toml"),
+    ),
+    (
+        "nmi-buffers-irqs-off",
+        include_str!("../../scenarios/nmi-buffers-irqs-off.toml"),
     ),
     (
         "nbcon-handover",
@@ -184,6 +189,10 @@ struct RawWatchdog {
 struct RawTask {
     cpus: Spanned<CpuSel>,
     pieces: Option<Spanned<i64>>,
+    count: Option<Spanned<i64>>,
+    stall: Option<Spanned<String>>,
+    stall_at_ms: Option<Spanned<Num>>,
+    stall_ms: Option<Spanned<Num>>,
     printk_hz: Option<Spanned<i64>>,
     len: Option<Spanned<Vec<i64>>>,
     level: Option<Spanned<String>>,
@@ -438,6 +447,53 @@ impl Scenario {
             Some(v) => self.int(v, key, lo, hi),
             None => Ok(default),
         }
+    }
+
+    /// A `[[task]]`'s stall keys: all three or none.
+    fn stall(&self, t: &RawTask, k: &dyn Fn(&str) -> String) -> Result<Option<Stall>, InputError> {
+        let (Some(kind), Some(at), Some(len)) = (&t.stall, &t.stall_at_ms, &t.stall_ms) else {
+            let given = [
+                t.stall.as_ref().map(|v| (v.span(), "stall")),
+                t.stall_at_ms.as_ref().map(|v| (v.span(), "stall_at_ms")),
+                t.stall_ms.as_ref().map(|v| (v.span(), "stall_ms")),
+            ];
+            if let Some((span, key)) = given.into_iter().flatten().next() {
+                return Err(self.err(
+                    span,
+                    &k(key),
+                    "a stall needs `stall`, `stall_at_ms` and `stall_ms`",
+                ));
+            }
+            return Ok(None);
+        };
+        let kind = match kind.get_ref().as_str() {
+            "irqs_off" => StallKind::IrqsOff,
+            "preempt_off" => StallKind::PreemptOff,
+            other => {
+                return Err(self.err(
+                    kind.span(),
+                    &k("stall"),
+                    format!("unknown stall `{other}`, expected irqs_off or preempt_off"),
+                ))
+            }
+        };
+        let ms = |v: &Spanned<Num>, key: &str| {
+            let x = v.get_ref().get();
+            if x.is_finite() && (0.0..=3_600_000.0).contains(&x) {
+                Ok((x * 1e6) as u64)
+            } else {
+                Err(self.err(
+                    v.span(),
+                    &k(key),
+                    format!("must be in [0, 3600000], got {x}"),
+                ))
+            }
+        };
+        Ok(Some(Stall {
+            kind,
+            at_ns: ms(at, "stall_at_ms")?,
+            for_ns: ms(len, "stall_ms")?,
+        }))
     }
 
     fn level(
@@ -699,6 +755,8 @@ impl Scenario {
                 len: self.len_range(&t.len, &k("len"), (16, 120))?,
                 level: self.level(&t.level, &k("level"), Level::Info)?,
                 pieces: self.opt_int(&t.pieces, &k("pieces"), 1, 16, 1)?,
+                count: self.opt_int(&t.count, &k("count"), 0, i64::MAX, 0)?,
+                stall: self.stall(t, &k)?,
             };
             for cpu in self.cpu_set(&t.cpus, &k("cpus"), cpus, why)? {
                 if tasks[cpu].is_some() {

@@ -61,6 +61,30 @@ pub struct TaskSpec {
     /// newline, the rest as `KERN_CONT` continuations, the last ending the
     /// line.
     pub pieces: u32,
+    /// Stop after this many messages (0 = print until the run ends).
+    pub count: u64,
+    /// Spin once, at a given time, with interrupts or preemption off.
+    pub stall: Option<Stall>,
+}
+
+/// How a stalled CPU spins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallKind {
+    /// `local_irq_disable()`: no tick, no irq_work; NMIs still land.
+    IrqsOff,
+    /// `preempt_disable()`: interrupts run, the task makes no progress.
+    PreemptOff,
+}
+
+/// A stall: from `at_ns` for `for_ns`, spinning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    /// What is off while it spins.
+    pub kind: StallKind,
+    /// When it starts, ns since the run started.
+    pub at_ns: u64,
+    /// How long it spins.
+    pub for_ns: u64,
 }
 
 /// The workload of one run.
@@ -133,6 +157,7 @@ pub fn parse_msg(text: &str) -> Option<(usize, Context, u64)> {
 }
 
 static TASK: Frame = Frame("printk_workload");
+static STALL: Frame = Frame("stall_spin");
 
 /// printk `msg` as one line in `pieces` calls, recording each call's latency
 /// under context level `level_idx`. Signal-safe: the text is rendered into
@@ -160,6 +185,32 @@ fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx:
 static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
 static WARN: Frame = Frame("__warn");
 
+/// Spin for the stall's length with interrupts (or preemption) off, as a
+/// CPU stuck in a loop does; the end of the run ends it early.
+fn stall_spin(m: &Machine, c: &crate::machine::Cpu, st: Stall) {
+    m.push_frame(&STALL);
+    let end = m.now_ns().saturating_add(st.for_ns);
+    let flags = (st.kind == StallKind::IrqsOff).then(|| m.local_irq_save());
+    if st.kind == StallKind::PreemptOff {
+        c.preempt_count.fetch_add(1, Ordering::Relaxed);
+    }
+    while m.now_ns() < end && !m.stop.load(Ordering::Relaxed) {
+        core::hint::spin_loop();
+    }
+    if st.kind == StallKind::PreemptOff {
+        c.preempt_count.fetch_sub(1, Ordering::Relaxed);
+    }
+    if let Some(flags) = flags {
+        if m.stop.load(Ordering::Relaxed) {
+            // The run ended during the stall: what waited for interrupts
+            // to come back on never ran within it.
+            c.irq_pending.store(false, Ordering::Relaxed);
+        }
+        m.local_irq_restore(flags);
+    }
+    m.pop_frame();
+}
+
 impl Workload {
     /// The task-context loop of `cpu`, until the machine stops.
     pub(crate) fn task_loop(&self, m: &Machine, cpu: usize) {
@@ -173,10 +224,14 @@ impl Workload {
         m.push_frame(Machine::idle_frame());
         let mut next = m.now_ns();
         let mut n = 0;
+        let mut stall = spec.and_then(|t| t.stall);
         while !m.stop.load(Ordering::Relaxed) {
+            if let Some(st) = stall.filter(|st| m.now_ns() >= st.at_ns) {
+                stall = None;
+                stall_spin(m, c, st);
+            }
             match spec {
-                None => std::thread::sleep(Duration::from_millis(1)),
-                Some(t) => {
+                Some(t) if t.count == 0 || n < t.count => {
                     m.push_frame(&TASK);
                     let len = rng.range(t.len);
                     let msg = Msg {
@@ -198,6 +253,7 @@ impl Workload {
                         }
                     }
                 }
+                _ => std::thread::sleep(Duration::from_millis(1)),
             }
             c.progress.fetch_add(1, Ordering::Relaxed);
         }
@@ -225,7 +281,9 @@ impl Workload {
                 let n0 = if context == Context::Nmi {
                     c.nmis.load(Ordering::Relaxed)
                 } else {
-                    c.irqs.load(Ordering::Relaxed)
+                    // One number per handler run, even when one IRQ entry
+                    // handles several.
+                    c.irq_actions.fetch_add(1, Ordering::Relaxed) + 1
                 };
                 for line in 0..u64::from(lines) {
                     if m.stop.load(Ordering::Relaxed) {

@@ -23,6 +23,20 @@ fn every_shipped_scenario_meets_its_expectations() {
 }
 
 #[test]
+fn every_file_in_scenarios_is_built_in() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|f| f.strip_suffix(".toml").map(String::from))
+        .collect();
+    files.sort();
+    let mut builtin: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    builtin.sort();
+    assert_eq!(files, builtin);
+}
+
+#[test]
 fn an_nmi_in_vprintks_window_loses_its_message_and_says_so() {
     let p = plan("nmi-in-vprintk-window", Overrides::default());
     let r = run(&p, "legacy");

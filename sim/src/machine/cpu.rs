@@ -70,6 +70,8 @@ pub struct Cpu {
     pub nmis: AtomicU64,
     /// IRQ handlers run (not counting deferrals).
     pub irqs: AtomicU64,
+    /// `[[irq]]` handler runs (numbers their messages).
+    pub irq_actions: AtomicU64,
     /// NMIs not sent because one was already latched.
     pub nmis_latched: AtomicU64,
     /// Kernel thread id, for `tgkill`.
