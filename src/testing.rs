@@ -32,6 +32,7 @@ pub struct FakeArch {
     spins: AtomicU64,
     hook: Option<(Point, PointHook)>,
     hook_fired: AtomicBool,
+    real_clock: Option<std::time::Instant>,
 }
 
 impl FakeArch {
@@ -49,7 +50,15 @@ impl FakeArch {
             spins: AtomicU64::new(0),
             hook: None,
             hook_fired: AtomicBool::new(false),
+            real_clock: None,
         }
+    }
+
+    /// Read the host's monotonic clock instead of the counter, for tests
+    /// in which two threads must really wait for each other.
+    pub fn with_real_clock(mut self) -> FakeArch {
+        self.real_clock = Some(std::time::Instant::now());
+        self
     }
 
     /// Run `hook` the first time `point` is passed.
@@ -84,7 +93,10 @@ impl Arch for FakeArch {
         self.irq_work_raised.fetch_add(1, Ordering::Relaxed);
     }
     fn now_ns(&self) -> u64 {
-        self.clock.fetch_add(1000, Ordering::Relaxed)
+        match self.real_clock {
+            Some(t0) => t0.elapsed().as_nanos() as u64,
+            None => self.clock.fetch_add(1000, Ordering::Relaxed),
+        }
     }
     fn delay_ns(&self, ns: u64) {
         self.clock.fetch_add(ns, Ordering::Relaxed);

@@ -140,6 +140,30 @@ impl State {
     }
 }
 
+/// Where a printk's record gets printed (`printk_get_console_flush_type()`
+/// for a system whose only console is this nbcon console).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushType {
+    /// Wake the printer thread; the caller prints nothing.
+    Offload,
+    /// Flush atomically in the caller.
+    Atomic,
+}
+
+/// The flush-type table of 6.12 (KERNEL-PRINTK.md §6.7), nbcon column:
+///
+/// | prio | printer thread running | not running |
+/// |---|---|---|
+/// | normal | offload | atomic |
+/// | emergency | atomic | atomic |
+/// | panic | atomic | atomic |
+pub fn flush_type(prio: Prio, printer_running: bool) -> FlushType {
+    match prio {
+        Prio::None | Prio::Normal if printer_running => FlushType::Offload,
+        _ => FlushType::Atomic,
+    }
+}
+
 /// Why an acquire failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Refused {
@@ -219,6 +243,7 @@ pub struct Nbcon {
     printer_running: AtomicBool,
     dropped_panic: AtomicU64,
     stats: StatCounters,
+    spinwait_ns: u64,
 }
 
 impl Nbcon {
@@ -237,6 +262,15 @@ impl Nbcon {
             printer_running: AtomicBool::new(false),
             dropped_panic: AtomicU64::new(0),
             stats: StatCounters::default(),
+            spinwait_ns: SPINWAIT_NS,
+        }
+    }
+
+    /// The same with a handover spin of `ns` instead of [`SPINWAIT_NS`].
+    pub fn with_spinwait(config: &DesignConfig, ns: u64) -> Nbcon {
+        Nbcon {
+            spinwait_ns: ns,
+            ..Nbcon::new(config)
         }
     }
 
@@ -324,7 +358,7 @@ impl Nbcon {
     }
 
     /// Step 2: ask the owner to hand over at the end of its unsafe section
-    /// and poll for it, up to [`SPINWAIT_NS`].
+    /// and poll for it, up to the spin limit.
     fn acquire_handover<A: Arch>(&self, arch: &A, ctxt: &Ctxt) -> Result<(), Refused> {
         let cur = self.state();
         if self.other_cpu_in_panic(arch) {
@@ -346,7 +380,7 @@ impl Nbcon {
             ..cur
         };
         self.cas(cur, requested).map_err(|_| Refused::Again)?;
-        let deadline = arch.now_ns().saturating_add(SPINWAIT_NS);
+        let deadline = arch.now_ns().saturating_add(self.spinwait_ns);
         loop {
             core::hint::spin_loop();
             let cur = self.state();
@@ -639,12 +673,11 @@ impl<A: Arch> Printk<A> for Nbcon {
         arch.push_frame(&VPRINTK_EMIT);
         self.log.store(arch, level, args);
         let prio = self.default_prio(arch);
-        if prio == Prio::Normal && self.printer_running.load(Ordering::Acquire) {
-            // Offload: the printer thread is woken from irq_work, which is
-            // safe from any context.
-            arch.irq_work_queue();
-        } else {
-            self.atomic_flush(arch, false);
+        match flush_type(prio, self.printer_running.load(Ordering::Acquire)) {
+            // The printer thread is woken from irq_work, which is safe from
+            // any context.
+            FlushType::Offload => arch.irq_work_queue(),
+            FlushType::Atomic => self.atomic_flush(arch, false),
         }
         arch.pop_frame();
     }
@@ -779,6 +812,59 @@ mod tests {
         };
         assert_eq!(s.pack(), 2 | 3 << 2 | 1 << 4 | 5 << 6);
         assert_eq!(State::unpack(s.pack()), s);
+    }
+
+    #[test]
+    fn flush_type_follows_the_kernels_table() {
+        use FlushType::{Atomic, Offload};
+        let table = [
+            (Prio::Normal, true, Offload),
+            (Prio::Normal, false, Atomic),
+            (Prio::Emergency, true, Atomic),
+            (Prio::Emergency, false, Atomic),
+            (Prio::Panic, true, Atomic),
+            (Prio::Panic, false, Atomic),
+        ];
+        for (prio, running, want) in table {
+            assert_eq!(flush_type(prio, running), want, "{prio:?} {running}");
+        }
+    }
+
+    #[test]
+    fn an_unsafe_owner_hands_over_at_the_end_of_its_section() {
+        use std::sync::atomic::AtomicBool;
+        // A spin long enough for a loaded test machine to schedule the
+        // owner thread.
+        let n = Nbcon::with_spinwait(&config(), 2_000_000_000);
+        let asked = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let a1 = FakeArch::new(1, 2);
+                let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+                assert!(n.update_unsafe(&owner, true));
+                asked.store(true, Ordering::Release);
+                // Busy in the unsafe section until someone asks (bounded:
+                // a test must never hang).
+                let t0 = std::time::Instant::now();
+                while n.state().req_prio == Prio::None
+                    && t0.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    std::hint::spin_loop();
+                }
+                // Still ours inside the section; given up at its end.
+                assert!(n.update_unsafe(&owner, true));
+                assert!(!n.update_unsafe(&owner, false));
+            });
+            while !asked.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let a0 = FakeArch::new(0, 2).with_real_clock();
+            let got = n.try_acquire(&a0, Prio::Emergency, true, false);
+            assert!(got.is_some(), "{:?}", n.stats());
+        });
+        let s = n.stats();
+        assert_eq!((s.handovers, s.hostile_takeovers), (1, 0));
+        assert_eq!((n.state().prio, n.state().cpu), (Prio::Emergency, 0));
     }
 
     #[test]
