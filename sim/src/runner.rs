@@ -78,7 +78,7 @@ pub struct RunReport {
     pub findings: Vec<Finding>,
     /// lockdep findings: rules broken whether or not a deadlock happened.
     pub lockdep: Vec<klog::lockdep::Finding>,
-    /// Waits still spinning when the hard limit hit.
+    /// Waits still spinning when the run was ended.
     pub stuck: Vec<Stuck>,
     /// Ctrl-C ended the run early.
     pub interrupted: bool,
@@ -106,6 +106,10 @@ pub struct RunReport {
     pub events: Vec<(&'static str, u64)>,
     /// The CPU that panicked, and whether its panic ran to the end.
     pub panic: Option<(usize, bool)>,
+    /// Stacks walked by a remote (non-NMI) dump.
+    pub remote_traces: u64,
+    /// Of those, the ones that changed during the walk.
+    pub torn_traces: u64,
 }
 
 impl RunReport {
@@ -128,7 +132,12 @@ pub fn interrupted() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
 /// Run `design` on `plan` with `seed`. `splat` prints findings on stderr as
 /// they are found. Errors are internal (a thread or a mapping could not be
 /// made).
-pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<RunReport, String> {
+pub fn run(
+    plan: &Plan,
+    design: &'static DesignInfo,
+    seed: u64,
+    splat: bool,
+) -> Result<RunReport, String> {
     let _serial = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let n = plan.cpus;
     let threshold_ns = (plan.threshold_ms * 1e6) as u64;
@@ -257,7 +266,9 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
             m.panic_done.load(core::sync::atomic::Ordering::Acquire),
         )
     });
-    let lockdep = klog::lockdep::check(&m.design().locks());
+    let lockdep = klog::lockdep::check(&m.locks());
+    let remote_traces = m.remote_traces.load(core::sync::atomic::Ordering::Relaxed);
+    let torn_traces = m.torn_traces.load(core::sync::atomic::Ordering::Relaxed);
     let design_mut = m.design_mut();
     let invariant_violation = design_mut.check().err();
     let accounts = design_mut.accounts();
@@ -298,5 +309,7 @@ pub fn run(plan: &Plan, design: &DesignInfo, seed: u64, splat: bool) -> Result<R
         console_output,
         events,
         panic,
+        remote_traces,
+        torn_traces,
     })
 }

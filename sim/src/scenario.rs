@@ -18,7 +18,7 @@ use klog::{point, Level};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::machine::{Interrupt, NmiAction, NmiSource, Targets, Trigger};
+use crate::machine::{Dump, Interrupt, NmiAction, NmiSource, Targets, Trigger};
 use crate::runner::Outcome;
 use crate::watchdog::OnDeadlock;
 use crate::workload::TaskSpec;
@@ -36,8 +36,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("nmi-storm", include_str!("../../scenarios/nmi-storm.toml")),
     (
+        "random-nmi-storm",
+        include_str!("../../scenarios/random-nmi-storm.toml"),
+    ),
+    (
         "console-storm",
         include_str!("../../scenarios/console-storm.toml"),
+    ),
+    (
+        "reader-overrun",
+        include_str!("../../scenarios/reader-overrun.toml"),
     ),
     (
         "nmi-buffer-overflow",
@@ -48,12 +56,40 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/nmi-buffers-irqs-off.toml"),
     ),
     (
+        "backtrace-abba",
+        include_str!("../../scenarios/backtrace-abba.toml"),
+    ),
+    (
+        "rcu-stall-nmi-backtrace",
+        include_str!("../../scenarios/rcu-stall-nmi-backtrace.toml"),
+    ),
+    (
+        "rcu-stall-remote-dump",
+        include_str!("../../scenarios/rcu-stall-remote-dump.toml"),
+    ),
+    (
+        "rcu-stall-nmi-buffers",
+        include_str!("../../scenarios/rcu-stall-nmi-buffers.toml"),
+    ),
+    (
+        "prb-writer-interrupted",
+        include_str!("../../scenarios/prb-writer-interrupted.toml"),
+    ),
+    (
+        "panic-frozen-lock-holder",
+        include_str!("../../scenarios/panic-frozen-lock-holder.toml"),
+    ),
+    (
         "nbcon-handover",
         include_str!("../../scenarios/nbcon-handover.toml"),
     ),
     (
         "nbcon-panic-takeover",
         include_str!("../../scenarios/nbcon-panic-takeover.toml"),
+    ),
+    (
+        "lockdep-only",
+        include_str!("../../scenarios/lockdep-only.toml"),
     ),
 ];
 
@@ -193,6 +229,7 @@ struct RawTask {
     stall: Option<Spanned<String>>,
     stall_at_ms: Option<Spanned<Num>>,
     stall_ms: Option<Spanned<Num>>,
+    stall_printk: Option<Spanned<bool>>,
     printk_hz: Option<Spanned<i64>>,
     len: Option<Spanned<Vec<i64>>>,
     level: Option<Spanned<String>>,
@@ -207,6 +244,7 @@ struct RawNmi {
     hit_on: Option<Spanned<i64>>,
     nth: Option<Spanned<i64>>,
     wait: Option<Spanned<bool>>,
+    hold: Option<Spanned<bool>>,
     times: Option<Spanned<i64>>,
     action: Option<Spanned<String>>,
     lines: Option<Spanned<i64>>,
@@ -216,6 +254,10 @@ struct RawNmi {
     rate_hz: Option<Spanned<Num>>,
     at_ms: Option<Spanned<Num>>,
     from_cpu: Option<Spanned<i64>>,
+    dump: Option<Spanned<String>>,
+    serialize: Option<Spanned<bool>>,
+    land_at: Option<Spanned<String>>,
+    exclude_self: Option<Spanned<bool>>,
 }
 
 /// A parsed scenario file.
@@ -449,10 +491,59 @@ impl Scenario {
         }
     }
 
+    /// How an all-CPU backtrace is taken: `dump` and `serialize`.
+    fn dump(
+        &self,
+        n: &RawNmi,
+        rcu_splat: bool,
+        k: &dyn Fn(&str) -> String,
+    ) -> Result<Dump, InputError> {
+        let remote = match &n.dump {
+            None => false,
+            Some(d) => match d.get_ref().as_str() {
+                "nmi" => false,
+                "remote" => true,
+                other => {
+                    return Err(self.err(
+                        d.span(),
+                        &k("dump"),
+                        format!("unknown dump `{other}`, expected nmi or remote"),
+                    ))
+                }
+            },
+        };
+        let land_at = match &n.land_at {
+            None => None,
+            Some(p) => Some(point::by_name(p.get_ref()).ok_or_else(|| {
+                self.err(
+                    p.span(),
+                    &k("land_at"),
+                    format!(
+                        "unknown point `{}` (`printk-sim list --points` lists them)",
+                        p.get_ref()
+                    ),
+                )
+            })?),
+        };
+        if remote {
+            if let Some(p) = &n.land_at {
+                return Err(self.err(p.span(), &k("land_at"), "a remote dump sends no NMI"));
+            }
+        }
+        Ok(Dump {
+            rcu_splat,
+            remote,
+            serialize: n.serialize.as_ref().is_some_and(|v| *v.get_ref()),
+            exclude_self: n.exclude_self.as_ref().is_some_and(|v| *v.get_ref()),
+            land_at,
+        })
+    }
+
     /// A `[[task]]`'s stall keys: all three or none.
     fn stall(&self, t: &RawTask, k: &dyn Fn(&str) -> String) -> Result<Option<Stall>, InputError> {
         let (Some(kind), Some(at), Some(len)) = (&t.stall, &t.stall_at_ms, &t.stall_ms) else {
             let given = [
+                t.stall_printk.as_ref().map(|v| (v.span(), "stall_printk")),
                 t.stall.as_ref().map(|v| (v.span(), "stall")),
                 t.stall_at_ms.as_ref().map(|v| (v.span(), "stall_at_ms")),
                 t.stall_ms.as_ref().map(|v| (v.span(), "stall_ms")),
@@ -493,6 +584,7 @@ impl Scenario {
             kind,
             at_ns: ms(at, "stall_at_ms")?,
             for_ns: ms(len, "stall_ms")?,
+            printk: t.stall_printk.as_ref().is_some_and(|v| *v.get_ref()),
         }))
     }
 
@@ -618,24 +710,9 @@ impl Scenario {
             (None, None) => 1,
         };
 
-        let mut designs: Vec<&'static DesignInfo> = Vec::new();
-        if !o.designs.is_empty() {
-            for name in &o.designs {
-                let d = printk::design(name).ok_or_else(|| {
-                    InputError::option(
-                        "--design",
-                        format!("unknown design `{name}` (known: {})", design_names()),
-                    )
-                })?;
-                if designs.iter().any(|x| x.name == d.name) {
-                    return Err(InputError::option(
-                        "--design",
-                        format!("`{name}` given twice"),
-                    ));
-                }
-                designs.push(d);
-            }
-        } else if let Some(list) = &r.designs {
+        // The file's own list is checked whether or not --design replaces it.
+        let mut declared: Vec<&'static DesignInfo> = Vec::new();
+        if let Some(list) = &r.designs {
             if list.get_ref().is_empty() {
                 return Err(self.err(list.span(), "designs", "must name at least one design"));
             }
@@ -651,17 +728,36 @@ impl Scenario {
                         ),
                     )
                 })?;
-                if designs.iter().any(|x| x.name == d.name) {
+                if declared.iter().any(|x| x.name == d.name) {
                     return Err(self.err(
                         name.span(),
                         "designs",
                         format!("`{}` listed twice", d.name),
                     ));
                 }
-                designs.push(d);
+                declared.push(d);
             }
         } else {
-            designs = printk::DESIGNS.iter().collect();
+            declared = printk::DESIGNS.iter().collect();
+        }
+        let mut designs: Vec<&'static DesignInfo> = Vec::new();
+        for name in &o.designs {
+            let d = printk::design(name).ok_or_else(|| {
+                InputError::option(
+                    "--design",
+                    format!("unknown design `{name}` (known: {})", design_names()),
+                )
+            })?;
+            if designs.iter().any(|x| x.name == d.name) {
+                return Err(InputError::option(
+                    "--design",
+                    format!("`{name}` given twice"),
+                ));
+            }
+            designs.push(d);
+        }
+        if designs.is_empty() {
+            designs = declared.clone();
         }
 
         let time_scale = match &r.time_scale {
@@ -772,10 +868,10 @@ impl Scenario {
 
         let mut nmis = Vec::new();
         for (i, n) in r.nmi.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, &designs)?);
+            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, &declared)?);
         }
         for (i, n) in r.irq.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, &designs)?);
+            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, &declared)?);
         }
 
         let mut expect = Vec::new();
@@ -889,6 +985,12 @@ impl Scenario {
             &["at_point"],
         )?;
         only(
+            n.hold.is_some(),
+            n.hold.as_ref().map(|v| v.span()),
+            "hold",
+            &["at_point"],
+        )?;
+        only(
             n.period_us.is_some(),
             n.period_us.as_ref().map(|v| v.span()),
             "period_us",
@@ -904,15 +1006,15 @@ impl Scenario {
             n.at_ms.is_some(),
             n.at_ms.as_ref().map(|v| v.span()),
             "at_ms",
-            &["panic", "backtrace_all"],
+            &["panic", "backtrace_all", "rcu_stall"],
         )?;
         only(
             n.from_cpu.is_some(),
             n.from_cpu.as_ref().map(|v| v.span()),
             "from_cpu",
-            &["backtrace_all"],
+            &["backtrace_all", "rcu_stall"],
         )?;
-        if kind == "backtrace_all" {
+        if matches!(kind, "backtrace_all" | "rcu_stall") {
             if let Some(v) = &n.cpu {
                 return Err(self.err(
                     v.span(),
@@ -921,7 +1023,7 @@ impl Scenario {
                 ));
             }
         }
-        if matches!(kind, "panic" | "backtrace_all") {
+        if matches!(kind, "panic" | "backtrace_all" | "rcu_stall") {
             if let Some(a) = &n.action {
                 return Err(self.err(
                     a.span(),
@@ -932,15 +1034,18 @@ impl Scenario {
         }
 
         let targets = match &n.cpu {
-            None if kind == "backtrace_all" => Targets::One(match &n.from_cpu {
-                Some(f) => self
-                    .int(f, &k("from_cpu"), 0, cpus as i64 - 1)
-                    .map_err(|mut e| {
-                        e.message.push_str(why);
-                        e
-                    })?,
-                None => 0,
-            }),
+            None if matches!(kind, "backtrace_all" | "rcu_stall") => {
+                Targets::One(match &n.from_cpu {
+                    Some(f) => {
+                        self.int(f, &k("from_cpu"), 0, cpus as i64 - 1)
+                            .map_err(|mut e| {
+                                e.message.push_str(why);
+                                e
+                            })?
+                    }
+                    None => 0,
+                })
+            }
             None => Targets::One(0),
             Some(v) => match v.get_ref() {
                 CpuSel::Text(t) if t == "all" => Targets::All,
@@ -957,7 +1062,12 @@ impl Scenario {
         };
         let action = match n.action.as_ref().map(|a| a.get_ref().as_str()) {
             None if kind == "panic" => NmiAction::Panic,
-            None if kind == "backtrace_all" => NmiAction::BacktraceAll,
+            None if matches!(kind, "backtrace_all" | "rcu_stall") => {
+                NmiAction::BacktraceAll(self.dump(n, kind == "rcu_stall", &k)?)
+            }
+            Some(a @ ("backtrace_all" | "rcu_stall")) => {
+                NmiAction::BacktraceAll(self.dump(n, a == "rcu_stall", &k)?)
+            }
             None | Some("printk") => NmiAction::Printk {
                 lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
                 len: self.len_range(&n.len, &k("len"), (40, 80))?,
@@ -987,7 +1097,7 @@ impl Scenario {
                 return Err(self.err(
                     span,
                     &k("action"),
-                    format!("unknown action `{other}`, expected printk, backtrace, warn, panic, hang or none"),
+                    format!("unknown action `{other}`, expected printk, backtrace, backtrace_all, rcu_stall, warn, panic, hang or none"),
                 ));
             }
         };
@@ -1011,7 +1121,7 @@ impl Scenario {
                     return Err(self.err(
                         p.span(),
                         &k("point"),
-                        format!("no design of this run ({}) passes point `{}`", names.join(", "), point.name),
+                        format!("no design of this scenario ({}) passes point `{}`", names.join(", "), point.name),
                     ));
                 }
                 let hit_on = match (&n.hit_on, targets) {
@@ -1030,7 +1140,8 @@ impl Scenario {
                 };
                 let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
                 let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
-                (Trigger::AtPoint { point, hit_on, nth, wait }, 1)
+                let hold = n.hold.as_ref().is_some_and(|w| *w.get_ref());
+                (Trigger::AtPoint { point, hit_on, nth, wait, hold }, 1)
             }
             "periodic" => {
                 let Some(p) = &n.period_us else {
@@ -1049,7 +1160,7 @@ impl Scenario {
                 }
                 (Trigger::Random { rate_hz: x }, 0)
             }
-            "backtrace_all" | "panic" => {
+            "backtrace_all" | "rcu_stall" | "panic" => {
                 let Some(at) = &n.at_ms else {
                     return Err(self.err(n.kind.span(), &k("at_ms"), format!("kind `{kind}` needs `at_ms`")));
                 };
@@ -1063,13 +1174,28 @@ impl Scenario {
                 return Err(self.err(
                     n.kind.span(),
                     &k("kind"),
-                    format!("unknown kind `{other}`, expected at_point, periodic, random, backtrace_all or panic"),
+                    format!("unknown kind `{other}`, expected at_point, periodic, random, backtrace_all, rcu_stall or panic"),
                 ))
             }
         };
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
-        // The stall detector asks from its timer tick; the answers are NMIs.
-        let interrupt = if kind == "backtrace_all" {
+        if !matches!(action, NmiAction::BacktraceAll(_)) {
+            let extra = [
+                n.exclude_self.as_ref().map(|v| (v.span(), "exclude_self")),
+                n.land_at.as_ref().map(|v| (v.span(), "land_at")),
+                n.dump.as_ref().map(|v| (v.span(), "dump")),
+                n.serialize.as_ref().map(|v| (v.span(), "serialize")),
+            ];
+            if let Some((span, key)) = extra.into_iter().flatten().next() {
+                return Err(self.err(
+                    span,
+                    &k(key),
+                    "applies to all-CPU backtraces only (backtrace_all, rcu_stall)",
+                ));
+            }
+        }
+        // A detector asks from its timer tick; the answers are NMIs.
+        let interrupt = if matches!(action, NmiAction::BacktraceAll(_)) {
             Interrupt::Irq
         } else {
             interrupt

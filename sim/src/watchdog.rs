@@ -19,7 +19,9 @@
 //! A CPU whose chain of waits leads into a cycle is part of that deadlock,
 //! not a lockup of its own. `on_deadlock` decides what follows a deadlock:
 //! break it (abort the wait of the innermost context in the cycle), stop the
-//! run, or leave it spinning. Whatever happens, the hard wall-clock limit
+//! run, or leave it spinning. A CPU still spinning a threshold after the
+//! run's end (behind a stopped CPU, say) has its wait aborted then, unless
+//! deadlocks are left spinning; whatever happens, the hard wall-clock limit
 //! ends the run: every wait is aborted and the outcome is `timeout`.
 //!
 //! The watchdog never calls printk and never takes a lock a CPU can hold.
@@ -129,7 +131,8 @@ pub struct Finding {
     pub stacks: Vec<(usize, Trace)>,
 }
 
-/// A wait still spinning when the hard limit ended the run.
+/// A wait still spinning when the run was ended (the hard limit, or a
+/// threshold after its end).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stuck {
     /// The waiting CPU.
@@ -151,7 +154,7 @@ pub struct WatchdogReport {
     pub findings: Vec<Finding>,
     /// The hard limit ended the run.
     pub timed_out: bool,
-    /// Waits still spinning at the hard limit.
+    /// Waits still spinning when the run was ended.
     pub stuck: Vec<Stuck>,
     /// The user interrupted the run.
     pub interrupted: bool,
@@ -233,6 +236,28 @@ impl Snapshot {
     }
 
     /// Follow `start` until a node repeats; the cycle it ends in, if any.
+    /// Follow `cpu`'s waits (its top context waits for a lock, the lock's
+    /// holder CPU's top context waits for another...) to the CPU at the
+    /// end: the one that is not waiting, or `cpu` itself if the chain
+    /// loops back.
+    fn chain_root(&self, m: &Machine, cpu: usize) -> usize {
+        let mut at = cpu;
+        for _ in 0..self.waits.len() {
+            let Some(owner) = self
+                .wait(self.top(at))
+                .and_then(|w| m.lock_by_id(w.lock))
+                .and_then(|l| l.owner())
+            else {
+                return at;
+            };
+            if owner.cpu == at || owner.cpu == cpu {
+                return cpu;
+            }
+            at = owner.cpu;
+        }
+        cpu
+    }
+
     fn cycle_from(&self, m: &Machine, start: Node) -> Option<Vec<Node>> {
         let mut path = vec![start];
         let mut node = start;
@@ -293,8 +318,13 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             continue;
         }
         let snap = Snapshot::take(m);
-        if now >= cfg.hard_limit_ns {
-            report.timed_out = true;
+        // The hard limit ends any run (outcome `timeout`); unless told to
+        // leave deadlocks spinning, a run whose CPUs still spin a threshold
+        // after its end is ended the same way, its findings standing.
+        let over = cfg.on_deadlock != OnDeadlock::Off
+            && now >= cfg.duration_ns.saturating_add(cfg.threshold_ns);
+        if now >= cfg.hard_limit_ns || over {
+            report.timed_out = now >= cfg.hard_limit_ns;
             for (cpu, waits) in snap.waits.iter().enumerate() {
                 for (level, w) in waits.iter().enumerate() {
                     if let Some(w) = w {
@@ -384,7 +414,8 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             report.findings.push(finding);
         }
 
-        // Lockups.
+        // Lockups: first who is stuck, then who is stuck behind whom.
+        let mut due: Vec<(usize, FindingKind, u64)> = Vec::new();
         for (cpu, c) in m.cpus().iter().enumerate() {
             let w = &mut watch[cpu];
             let hb = c.heartbeat.load(Ordering::Relaxed);
@@ -407,43 +438,108 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             if !c.online.load(Ordering::Acquire) || in_chain[cpu] {
                 continue;
             }
-            let top = snap.top(cpu);
-            let mut lockup = |kind, since: u64| {
-                let wait = snap.wait(top);
-                let lock = wait.and_then(|w| m.lock_by_id(w.lock));
-                let owner = lock.and_then(|l| l.owner());
-                let f = Finding {
-                    kind,
-                    cpu,
-                    context: Context::from_level(top.1),
-                    lock: lock.map(|l| l.name()),
-                    holder_cpu: owner.map(|o| o.cpu),
-                    holder_context: owner.map(|o| o.context),
-                    point: owner.and_then(|o| o.point).map(|p| p.name),
-                    detected_after_ms: ms(now.saturating_sub(since)),
-                    at_ms: ms(now),
-                    cycle: Vec::new(),
-                    blocked_behind: Vec::new(),
-                    spins: wait.map_or(0, |w| w.spins),
-                    action: "report",
-                    stacks: vec![(cpu, c.stack.trace())],
-                };
-                if cfg.splat {
-                    eprint!("{}", splat(&f, &cfg.label));
-                }
-                report.findings.push(f);
-            };
             if !w.hard_reported
                 && now.saturating_sub(w.heartbeat_at) >= cfg.threshold_ns
                 && ticks.saturating_sub(w.ticks_at) >= 2
             {
                 w.hard_reported = true;
-                lockup(FindingKind::HardLockup, w.heartbeat_at);
+                due.push((cpu, FindingKind::HardLockup, w.heartbeat_at));
             }
             if !w.soft_reported && now.saturating_sub(w.progress_at) >= 2 * cfg.threshold_ns {
                 w.soft_reported = true;
-                lockup(FindingKind::SoftLockup, w.progress_at);
+                due.push((cpu, FindingKind::SoftLockup, w.progress_at));
             }
+        }
+        // A CPU spinning on a lock whose holder is itself locked up (or
+        // stopped) is part of that CPU's lockup: listed behind it.
+        let roots: Vec<usize> = due
+            .iter()
+            .map(|&(cpu, ..)| snap.chain_root(m, cpu))
+            .collect();
+        let is_root = |cpu: usize, kind: FindingKind| {
+            due.iter()
+                .zip(&roots)
+                .any(|(&(c, k, _), &r)| c == cpu && k == kind && r == cpu)
+        };
+        let mut fresh: Vec<Finding> = Vec::new();
+        let mut behind: Vec<(usize, FindingKind, usize)> = Vec::new();
+        for (&(cpu, kind, since), &root) in due.iter().zip(&roots) {
+            let root_stuck = root != cpu
+                && (is_root(root, kind)
+                    || report
+                        .findings
+                        .iter()
+                        .any(|f| f.kind == kind && f.cpu == root)
+                    || m.cpus()
+                        .get(root)
+                        .is_some_and(|c| !c.online.load(Ordering::Acquire)));
+            if root_stuck {
+                behind.push((cpu, kind, root));
+                continue;
+            }
+            let top = snap.top(cpu);
+            let wait = snap.wait(top);
+            let lock = wait.and_then(|w| m.lock_by_id(w.lock));
+            let owner = lock.and_then(|l| l.owner());
+            fresh.push(Finding {
+                kind,
+                cpu,
+                context: Context::from_level(top.1),
+                lock: lock.map(|l| l.name()),
+                holder_cpu: owner.map(|o| o.cpu),
+                holder_context: owner.map(|o| o.context),
+                point: owner.and_then(|o| o.point).map(|p| p.name),
+                detected_after_ms: ms(now.saturating_sub(since)),
+                at_ms: ms(now),
+                cycle: Vec::new(),
+                blocked_behind: Vec::new(),
+                spins: wait.map_or(0, |w| w.spins),
+                action: "report",
+                stacks: m
+                    .cpus()
+                    .get(cpu)
+                    .map(|c| vec![(cpu, c.stack.trace())])
+                    .unwrap_or_default(),
+            });
+        }
+        for (cpu, kind, root) in behind {
+            let target = fresh
+                .iter_mut()
+                .chain(report.findings.iter_mut())
+                .find(|f| f.kind == kind && f.cpu == root);
+            match target {
+                Some(f) => f.blocked_behind.push(cpu),
+                // Behind a stopped CPU, which has no finding of its own.
+                None => {
+                    if let Some(c) = m.cpus().get(cpu) {
+                        let top = snap.top(cpu);
+                        let lock = snap.wait(top).and_then(|w| m.lock_by_id(w.lock));
+                        let owner = lock.and_then(|l| l.owner());
+                        fresh.push(Finding {
+                            kind,
+                            cpu,
+                            context: Context::from_level(top.1),
+                            lock: lock.map(|l| l.name()),
+                            holder_cpu: owner.map(|o| o.cpu),
+                            holder_context: owner.map(|o| o.context),
+                            point: owner.and_then(|o| o.point).map(|p| p.name),
+                            detected_after_ms: 0.0,
+                            at_ms: ms(now),
+                            cycle: Vec::new(),
+                            blocked_behind: Vec::new(),
+                            spins: snap.wait(top).map_or(0, |w| w.spins),
+                            action: "report",
+                            stacks: vec![(cpu, c.stack.trace())],
+                        });
+                    }
+                }
+            }
+        }
+        for f in fresh {
+            if cfg.splat {
+                eprint!("{}", splat(&f, &cfg.label));
+            }
+            report.findings.push(f);
         }
     }
     report

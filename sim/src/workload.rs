@@ -85,6 +85,9 @@ pub struct Stall {
     pub at_ns: u64,
     /// How long it spins.
     pub for_ns: u64,
+    /// Keep printing while stuck (a runaway loop that logs), instead of
+    /// spinning silently.
+    pub printk: bool,
 }
 
 /// The workload of one run.
@@ -158,6 +161,7 @@ pub fn parse_msg(text: &str) -> Option<(usize, Context, u64)> {
 
 static TASK: Frame = Frame("printk_workload");
 static STALL: Frame = Frame("stall_spin");
+static STALL_BODY: Frame = Frame("stall_loop_body");
 
 /// printk `msg` as one line in `pieces` calls, recording each call's latency
 /// under context level `level_idx`. Signal-safe: the text is rendered into
@@ -187,16 +191,35 @@ static WARN: Frame = Frame("__warn");
 
 /// Spin for the stall's length with interrupts (or preemption) off, as a
 /// CPU stuck in a loop does; the end of the run ends it early.
-fn stall_spin(m: &Machine, c: &crate::machine::Cpu, st: Stall) {
+fn stall_spin(
+    m: &Machine,
+    c: &crate::machine::Cpu,
+    st: Stall,
+    gap_ns: u64,
+    mut print: impl FnMut(),
+) {
     m.push_frame(&STALL);
     let end = m.now_ns().saturating_add(st.for_ns);
+    c.stalled.store(true, Ordering::Relaxed);
     let flags = (st.kind == StallKind::IrqsOff).then(|| m.local_irq_save());
     if st.kind == StallKind::PreemptOff {
         c.preempt_count.fetch_add(1, Ordering::Relaxed);
     }
+    // Printing, it keeps its rate by busy-waiting: a CPU that is stuck
+    // cannot sleep.
+    let mut next = m.now_ns();
     while m.now_ns() < end && !m.stop.load(Ordering::Relaxed) {
+        if st.printk && m.now_ns() >= next {
+            print();
+            next = next.saturating_add(gap_ns);
+        }
+        // The loop calls something, as stuck kernel loops do: the stack
+        // keeps changing under anyone who walks it from outside.
+        m.push_frame(&STALL_BODY);
         core::hint::spin_loop();
+        m.pop_frame();
     }
+    c.stalled.store(false, Ordering::Relaxed);
     if st.kind == StallKind::PreemptOff {
         c.preempt_count.fetch_sub(1, Ordering::Relaxed);
     }
@@ -225,24 +248,28 @@ impl Workload {
         let mut next = m.now_ns();
         let mut n = 0;
         let mut stall = spec.and_then(|t| t.stall);
+        let print_one = |rng: &mut Rng, n: &mut u64, t: &TaskSpec| {
+            m.push_frame(&TASK);
+            let len = rng.range(t.len);
+            let msg = Msg {
+                cpu,
+                context: Context::Task,
+                n: *n,
+                len,
+            };
+            print_in_pieces(m, t.level, &msg, t.pieces, 0);
+            m.pop_frame();
+            *n += 1;
+        };
         while !m.stop.load(Ordering::Relaxed) {
-            if let Some(st) = stall.filter(|st| m.now_ns() >= st.at_ns) {
+            if let (Some(st), Some(t)) = (stall.filter(|st| m.now_ns() >= st.at_ns), spec) {
                 stall = None;
-                stall_spin(m, c, st);
+                let gap_ns = 1_000_000_000 / u64::from(t.printk_hz.max(1));
+                stall_spin(m, c, st, gap_ns, || print_one(&mut rng, &mut n, &t));
             }
             match spec {
                 Some(t) if t.count == 0 || n < t.count => {
-                    m.push_frame(&TASK);
-                    let len = rng.range(t.len);
-                    let msg = Msg {
-                        cpu,
-                        context: Context::Task,
-                        n,
-                        len,
-                    };
-                    print_in_pieces(m, t.level, &msg, t.pieces, 0);
-                    m.pop_frame();
-                    n += 1;
+                    print_one(&mut rng, &mut n, &t);
                     if t.printk_hz > 0 {
                         next += 1_000_000_000 / u64::from(t.printk_hz);
                         let now = m.now_ns();
@@ -300,8 +327,10 @@ impl Workload {
                 rng_state.store(rng.next_u64(), Ordering::Relaxed);
             }
             NmiAction::Backtrace => self.print_backtrace(m, cpu),
-            NmiAction::BacktraceAll if context == Context::Nmi => self.print_backtrace(m, cpu),
-            NmiAction::BacktraceAll => m.backtrace_all(cpu, source),
+            NmiAction::BacktraceAll(dump) if context == Context::Nmi => {
+                m.nmi_cpu_backtrace(cpu, dump.serialize)
+            }
+            NmiAction::BacktraceAll(dump) => m.backtrace_all(cpu, source, dump),
             NmiAction::Warn => {
                 m.design.emergency_enter(m);
                 m.push_frame(&WARN);
@@ -354,8 +383,8 @@ impl Workload {
         m.pop_frame();
     }
 
-    /// One line per frame of `cpu`'s shadow stack, innermost first.
-    fn print_stack(&self, m: &Machine, cpu: usize, level_idx: usize) {
+    /// One line per frame of `cpu`'s shadow stack, outermost first.
+    pub(crate) fn print_stack(&self, m: &Machine, cpu: usize, level_idx: usize) {
         let Some(c) = m.cpus.get(cpu) else {
             return;
         };

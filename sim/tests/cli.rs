@@ -289,7 +289,7 @@ fn bad_scenarios_exit_2_naming_file_line_and_key() {
             .replace("console_unlock:logbuf_locked", "vprintk:lock_acquired"),
         16,
         "nmi[0].point",
-        "no design of this run (lockless) passes point `vprintk:lock_acquired`",
+        "no design of this scenario (lockless) passes point `vprintk:lock_acquired`",
     );
     rejected(
         "key-for-another-kind.toml",

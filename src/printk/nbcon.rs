@@ -567,7 +567,16 @@ impl Nbcon {
         let mut text = TextBuf::<TEXT_MAX>::new();
         let mut seq = ctxt.seq;
         arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
-        let found = self.log.ring.read_valid(arch, &mut seq, &mut text);
+        let mut found = self.log.ring.read_valid(arch, &mut seq, &mut text);
+        // The panic CPU does not wait for a record another CPU will never
+        // finish (it is stopped): it skips it if a later one is readable.
+        while found.is_none()
+            && arch.panic_cpu() == Some(arch.this_cpu())
+            && self.log.ring.has_next(seq + 1)
+        {
+            seq += 1;
+            found = self.log.ring.read_valid(arch, &mut seq, &mut text);
+        }
         let skipped = seq.saturating_sub(ctxt.seq);
         let Some(r) = found else {
             if skipped > 0 {
@@ -633,13 +642,20 @@ impl Nbcon {
         Emit::Printed
     }
 
+    /// Whether there is something to print at `seq`: a readable record (or
+    /// a gap), or, for the panic CPU, one behind an unfinished record.
+    fn pending<A: Arch>(&self, arch: &A, seq: u64) -> bool {
+        self.log.ring.has_next(seq)
+            || (arch.panic_cpu() == Some(arch.this_cpu()) && self.log.ring.has_next(seq + 1))
+    }
+
     /// `nbcon_atomic_flush_pending()`: print everything pending in the
     /// caller, at this CPU's priority, interrupts off.
     fn atomic_flush<A: Arch>(&self, arch: &A, allow_unsafe_takeover: bool) {
         let prio = self.default_prio(arch);
         arch.push_frame(&ATOMIC_FLUSH);
         let flags = arch.local_irq_save();
-        while self.log.ring.has_next(self.seq.load(Ordering::Acquire)) {
+        while self.pending(arch, self.seq.load(Ordering::Acquire)) {
             let Some(mut ctxt) = self.try_acquire(arch, prio, true, allow_unsafe_takeover) else {
                 break;
             };

@@ -95,6 +95,12 @@ pub struct Cpu {
     pub stop_requested: AtomicBool,
     /// Halted in an NMI handler, for good (until the run ends).
     pub stopped: AtomicBool,
+    /// Stuck on purpose (a `[[task]]` stall or an at-point `hold`): what
+    /// the RCU stall detector reports.
+    pub stalled: AtomicBool,
+    /// An all-CPU backtrace's NMI waiting for this CPU to pass the
+    /// source's `land_at` point: source index + 1, 0 when none.
+    pub deferred_nmi: AtomicU32,
     /// An all-CPU backtrace request is waiting for this CPU's answer: its
     /// NMI count when the request was sent, plus one; 0 when none.
     pub backtrace_mark: AtomicU64,

@@ -31,6 +31,9 @@ pub enum Trigger {
         nth: u64,
         /// For another target: hold still until it is inside its handler.
         wait: bool,
+        /// Then hold still where it is (with whatever it holds) until an
+        /// NMI from elsewhere reaches this CPU, or the run ends.
+        hold: bool,
     },
     /// Every `period_ns` from the start of the run.
     Periodic {
@@ -82,11 +85,12 @@ pub enum NmiAction {
     },
     /// Print this CPU's shadow stack, like `nmi_cpu_backtrace()`.
     Backtrace,
-    /// The RCU stall detector's all-CPU backtrace: the CPU that gets this
-    /// interrupt prints its own stack, sends every other CPU an NMI that
-    /// prints theirs, waits for them (up to the scaled 10 s), then flushes
-    /// the per-CPU buffers of the designs that have them.
-    BacktraceAll,
+    /// An all-CPU backtrace, as the RCU stall detector or the hard-lockup
+    /// detector asks for one: the CPU that gets this interrupt prints its
+    /// own stack, sends every other CPU an NMI that prints theirs, waits
+    /// for them (up to the scaled 10 s), then flushes the per-CPU buffers
+    /// of the designs that have them.
+    BacktraceAll(Dump),
     /// A `WARN()`: an emergency section in which the CPU prints a warning
     /// line and its stack.
     Warn,
@@ -97,6 +101,27 @@ pub enum NmiAction {
     Panic,
     /// Nothing: the NMI only interrupts.
     Nothing,
+}
+
+/// How an all-CPU backtrace is taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dump {
+    /// Print the RCU stall splat first ("INFO: rcu_sched detected stalls on
+    /// CPUs/tasks: { ... }"), naming the stalled CPUs.
+    pub rcu_splat: bool,
+    /// 3.17's `rcu_dump_cpu_stacks()`: no NMI; the requester walks each
+    /// stalled CPU's stack itself while that CPU runs on.
+    pub remote: bool,
+    /// Before 4.19, `nmi_cpu_backtrace()` serialised the CPUs' dumps with
+    /// a private spinlock taken in the NMI handler.
+    pub serialize: bool,
+    /// The requester does not dump its own stack
+    /// (`trigger_allbutself_cpu_backtrace()`).
+    pub exclude_self: bool,
+    /// Deliver each target's NMI when it next passes this point (at once
+    /// on designs without it): the NMI lands at the worst moment, every
+    /// run, instead of when the timing happens to put it there.
+    pub land_at: Option<Point>,
 }
 
 /// Which interrupt a source raises.
@@ -139,15 +164,15 @@ pub struct Injector {
 impl Injector {
     /// Arm the points `sources` name.
     pub fn new(sources: Vec<NmiSource>) -> Injector {
-        let armed: Box<[AtomicBool]> =
-            klog::point::ALL
-                .iter()
-                .map(|p| {
-                    AtomicBool::new(sources.iter().any(
-                        |s| matches!(s.trigger, Trigger::AtPoint { point, .. } if point == *p),
-                    ))
-                })
-                .collect();
+        let armed: Box<[AtomicBool]> = klog::point::ALL
+            .iter()
+            .map(|p| {
+                AtomicBool::new(sources.iter().any(|s| {
+                    matches!(s.trigger, Trigger::AtPoint { point, .. } if point == *p)
+                        || matches!(s.action, NmiAction::BacktraceAll(d) if d.land_at == Some(*p))
+                }))
+            })
+            .collect();
         Injector {
             armed,
             sources: sources
@@ -209,12 +234,26 @@ impl Injector {
         let Some(me) = cpu::this_cpu() else {
             return;
         };
+        // An NMI of an all-CPU backtrace waiting for this CPU to get here.
+        if let Some(c) = m.cpus.get(me) {
+            let deferred = c.deferred_nmi.load(Ordering::Acquire);
+            if let Some(source) = (deferred as usize).checked_sub(1) {
+                let here = matches!(
+                    self.source(source).map(|s| s.action),
+                    Some(NmiAction::BacktraceAll(d)) if d.land_at == Some(point)
+                );
+                if here && c.deferred_nmi.swap(0, Ordering::AcqRel) == deferred {
+                    m.raise_nmi(me, source);
+                }
+            }
+        }
         for (index, a) in self.sources.iter().enumerate() {
             let Trigger::AtPoint {
                 point: p,
                 hit_on,
                 nth,
                 wait,
+                hold,
             } = a.source.trigger
             else {
                 continue;
@@ -226,21 +265,48 @@ impl Injector {
             if hit < nth || !self.claim(index) {
                 continue;
             }
+            // NMIs this CPU has taken, not counting one it sends itself
+            // below (a signal to oneself is handled before `tgkill`
+            // returns): the hold ends at the next one from elsewhere.
+            let mut mine = m.cpus.get(me).map_or(0, |c| c.nmis.load(Ordering::Acquire));
             for target in a.source.targets.cpus(m.cpus.len()) {
                 let before = m
                     .cpus
                     .get(target)
                     .map_or(0, |c| c.nmis.load(Ordering::Acquire));
                 let sent = m.raise(target, index);
+                if sent && target == me && a.source.interrupt == Interrupt::Nmi {
+                    mine += 1;
+                }
                 if sent && wait && target != me {
                     m.wait_for_nmi(target, before);
                 }
+            }
+            if hold {
+                m.hold_until_nmi(me, mine);
             }
         }
     }
 }
 
 impl Machine {
+    /// Hold still on `cpu` until it has taken an NMI after the first
+    /// `before`, or the run ends: a CPU stuck at a point with what it
+    /// holds, until an NMI (a backtrace, the panic CPU's stop) reaches it.
+    fn hold_until_nmi(&self, cpu: usize, before: u64) {
+        let Some(c) = self.cpus.get(cpu) else {
+            return;
+        };
+        c.stalled.store(true, Ordering::Relaxed);
+        while c.nmis.load(Ordering::Acquire) <= before
+            && !self.stop.load(Ordering::Relaxed)
+            && !self.abort_all.load(Ordering::Relaxed)
+        {
+            core::hint::spin_loop();
+        }
+        c.stalled.store(false, Ordering::Relaxed);
+    }
+
     /// Hold still until `cpu` has entered its NMI handler more than
     /// `before` times, the run ends, or the wait limit passes.
     fn wait_for_nmi(&self, cpu: usize, before: u64) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use klog::printk::{DesignConfig, DesignInfo};
-use klog::{Arch, Context, Frame, IrqFlags, LockCore, Point, Printk, WaitTicket};
+use klog::{Arch, Context, Frame, IrqFlags, LockCore, Point, Printk, RawSpinLock, WaitTicket};
 
 use crate::latency::Histogram;
 use crate::workload::Workload;
@@ -24,7 +24,7 @@ pub mod stack;
 pub mod tick;
 
 pub use cpu::Cpu;
-pub use inject::{Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
+pub use inject::{Dump, Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO; async-signal-safe).
 pub fn mono_ns() -> u64 {
@@ -61,6 +61,7 @@ pub struct MachineConfig {
 pub struct Machine {
     pub(crate) cpus: Box<[CachePadded<Cpu>]>,
     pub(crate) design: Box<dyn Printk<Machine>>,
+    pub(crate) design_info: &'static DesignInfo,
     pub(crate) config: MachineConfig,
     pub(crate) workload: Workload,
     pub(crate) inject: Injector,
@@ -86,6 +87,12 @@ pub struct Machine {
     pub(crate) panic_done: AtomicBool,
     /// The printer thread's futex word: bumped by every wake-up.
     pub(crate) printer_wake: AtomicU32,
+    /// `nmi_cpu_backtrace()`'s private lock before 4.19 (used by dumps
+    /// with `serialize`).
+    pub(crate) backtrace_lock: RawSpinLock<()>,
+    /// Stacks walked by a remote dump, and of those, the torn ones.
+    pub(crate) remote_traces: AtomicU64,
+    pub(crate) torn_traces: AtomicU64,
 }
 
 static IDLE: Frame = Frame("cpu_idle");
@@ -94,7 +101,7 @@ impl Machine {
     /// A machine running `design` under `workload`, with NMI sources `inject`.
     pub fn new(
         config: MachineConfig,
-        design: &DesignInfo,
+        design: &'static DesignInfo,
         design_config: &DesignConfig,
         workload: Workload,
         inject: Injector,
@@ -104,6 +111,7 @@ impl Machine {
                 .map(|_| CachePadded::new(Cpu::default()))
                 .collect(),
             design: design.build(design_config),
+            design_info: design,
             config,
             workload,
             inject,
@@ -120,6 +128,9 @@ impl Machine {
             panic_cpu: AtomicUsize::new(usize::MAX),
             panic_done: AtomicBool::new(false),
             printer_wake: AtomicU32::new(0),
+            backtrace_lock: RawSpinLock::new("nmi_backtrace_lock", ()),
+            remote_traces: AtomicU64::new(0),
+            torn_traces: AtomicU64::new(0),
         }
     }
 
@@ -175,9 +186,16 @@ impl Machine {
         Some((cpu, self.cpus.get(cpu)?))
     }
 
-    /// The lock with this id among the design's locks.
+    /// Every lock a CPU may wait for: the design's and the machine's own.
+    pub fn locks(&self) -> Vec<&LockCore> {
+        let mut locks = self.design.locks();
+        locks.push(self.backtrace_lock.core());
+        locks
+    }
+
+    /// The lock with this id among [`Machine::locks`].
     pub fn lock_by_id(&self, id: usize) -> Option<&LockCore> {
-        self.design.locks().into_iter().find(|l| l.id() == id)
+        self.locks().into_iter().find(|l| l.id() == id)
     }
 
     /// The idle frame every CPU starts in.

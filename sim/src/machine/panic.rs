@@ -18,6 +18,7 @@ use klog::context::NMI_MASK;
 use klog::{Arch, Frame, Level};
 
 use super::cpu::Cpu;
+use super::inject::Dump;
 use super::irq::nmi_signal;
 use super::{mono_ns, Machine};
 
@@ -88,7 +89,11 @@ impl Machine {
         );
         self.design.panic_flush(self);
         self.pop_frame();
-        self.panic_done.store(true, Ordering::Release);
+        // A panic that got through only because the run ended (and let go
+        // of whatever held it up) did not finish within the run.
+        if !self.stop.load(Ordering::Acquire) {
+            self.panic_done.store(true, Ordering::Release);
+        }
         // The machine is dead: end the run.
         self.stop.store(true, Ordering::Release);
         self.halt(c);
@@ -119,23 +124,102 @@ impl Machine {
         }
     }
 
-    /// The all-CPU backtrace requested from `cpu` by source `source`: print
-    /// our own stack, NMI the others, wait for their answers, flush.
-    pub(crate) fn backtrace_all(&self, cpu: usize, source: usize) {
+    /// `nmi_cpu_backtrace()` on `cpu`, in its NMI handler: the banner and
+    /// the stack, under the private lock of the kernels before 4.19 if
+    /// `serialize`.
+    pub(crate) fn nmi_cpu_backtrace(&self, cpu: usize, serialize: bool) {
+        if !serialize {
+            self.workload.print_backtrace(self, cpu);
+            return;
+        }
+        // Broken out of a deadlock: this CPU's backtrace is not printed.
+        if let Ok(_guard) = self.backtrace_lock.lock(self, None) {
+            self.workload.print_backtrace(self, cpu);
+        }
+    }
+
+    /// The all-CPU backtrace requested from `cpu` by source `source`: the
+    /// RCU splat if asked for, our own stack, then the others' (by NMI, or
+    /// walked remotely), then the flush.
+    pub(crate) fn backtrace_all(&self, cpu: usize, source: usize, dump: Dump) {
         self.push_frame(&TRIGGER_BACKTRACE);
-        self.workload.print_backtrace(self, cpu);
+        if dump.rcu_splat {
+            self.rcu_stall_splat(cpu);
+        }
+        if !dump.exclude_self {
+            self.nmi_cpu_backtrace(cpu, dump.serialize);
+        }
+        if dump.remote {
+            self.dump_remote(cpu, dump.rcu_splat);
+        } else {
+            self.backtrace_by_nmi(cpu, source, dump.land_at);
+        }
+        // printk_safe_flush(): the requester empties every CPU's buffer,
+        // including those of CPUs that never re-enable interrupts.
+        self.design.flush_all_cpus(self);
+        self.pop_frame();
+    }
+
+    /// "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 3 } (detected by
+    /// 0, t=N jiffies)", the stalled CPUs being those stuck on purpose.
+    fn rcu_stall_splat(&self, me: usize) {
+        let mut list = klog::record::TextBuf::<256>::new();
+        for (i, c) in self.cpus.iter().enumerate() {
+            if c.stalled.load(Ordering::Relaxed) {
+                list.format(format_args!(" {i}"));
+            }
+        }
+        let jiffies = self.now_ns() / (1_000_000_000 / u64::from(self.config.hz.max(1)));
+        let stalled = core::str::from_utf8(list.as_bytes()).unwrap_or("");
+        self.design.printk(
+            self,
+            Level::Err,
+            format_args!("INFO: rcu_sched detected stalls on CPUs/tasks: {{{stalled} }} (detected by {me}, t={jiffies} jiffies)\n"),
+        );
+    }
+
+    /// NMI every other online CPU (or arrange for the NMI to land at
+    /// `land_at`) and wait (up to the scaled 10 s) until each has answered.
+    fn backtrace_by_nmi(&self, cpu: usize, source: usize, land_at: Option<klog::Point>) {
         for (i, c) in self.cpus.iter().enumerate() {
             if i == cpu || !c.online.load(Ordering::Acquire) {
                 continue;
             }
             let before = c.nmis.load(Ordering::Acquire);
             c.backtrace_mark.store(before + 1, Ordering::Release);
-            if !self.raise_nmi(i, source) {
+            if land_at.is_some_and(|p| self.design_info.has_point(p)) {
+                let tag = u32::try_from(source).unwrap_or(u32::MAX - 1) + 1;
+                c.deferred_nmi.store(tag, Ordering::Release);
+            } else if self.raise_nmi(i, source) {
+                // One after the other, in CPU order: each NMI is in its
+                // handler before the next is sent, so who comes first is
+                // the same every run.
+                let limit = mono_ns().saturating_add(self.config.backtrace_wait_ns / 10);
+                while c.nmis.load(Ordering::Acquire) <= before
+                    && mono_ns() < limit
+                    && !self.abort_all.load(Ordering::Relaxed)
+                {
+                    core::hint::spin_loop();
+                }
+            } else {
                 c.backtrace_mark.store(0, Ordering::Release);
             }
         }
-        let deadline = mono_ns().saturating_add(self.config.backtrace_wait_ns);
+        let start = mono_ns();
+        let deadline = start.saturating_add(self.config.backtrace_wait_ns);
+        // A target that does not pass the landing point soon (it is not
+        // printing, or stuck elsewhere) gets its NMI where it is.
+        let mut land_by = start.saturating_add(self.config.backtrace_wait_ns / 10);
         while mono_ns() < deadline && !self.abort_all.load(Ordering::Relaxed) {
+            if mono_ns() >= land_by {
+                land_by = u64::MAX;
+                for (i, c) in self.cpus.iter().enumerate() {
+                    let deferred = c.deferred_nmi.swap(0, Ordering::AcqRel);
+                    if deferred != 0 && !self.raise_nmi(i, source) {
+                        c.backtrace_mark.store(0, Ordering::Release);
+                    }
+                }
+            }
             let answered = self.cpus.iter().all(|c| {
                 let mark = c.backtrace_mark.load(Ordering::Acquire);
                 mark == 0
@@ -149,10 +233,32 @@ impl Machine {
         }
         for c in self.cpus.iter() {
             c.backtrace_mark.store(0, Ordering::Release);
+            c.deferred_nmi.store(0, Ordering::Release);
         }
-        // printk_safe_flush(): the requester empties every CPU's buffer,
-        // including those of CPUs that never re-enable interrupts.
-        self.design.flush_all_cpus(self);
-        self.pop_frame();
+    }
+
+    /// 3.17's `rcu_dump_cpu_stacks()`: no NMI. The requester walks each
+    /// other CPU's stack (only the stalled ones after an RCU splat) while
+    /// that CPU keeps running, printing frames as it reads them. A stack
+    /// that changed during the walk is counted as a torn trace.
+    fn dump_remote(&self, me: usize, stalled_only: bool) {
+        for (i, c) in self.cpus.iter().enumerate() {
+            if i == me || (stalled_only && !c.stalled.load(Ordering::Relaxed)) {
+                continue;
+            }
+            self.design.printk(
+                self,
+                Level::Warning,
+                format_args!("Task dump for CPU {i}:\n"),
+            );
+            let torn = c.stack.walk_remote(|frame| {
+                self.design
+                    .printk(self, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
+            });
+            self.remote_traces.fetch_add(1, Ordering::Relaxed);
+            if torn {
+                self.torn_traces.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }

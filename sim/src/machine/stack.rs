@@ -85,6 +85,18 @@ impl ShadowStack {
         depth
     }
 
+    /// Walk the stack of another CPU while it runs, handing each frame to
+    /// `f` as it is read (`f` may take its time: the kernel's remote dump
+    /// prints as it walks). True if the stack changed during the walk: the
+    /// trace may mix frames from before and after. Allocates nothing.
+    pub fn walk_remote(&self, f: impl FnMut(&'static str)) -> bool {
+        let before = self.gen.load(Ordering::Acquire);
+        self.for_each(f);
+        fence(Ordering::Acquire);
+        let after = self.gen.load(Ordering::Relaxed);
+        before != after || before % 2 == 1
+    }
+
     /// Copy the stack, possibly from another CPU while it runs.
     pub fn trace(&self) -> Trace {
         let before = self.gen.load(Ordering::Acquire);

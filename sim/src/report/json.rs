@@ -31,6 +31,8 @@ struct Run<'a> {
     nmis: &'a [u64],
     events: serde_json::Map<String, serde_json::Value>,
     panic: Option<Panic>,
+    remote_traces: u64,
+    torn_traces: u64,
     wall_ms: f64,
 }
 
@@ -194,6 +196,8 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                         .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
                         .collect(),
                     panic: r.panic.map(|(cpu, completed)| Panic { cpu, completed }),
+                    remote_traces: r.remote_traces,
+                    torn_traces: r.torn_traces,
                     wall_ms: round3(r.wall_ms),
                 }
             })

@@ -123,6 +123,11 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             )
         });
     }
+    if runs.iter().any(|r| r.remote_traces > 0) {
+        row("remote stack dumps torn", &|r| {
+            format!("{} of {}", r.torn_traces, r.remote_traces)
+        });
+    }
     if runs.iter().any(|r| r.panic.is_some()) {
         row("panic", &|r| match r.panic {
             Some((cpu, true)) => format!("cpu{cpu}, flushed"),
@@ -133,9 +138,25 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     row("findings", &|r| {
         list(r.findings.iter().map(|f| {
             let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
-            format!("{} cpu{}/{}{lock}", f.kind.name(), f.cpu, f.context)
+            let behind = if f.blocked_behind.is_empty() {
+                String::new()
+            } else {
+                let cpus: Vec<String> =
+                    f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
+                format!(" (behind it: {})", cpus.join(" "))
+            };
+            format!("{} cpu{}/{}{lock}{behind}", f.kind.name(), f.cpu, f.context)
         }))
     });
+    if runs.iter().any(|r| !r.stuck.is_empty()) {
+        row("still spinning at the end", &|r| {
+            list(
+                r.stuck
+                    .iter()
+                    .map(|w| format!("cpu{}/{} on {}", w.cpu, w.context, w.lock)),
+            )
+        });
+    }
     row("lockdep findings", &|r| {
         list(
             r.lockdep

@@ -1,0 +1,272 @@
+//! The scenario library's particulars beyond each file's `[expect]`
+//! table (which `scenarios.rs` checks for every file): the RCU stall
+//! story, the backtrace AB-BA, panic with a frozen holder, the ring's
+//! interrupted writer, reader overrun, lockdep without a deadlock, and the
+//! random NMI storm's odds.
+
+mod common;
+
+use common::{assert_balanced, plan, run, run_seed};
+use klog::Context;
+use printk_sim::runner::{Outcome, RunReport};
+use printk_sim::scenario::Overrides;
+use printk_sim::watchdog::FindingKind;
+
+fn deadlocks(r: &RunReport) -> Vec<&printk_sim::watchdog::Finding> {
+    r.findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Deadlock)
+        .collect()
+}
+
+fn count(r: &RunReport, text: &str) -> usize {
+    r.records.iter().filter(|rec| rec.text == text).count()
+}
+
+#[test]
+fn rcu_stall_part_1_the_nmi_backtrace_deadlocks_legacy_in_printk() {
+    let p = plan("rcu-stall-nmi-backtrace", Overrides::default());
+    let r = run(&p, "legacy");
+    assert_balanced(&r);
+    let d = deadlocks(&r);
+    assert!(!d.is_empty());
+    for f in d {
+        // The NMI landed where vprintk_emit() had just taken the lock (the
+        // holder is labelled with vprintk_emit()'s locked window).
+        assert!(f.cpu == 2 || f.cpu == 3, "{f:?}");
+        assert_eq!(f.context, Context::Nmi);
+        assert_eq!(f.lock, Some("logbuf_lock"));
+        assert_eq!(
+            (f.holder_cpu, f.holder_context),
+            (Some(f.cpu), Some(Context::Task))
+        );
+        assert_eq!(f.point, Some("vprintk:logbuf_locked"));
+    }
+    assert!(
+        r.accounts.lost_in_deadlock > 0,
+        "the backtrace lines are lost"
+    );
+    // The stall itself is found too.
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::HardLockup && f.cpu == 1));
+
+    for d in ["nmi_buffers", "lockless"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert!(deadlocks(&r).is_empty(), "{d}");
+        assert_eq!(
+            count(&r, "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 } (detected by 0, t=57 jiffies)"),
+            1,
+            "{d}"
+        );
+        for cpu in 1..4 {
+            assert_eq!(
+                count(&r, &format!("NMI backtrace for cpu {cpu}")),
+                1,
+                "{d} cpu{cpu}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rcu_stall_part_2_the_remote_dump_cannot_deadlock_but_tears() {
+    let p = plan("rcu-stall-remote-dump", Overrides::default());
+    for d in ["legacy", "nmi_buffers", "lockless"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert!(deadlocks(&r).is_empty(), "{d}");
+        assert_eq!(r.nmis.iter().sum::<u64>(), 0, "{d}: no NMI at all");
+        assert_eq!(r.remote_traces, 5, "{d}");
+        // A walk is torn when the target changed its stack meanwhile: it
+        // does so all the time, but the host decides when its thread runs.
+        assert!(r.torn_traces >= 1, "{d}: {} of 5 torn", r.torn_traces);
+        assert!(count(&r, "Task dump for CPU 1:") >= 1, "{d}");
+        // Only CPU 1 stalled, so only CPU 1 was dumped.
+        assert_eq!(count(&r, "Task dump for CPU 2:"), 0, "{d}");
+    }
+}
+
+#[test]
+fn rcu_stall_part_3_nmi_backtraces_complete_and_consistent() {
+    let p = plan("rcu-stall-nmi-buffers", Overrides::default());
+    for d in ["nmi_buffers", "lockless"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert!(deadlocks(&r).is_empty(), "{d}");
+        assert_eq!(r.remote_traces, 0);
+        let at = r
+            .records
+            .iter()
+            .position(|rec| rec.text == "NMI backtrace for cpu 1")
+            .unwrap_or_else(|| panic!("{d}: no backtrace of the stalled CPU"));
+        // The stalled CPU's own stack, whole: the loop it is stuck in,
+        // then the NMI that took the trace.
+        let frames: Vec<&str> = r.records[at + 1..]
+            .iter()
+            .filter(|rec| rec.text.starts_with(' ') && rec.cpu == r.records[at].cpu)
+            .take_while(|rec| rec.text != " nmi_cpu_backtrace+0x0/0x0")
+            .map(|rec| rec.text.as_str())
+            .collect();
+        // Inside the loop's body or between two calls of it.
+        let body = [
+            " cpu_idle+0x0/0x0",
+            " stall_spin+0x0/0x0",
+            " stall_loop_body+0x0/0x0",
+            " nmi_handler+0x0/0x0",
+        ];
+        let between = [
+            " cpu_idle+0x0/0x0",
+            " stall_spin+0x0/0x0",
+            " nmi_handler+0x0/0x0",
+        ];
+        assert!(frames == body || frames == between, "{d}: {frames:?}");
+        let by = &r.records[at];
+        if d == "nmi_buffers" {
+            // CPU 1 never flushed its own buffer: CPU 0, the requester, did.
+            assert_eq!((by.cpu, by.context), (0, Context::Hardirq));
+        } else {
+            assert_eq!((by.cpu, by.context), (1, Context::Nmi));
+        }
+    }
+}
+
+#[test]
+fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
+    let p = plan("backtrace-abba", Overrides::default());
+    let r = run(&p, "legacy");
+    let f = deadlocks(&r)[0];
+    assert_eq!(
+        f.cycle,
+        [
+            "cpu0/nmi",
+            "logbuf_lock",
+            "cpu1/task",
+            "cpu1/nmi",
+            "nmi_backtrace_lock"
+        ]
+    );
+    assert_eq!(f.point, Some("console_unlock:logbuf_locked"));
+    let r = run(&p, "nmi_buffers");
+    assert_eq!(r.outcome, Outcome::Clean);
+    // Both answers reached the log through CPU 2's flush.
+    for cpu in [0, 1] {
+        let bt = r
+            .records
+            .iter()
+            .find(|rec| rec.text == format!("NMI backtrace for cpu {cpu}"))
+            .unwrap();
+        assert_eq!(bt.context, Context::Hardirq);
+    }
+}
+
+#[test]
+fn panic_with_a_frozen_holder_hangs_legacy_and_not_nbcon() {
+    let p = plan("panic-frozen-lock-holder", Overrides::default());
+    let r = run(&p, "legacy");
+    assert_eq!(r.panic, Some((0, false)), "the panic never finished");
+    let hard = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::HardLockup)
+        .unwrap();
+    assert_eq!(hard.cpu, 1, "the frozen holder");
+    assert!(
+        hard.blocked_behind.contains(&0),
+        "the panic CPU spins behind it"
+    );
+
+    let r = run(&p, "nbcon");
+    assert_balanced(&r);
+    assert_eq!(r.panic, Some((0, true)));
+    let out = r.console_text();
+    assert!(out.contains("Kernel panic - not syncing: simulated panic on CPU 0"));
+    assert!(out.contains("---[ end Kernel panic"));
+}
+
+#[test]
+fn an_nmi_wrapping_the_ring_over_its_own_reserved_record_fails_and_counts() {
+    let p = plan("prb-writer-interrupted", Overrides::default());
+    for d in ["lockless", "nbcon"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert_eq!(r.nmis[0], 1);
+        let busy: u64 = r
+            .dropped_by
+            .iter()
+            .filter(|(why, _)| *why == "desc_busy" || *why == "data_busy")
+            .map(|(_, n)| n)
+            .sum();
+        assert!(busy > 100, "{d}: {:?}", r.dropped_by);
+        assert_eq!(busy, r.accounts.dropped, "{d}");
+        // The NMI got in everything the ring could take before it lapped
+        // the open record: one ring's worth of descriptors, give or take.
+        let nmi = 1000 - busy;
+        assert!((400..=520).contains(&nmi), "{d}: {nmi}");
+        assert!(r.invariant_violation.is_none());
+    }
+}
+
+#[test]
+fn a_slow_console_says_exactly_how_many_records_it_missed() {
+    let p = plan("reader-overrun", Overrides::default());
+    for d in ["legacy", "lockless", "nbcon"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert!(r.console.skipped > 50, "{d}: {}", r.console.skipped);
+        let announced: u64 = r
+            .console_text()
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("** ")?
+                    .strip_suffix(" printk messages dropped **")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(announced, r.console.skipped, "{d}");
+        assert!(
+            r.console.printed + r.console.skipped <= r.accounts.stored,
+            "{d}"
+        );
+        assert_eq!(r.accounts.dropped, 0, "{d}: writers never wait or drop");
+    }
+}
+
+#[test]
+fn lockdep_reports_legacy_on_a_run_with_no_deadlock() {
+    let p = plan("lockdep-only", Overrides::default());
+    let r = run(&p, "legacy");
+    assert_eq!(r.outcome, Outcome::Clean);
+    assert!(r.nmis[1] >= 30);
+    assert_eq!(r.lockdep.len(), 1);
+    assert_eq!(
+        (r.lockdep[0].rule, r.lockdep[0].lock),
+        ("nmi-unsafe-lock", "logbuf_lock")
+    );
+    let ex = r.lockdep[0].example.unwrap();
+    assert_eq!((ex.cpu, ex.context), (1, Context::Nmi));
+    let r = run(&p, "lockless");
+    assert!(r.lockdep.is_empty());
+}
+
+#[test]
+fn random_nmis_deadlock_legacy_on_some_seeds_and_lockless_on_none() {
+    let p = plan("random-nmi-storm", Overrides::default());
+    let mut legacy = 0;
+    for seed in 1..=20 {
+        let r = run_seed(&p, "legacy", seed);
+        assert_balanced(&r);
+        if r.outcome == Outcome::Deadlock {
+            legacy += 1;
+        }
+        let r = run_seed(&p, "lockless", seed);
+        assert_eq!(r.outcome, Outcome::Clean, "lockless seed {seed}");
+    }
+    assert!(
+        (1..20).contains(&legacy),
+        "{legacy} of 20 legacy runs deadlocked"
+    );
+}
