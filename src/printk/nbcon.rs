@@ -755,7 +755,6 @@ impl<A: Arch> Printk<A> for Nbcon {
     fn events(&self) -> Vec<(&'static str, u64)> {
         let s = self.stats();
         vec![
-            ("direct_acquires", s.direct),
             ("handovers", s.handovers),
             ("handover_timeouts", s.handover_timeouts),
             ("hostile_takeovers", s.hostile_takeovers),
