@@ -232,9 +232,11 @@ impl<T> RawSpinLock<T> {
     /// `raw_spin_trylock()`: one attempt, never spins.
     pub fn try_lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Option<SpinGuard<'_, T>> {
         self.core.note_use(arch, at, true);
+        // `then`, not `then_some`: a guard built eagerly for a failed
+        // attempt would be dropped at once and release the holder's lock.
         self.core
             .try_acquire(arch, at)
-            .then_some(SpinGuard { lock: self })
+            .then(|| SpinGuard { lock: self })
     }
 
     /// Access without locking, for the after-the-run readers.
@@ -318,6 +320,19 @@ impl Semaphore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_trylock_leaves_the_holder_holding() {
+        let lock = RawSpinLock::new("l", 0u32);
+        let a0 = crate::testing::FakeArch::new(0, 2);
+        let a1 = crate::testing::FakeArch::new(1, 2);
+        let held = lock.lock(&a0, None).unwrap();
+        assert!(lock.try_lock(&a1, None).is_none());
+        assert_eq!(lock.core().owner().map(|o| o.cpu), Some(0));
+        drop(held);
+        assert_eq!(lock.core().owner(), None);
+        assert!(lock.try_lock(&a1, None).is_some());
+    }
 
     #[test]
     fn owner_word_round_trips() {
