@@ -13,7 +13,7 @@ use klog::Record;
 
 use crate::latency::Summary;
 use crate::machine::irq::{self, Handlers};
-use crate::machine::{cpu, printer, tick, Injector, Machine, MachineConfig};
+use crate::machine::{cpu, printer, reader, tick, Injector, Machine, MachineConfig};
 use crate::scenario::Plan;
 use crate::watchdog::{self, Finding, FindingKind, Stuck, WatchdogConfig};
 use crate::workload::Workload;
@@ -110,6 +110,9 @@ pub struct RunReport {
     pub remote_traces: u64,
     /// Of those, the ones that changed during the walk.
     pub torn_traces: u64,
+    /// The log reader (`[reader]`): records read, records missed (gone
+    /// before it got to them), times it was told it fell behind.
+    pub reader: Option<(u64, u64, u64)>,
 }
 
 impl RunReport {
@@ -196,6 +199,16 @@ pub fn run(
                         c.exited.store(true, core::sync::atomic::Ordering::Release);
                     }
                 }
+            }
+        }
+        if plan.reader_hz > 0 {
+            let hz = plan.reader_hz;
+            match std::thread::Builder::new()
+                .name("reader".into())
+                .spawn_scoped(s, move || reader::reader(m, hz))
+            {
+                Ok(_) => spawned += 1,
+                Err(e) => errors.push(format!("cannot start the log reader: {e}")),
             }
         }
         if m.design().wants_printer() {
@@ -311,5 +324,14 @@ pub fn run(
         panic,
         remote_traces,
         torn_traces,
+        reader: (plan.reader_hz > 0).then(|| {
+            let l =
+                |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
+            (
+                l(&m.reader.read),
+                l(&m.reader.missed),
+                l(&m.reader.overruns),
+            )
+        }),
     })
 }

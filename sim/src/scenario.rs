@@ -191,6 +191,7 @@ struct Raw {
     console: Option<RawConsole>,
     buffer: Option<RawBuffer>,
     watchdog: Option<RawWatchdog>,
+    reader: Option<RawReader>,
     #[serde(default)]
     task: Vec<RawTask>,
     #[serde(default)]
@@ -210,6 +211,12 @@ struct RawConsole {
 #[serde(deny_unknown_fields)]
 struct RawBuffer {
     size: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawReader {
+    hz: Spanned<i64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -316,6 +323,9 @@ pub struct Plan {
     pub nmis: Vec<NmiSource>,
     /// Expected outcome per design.
     pub expect: Vec<(&'static str, Outcome)>,
+    /// `[reader] hz`: a log reader thread reading this many records a
+    /// second (0: none).
+    pub reader_hz: u32,
 }
 
 /// Find `name` as a file, else as a built-in scenario.
@@ -783,6 +793,10 @@ impl Scenario {
             10_000_000,
             115_200,
         )?;
+        let reader_hz: u32 = match &r.reader {
+            None => 0,
+            Some(rd) => self.int(&rd.hz, "reader.hz", 1, 1_000_000)?,
+        };
         let buffer_size: usize = match r.buffer.as_ref().and_then(|b| b.size.as_ref()) {
             None => 131_072,
             Some(v) => {
@@ -914,6 +928,7 @@ impl Scenario {
             tasks,
             nmis,
             expect,
+            reader_hz,
         })
     }
 

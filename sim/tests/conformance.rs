@@ -142,7 +142,8 @@ fn every_design_keeps_order_and_origin_under_interrupts() {
     for d in DESIGNS {
         let r = run(&p, d.name);
         assert_balanced(&r);
-        assert!(r.nmis.iter().all(|&n| n > 10), "{}: {:?}", d.name, r.nmis);
+        // (A design that deadlocks spends 100 ms per deadlock in one NMI.)
+        assert!(r.nmis.iter().all(|&n| n > 2), "{}: {:?}", d.name, r.nmis);
         let seen = per_origin(&r);
         for ((cpu, ctx), ns) in &seen {
             assert!(

@@ -232,6 +232,15 @@ fn a_slow_console_says_exactly_how_many_records_it_missed() {
             "{d}"
         );
         assert_eq!(r.accounts.dropped, 0, "{d}: writers never wait or drop");
+        // The log reader fell behind too, was told so, and went on.
+        let (read, missed, overruns) = r.reader.unwrap();
+        assert!(read >= 20, "{d}: {read}");
+        assert!(missed > 0 && overruns > 0, "{d}: {missed} missed");
+        assert!(read + missed <= r.accounts.stored, "{d}");
+        assert!(
+            missed <= r.accounts.overwritten,
+            "{d}: only overwritten records are missed"
+        );
     }
 }
 

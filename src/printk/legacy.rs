@@ -54,7 +54,7 @@ use crate::context::Context;
 use crate::lock::{Broken, LockCore, RawSpinLock, Semaphore, SpinGuard};
 use crate::point;
 use crate::printk::safe::{self, SafeBuffers};
-use crate::printk::{Accounts, Counters, DesignConfig, Printk};
+use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
 use crate::record::{CallerId, Level, Meta, Record, TextBuf, TEXT_MAX};
 
 const HDR: usize = 24;
@@ -718,6 +718,29 @@ impl<A: Arch> Printk<A> for Legacy {
             seq += 1;
         }
         out
+    }
+
+    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+        let Ok((log, flags)) = self.logbuf_lock_irqsave(arch, None) else {
+            return ReadAt::NotYet;
+        };
+        let found = if seq < log.first_seq {
+            ReadAt::Gone {
+                next: log.first_seq,
+            }
+        } else if seq >= log.next_seq {
+            ReadAt::NotYet
+        } else {
+            let mut idx = log.first_idx;
+            for _ in log.first_seq..seq {
+                idx = log.next(idx);
+            }
+            text.clear();
+            ReadAt::Record(log.read(idx, text))
+        };
+        self.logbuf_unlock(arch, log);
+        arch.local_irq_restore(flags);
+        found
     }
 
     fn locks(&self) -> Vec<&LockCore> {

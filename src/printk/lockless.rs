@@ -22,7 +22,7 @@ use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::lock::{LockCore, Semaphore};
 use crate::point;
-use crate::printk::{Accounts, Counters, DesignConfig, Printk};
+use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 use crate::ringbuf::{FailCounts, Ring};
 
@@ -118,6 +118,22 @@ impl PrbLog {
             seq = r.seq + 1;
         }
         out
+    }
+
+    /// A log reader's step at `seq`.
+    pub(crate) fn read_at<A: Arch>(
+        &self,
+        arch: &A,
+        seq: u64,
+        text: &mut TextBuf<TEXT_MAX>,
+    ) -> ReadAt {
+        let mut at = seq;
+        match self.ring.read_valid(arch, &mut at, text) {
+            Some(r) if r.seq == seq => ReadAt::Record(r.meta),
+            Some(r) => ReadAt::Gone { next: r.seq },
+            None if at > seq => ReadAt::Gone { next: at },
+            None => ReadAt::NotYet,
+        }
     }
 
     /// Failed reservations by reason.
@@ -234,6 +250,10 @@ impl<A: Arch> Printk<A> for Lockless {
 
     fn records(&mut self) -> Vec<Record> {
         self.log.records()
+    }
+
+    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+        self.log.read_at(arch, seq, text)
     }
 
     fn locks(&self) -> Vec<&LockCore> {

@@ -21,7 +21,7 @@ use crate::arch::Arch;
 use crate::console::{Console, ConsoleConfig, ConsoleStats};
 use crate::lock::LockCore;
 use crate::point::{self, Point};
-use crate::record::{Level, Record};
+use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 
 pub mod legacy;
 pub mod lockless;
@@ -141,6 +141,11 @@ pub trait Printk<A: Arch>: Send + Sync {
     /// The records left in the buffer, oldest first. Only after the run.
     fn records(&mut self) -> Vec<Record>;
 
+    /// A log reader's next step (`/dev/kmsg`, `syslog(2)`): the record
+    /// `seq` into `text`, or where to go on. Callable while CPUs run, from
+    /// a thread that is not a CPU; allocates nothing.
+    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt;
+
     /// The locks the watchdog may find CPUs waiting for.
     fn locks(&self) -> Vec<&LockCore>;
 
@@ -203,6 +208,21 @@ pub trait Printk<A: Arch>: Send + Sync {
         let _ = arch;
         false
     }
+}
+
+/// What a log reader finds at the sequence number it asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAt {
+    /// The record (its text in the caller's buffer).
+    Record(Meta),
+    /// Overwritten before it was read: the oldest record still there is
+    /// `next` (`/dev/kmsg` returns `-EPIPE` here).
+    Gone {
+        /// Where to go on.
+        next: u64,
+    },
+    /// Not written (or not finished) yet.
+    NotYet,
 }
 
 /// An injection point as one design uses it.

@@ -57,7 +57,7 @@ use crate::console::Console;
 use crate::lock::LockCore;
 use crate::point;
 use crate::printk::lockless::PrbLog;
-use crate::printk::{Accounts, DesignConfig, Printk};
+use crate::printk::{Accounts, DesignConfig, Printk, ReadAt};
 use crate::record::{Level, Record, TextBuf, TEXT_MAX};
 
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
@@ -708,6 +708,10 @@ impl<A: Arch> Printk<A> for Nbcon {
 
     fn records(&mut self) -> Vec<Record> {
         self.log.records()
+    }
+
+    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+        self.log.read_at(arch, seq, text)
     }
 
     fn locks(&self) -> Vec<&LockCore> {

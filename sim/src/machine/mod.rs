@@ -20,6 +20,7 @@ pub mod inject;
 pub mod irq;
 pub mod panic;
 pub mod printer;
+pub mod reader;
 pub mod stack;
 pub mod tick;
 
@@ -93,6 +94,8 @@ pub struct Machine {
     /// Stacks walked by a remote dump, and of those, the torn ones.
     pub(crate) remote_traces: AtomicU64,
     pub(crate) torn_traces: AtomicU64,
+    /// The log reader's accounts.
+    pub(crate) reader: reader::ReaderStats,
 }
 
 static IDLE: Frame = Frame("cpu_idle");
@@ -131,6 +134,7 @@ impl Machine {
             backtrace_lock: RawSpinLock::new("nmi_backtrace_lock", ()),
             remote_traces: AtomicU64::new(0),
             torn_traces: AtomicU64::new(0),
+            reader: reader::ReaderStats::default(),
         }
     }
 

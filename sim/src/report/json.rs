@@ -33,7 +33,15 @@ struct Run<'a> {
     panic: Option<Panic>,
     remote_traces: u64,
     torn_traces: u64,
+    reader: Option<Reader>,
     wall_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Reader {
+    read: u64,
+    missed: u64,
+    overruns: u64,
 }
 
 #[derive(Serialize)]
@@ -198,6 +206,11 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                     panic: r.panic.map(|(cpu, completed)| Panic { cpu, completed }),
                     remote_traces: r.remote_traces,
                     torn_traces: r.torn_traces,
+                    reader: r.reader.map(|(read, missed, overruns)| Reader {
+                        read,
+                        missed,
+                        overruns,
+                    }),
                     wall_ms: round3(r.wall_ms),
                 }
             })

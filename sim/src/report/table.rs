@@ -123,6 +123,14 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             )
         });
     }
+    if runs.iter().any(|r| r.reader.is_some()) {
+        row("log reader read/missed", &|r| match r.reader {
+            Some((read, missed, overruns)) => {
+                format!("{read} / {missed} ({overruns} overruns)")
+            }
+            None => "-".into(),
+        });
+    }
     if runs.iter().any(|r| r.remote_traces > 0) {
         row("remote stack dumps torn", &|r| {
             format!("{} of {}", r.torn_traces, r.remote_traces)
