@@ -113,6 +113,11 @@ pub trait Arch: Sync {
     /// Wake the design's printer thread, if the machine runs one. Called
     /// from irq_work, so it must be as signal-safe as everything else.
     fn wake_printer(&self) {}
+
+    /// The calling CPU took (`held`) or released a spinlock: for timelines.
+    fn lock_event(&self, lock: &LockCore, held: bool) {
+        let _ = (lock, held);
+    }
 }
 
 /// An `Arch` for kernel-side code that runs outside any machine: reading a

@@ -206,19 +206,24 @@ impl<T> RawSpinLock<T> {
 
     /// `raw_spin_lock()`: spin until acquired or broken. `at` names the point
     /// the holder will be reported at.
-    pub fn lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Result<SpinGuard<'_, T>, Broken> {
+    pub fn lock<'a, A: Arch>(
+        &'a self,
+        arch: &'a A,
+        at: Option<Point>,
+    ) -> Result<SpinGuard<'a, T>, Broken> {
         self.core.note_use(arch, at, false);
         self.core.spin_acquire(arch, at)?;
-        Ok(SpinGuard { lock: self })
+        arch.lock_event(&self.core, true);
+        Ok(SpinGuard { lock: self, arch })
     }
 
     /// `raw_spin_lock_irqsave()`: disable interrupts, then spin. On
     /// [`Broken`] the interrupts are already restored.
-    pub fn lock_irqsave<A: Arch>(
-        &self,
-        arch: &A,
+    pub fn lock_irqsave<'a, A: Arch>(
+        &'a self,
+        arch: &'a A,
         at: Option<Point>,
-    ) -> Result<(SpinGuard<'_, T>, IrqFlags), Broken> {
+    ) -> Result<(SpinGuard<'a, T>, IrqFlags), Broken> {
         let flags = arch.local_irq_save();
         match self.lock(arch, at) {
             Ok(guard) => Ok((guard, flags)),
@@ -230,13 +235,18 @@ impl<T> RawSpinLock<T> {
     }
 
     /// `raw_spin_trylock()`: one attempt, never spins.
-    pub fn try_lock<A: Arch>(&self, arch: &A, at: Option<Point>) -> Option<SpinGuard<'_, T>> {
+    pub fn try_lock<'a, A: Arch>(
+        &'a self,
+        arch: &'a A,
+        at: Option<Point>,
+    ) -> Option<SpinGuard<'a, T>> {
         self.core.note_use(arch, at, true);
         // `then`, not `then_some`: a guard built eagerly for a failed
         // attempt would be dropped at once and release the holder's lock.
-        self.core
-            .try_acquire(arch, at)
-            .then(|| SpinGuard { lock: self })
+        self.core.try_acquire(arch, at).then(|| {
+            arch.lock_event(&self.core, true);
+            SpinGuard { lock: self, arch }
+        })
     }
 
     /// Access without locking, for the after-the-run readers.
@@ -248,6 +258,7 @@ impl<T> RawSpinLock<T> {
 /// Proof of holding a [`RawSpinLock`]; releases it when dropped.
 pub struct SpinGuard<'a, T> {
     lock: &'a RawSpinLock<T>,
+    arch: &'a dyn Arch,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {
@@ -269,6 +280,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.core.release();
+        self.arch.lock_event(&self.lock.core, false);
     }
 }
 

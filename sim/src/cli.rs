@@ -71,6 +71,14 @@ struct RunArgs {
     /// The same in the /dev/kmsg format.
     #[arg(long, value_name = "FILE")]
     kmsg: Option<String>,
+    /// Write a timeline of every run (a process per design, a thread per
+    /// CPU) as Chrome trace-event JSON, for Perfetto or chrome://tracing.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<String>,
+    /// Draw each design's timeline as an SVG picture (with several
+    /// designs, the design's name goes before the suffix).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<String>,
     /// Treat a broken buffer invariant (checked after every run) as an
     /// internal error (exit 1) instead of a warning.
     #[arg(long)]
@@ -125,6 +133,8 @@ pub fn main() -> ExitCode {
             expects: Vec::new(),
             log: None,
             kmsg: None,
+            trace: None,
+            svg: None,
             check: false,
         }),
         Some(Command::Run(args)) => run(args),
@@ -181,6 +191,15 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     if args.repeat == 0 || args.repeat > 100_000 {
         return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
     }
+    for (opt, given) in [("--trace", &args.trace), ("--svg", &args.svg)] {
+        if given.is_some() && args.repeat > 1 {
+            return Err(
+                InputError::option(opt, "a timeline shows one run: not with --repeat").into(),
+            );
+        }
+    }
+    let mut plan = plan;
+    plan.timeline = args.trace.is_some() || args.svg.is_some();
     let mut expect: Vec<(&'static str, Outcome)> = plan
         .expect
         .iter()
@@ -214,7 +233,15 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             base.to_string()
         }
     };
-    for (opt, base) in [("--log", &args.log), ("--kmsg", &args.kmsg)] {
+    if let Some(path) = &args.trace {
+        std::fs::File::create(path)
+            .map_err(|e| InputError::option("--trace", format!("cannot create `{path}`: {e}")))?;
+    }
+    for (opt, base) in [
+        ("--log", &args.log),
+        ("--kmsg", &args.kmsg),
+        ("--svg", &args.svg),
+    ] {
         if let Some(base) = base {
             for d in &plan.designs {
                 let path = log_path(base, d.name);
@@ -239,12 +266,17 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             }
             let mut r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
             let write = |base: &Option<String>, text: &dyn Fn() -> String| match base {
-                Some(base) => std::fs::write(log_path(base, d.name), text())
-                    .map_err(|e| Failure::Internal(format!("writing the log: {e}"))),
+                Some(base) => std::fs::write(log_path(base, d.name), text()).map_err(|e| {
+                    Failure::Internal(format!("writing {}: {e}", log_path(base, d.name)))
+                }),
                 None => Ok(()),
             };
             write(&args.log, &|| report::log::syslog(&r.records))?;
             write(&args.kmsg, &|| report::log::kmsg(&r.records))?;
+            write(&args.svg, &|| {
+                let title = format!("{} on {}, seed {seed}", d.name, plan.name);
+                report::timeline::svg(&r, &title)
+            })?;
             // The table and the JSON need neither the log nor the console
             // output: drop them, so `--repeat` keeps memory flat.
             r.records = Vec::new();
@@ -268,6 +300,10 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let interrupted = runner::interrupted().load(std::sync::atomic::Ordering::Relaxed);
     if progress {
         eprintln!();
+    }
+    if let Some(path) = &args.trace {
+        std::fs::write(path, report::timeline::chrome(&runs))
+            .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
     }
 
     if args.json.as_deref() != Some("-") {

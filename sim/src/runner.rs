@@ -113,6 +113,19 @@ pub struct RunReport {
     /// The log reader (`[reader]`): records read, records missed (gone
     /// before it got to them), times it was told it fell behind.
     pub reader: Option<(u64, u64, u64)>,
+    /// Per CPU, the timeline events, when the plan asked for them.
+    pub timeline: Option<Timeline>,
+}
+
+/// A run's timeline.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// Per CPU, events in time order.
+    pub cpus: Vec<Vec<crate::machine::trace::Event>>,
+    /// Events that did not fit in the buffers.
+    pub lost: u64,
+    /// When the run ended, ns.
+    pub end_ns: u64,
 }
 
 impl RunReport {
@@ -152,6 +165,7 @@ pub fn run(
             seed,
             backtrace_wait_ns: (10e9 * plan.time_scale) as u64,
             stop_wait_ns: (1e9 * plan.time_scale) as u64,
+            trace_capacity: if plan.timeline { 1 << 17 } else { 0 },
         },
         design,
         &DesignConfig {
@@ -280,6 +294,14 @@ pub fn run(
         )
     });
     let lockdep = klog::lockdep::check(&m.locks());
+    let timeline = m.trace.as_ref().map(|t| {
+        let names: Vec<&'static str> = m.locks().iter().map(|l| l.name()).collect();
+        Timeline {
+            cpus: t.events(&names),
+            lost: t.lost(),
+            end_ns: klog::Arch::now_ns(&m),
+        }
+    });
     let remote_traces = m.remote_traces.load(core::sync::atomic::Ordering::Relaxed);
     let torn_traces = m.torn_traces.load(core::sync::atomic::Ordering::Relaxed);
     let design_mut = m.design_mut();
@@ -324,6 +346,7 @@ pub fn run(
         panic,
         remote_traces,
         torn_traces,
+        timeline,
         reader: (plan.reader_hz > 0).then(|| {
             let l =
                 |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);

@@ -326,6 +326,9 @@ pub struct Plan {
     /// `[reader] hz`: a log reader thread reading this many records a
     /// second (0: none).
     pub reader_hz: u32,
+    /// Record a timeline of every CPU (set by `--trace`, `--svg`,
+    /// `explain`).
+    pub timeline: bool,
 }
 
 /// Find `name` as a file, else as a built-in scenario.
@@ -929,6 +932,7 @@ impl Scenario {
             nmis,
             expect,
             reader_hz,
+            timeline: false,
         })
     }
 

@@ -179,7 +179,7 @@ fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx:
         let cont = if i == 0 { "" } else { klog::record::KERN_CONT };
         let nl = if i + 1 == pieces { "\n" } else { "" };
         let t0 = m.now_ns();
-        m.design.printk(m, level, format_args!("{cont}{part}{nl}"));
+        m.printk(level, format_args!("{cont}{part}{nl}"));
         if let Some(h) = m.latency.get(level_idx) {
             h.record(m.now_ns().saturating_sub(t0));
         }
@@ -343,8 +343,7 @@ impl Workload {
                     }
                 });
                 let t0 = m.now_ns();
-                m.design.printk(
-                    m,
+                m.printk(
                     Level::Warning,
                     format_args!(
                         "WARNING: CPU: {cpu} PID: {} at {at}+0x0/0x0\n",
@@ -371,8 +370,7 @@ impl Workload {
             .map_or(0, |c| usize::from(c.context().level()));
         m.push_frame(&BACKTRACE);
         let t0 = m.now_ns();
-        m.design.printk(
-            m,
+        m.printk(
             Level::Warning,
             format_args!("NMI backtrace for cpu {cpu}\n"),
         );
@@ -394,8 +392,7 @@ impl Workload {
                 return;
             }
             let t0 = m.now_ns();
-            m.design
-                .printk(m, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
+            m.printk(Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
             if let Some(h) = m.latency.get(level_idx) {
                 h.record(m.now_ns().saturating_sub(t0));
             }

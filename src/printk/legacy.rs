@@ -291,11 +291,11 @@ impl Legacy {
 
     /// Take `logbuf_lock` with interrupts off (and, for `nmi_buffers`, in
     /// printk-safe context: a printk from inside goes to the safe buffer).
-    fn logbuf_lock_irqsave<A: Arch>(
-        &self,
-        arch: &A,
+    fn logbuf_lock_irqsave<'a, A: Arch>(
+        &'a self,
+        arch: &'a A,
         at: Option<point::Point>,
-    ) -> Result<(SpinGuard<'_, LogBuf>, IrqFlags), Broken> {
+    ) -> Result<(SpinGuard<'a, LogBuf>, IrqFlags), Broken> {
         let flags = arch.local_irq_save();
         self.safe_enter(arch);
         match self.logbuf.lock(arch, at) {

@@ -43,6 +43,10 @@ pub struct WaitSlot {
     pub spins: AtomicU64,
     /// The sequence number of the wait the watchdog broke.
     pub abort: AtomicU64,
+    /// The lock's name, as pointer and length (for the timeline).
+    pub name_ptr: AtomicUsize,
+    /// See `name_ptr`.
+    pub name_len: AtomicUsize,
 }
 
 /// One simulated CPU's state.

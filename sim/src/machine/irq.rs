@@ -250,6 +250,7 @@ impl Machine {
             .fetch_add(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         c.nmis.fetch_add(1, Ordering::Release);
+        self.trace(super::trace::Kind::Enter(klog::Context::Nmi));
         c.stack.push(&NMI_FRAME);
         if c.stop_requested.load(Ordering::Acquire) {
             // smp_send_stop(): this handler never returns while the run lasts.
@@ -258,6 +259,7 @@ impl Machine {
             self.workload.interrupt(self, cpu, source);
         }
         c.stack.pop();
+        self.trace(super::trace::Kind::Exit(klog::Context::Nmi));
         compiler_fence(Ordering::SeqCst);
         c.preempt_count
             .fetch_sub(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
@@ -285,6 +287,7 @@ impl Machine {
         compiler_fence(Ordering::SeqCst);
         c.preempt_count.fetch_add(HARDIRQ_OFFSET, Ordering::Relaxed);
         c.irqs.fetch_add(1, Ordering::Relaxed);
+        self.trace(super::trace::Kind::Enter(klog::Context::Hardirq));
         c.stack.push(&IRQ_FRAME);
         loop {
             let mut handled = false;
@@ -306,6 +309,7 @@ impl Machine {
             }
         }
         c.stack.pop();
+        self.trace(super::trace::Kind::Exit(klog::Context::Hardirq));
         c.preempt_count.fetch_sub(HARDIRQ_OFFSET, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         c.irqs_off.store(false, Ordering::Relaxed);

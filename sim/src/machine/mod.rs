@@ -23,6 +23,7 @@ pub mod printer;
 pub mod reader;
 pub mod stack;
 pub mod tick;
+pub mod trace;
 
 pub use cpu::Cpu;
 pub use inject::{Dump, Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
@@ -56,6 +57,8 @@ pub struct MachineConfig {
     /// How long the panic CPU waits for the others to stop (x86's 1 s,
     /// scaled).
     pub stop_wait_ns: u64,
+    /// Timeline events kept per CPU for `--trace`/`--svg` (0: no tracing).
+    pub trace_capacity: usize,
 }
 
 /// One machine, for one run of one design.
@@ -96,6 +99,8 @@ pub struct Machine {
     pub(crate) torn_traces: AtomicU64,
     /// The log reader's accounts.
     pub(crate) reader: reader::ReaderStats,
+    /// Timeline events, when asked for.
+    pub(crate) trace: Option<trace::Trace>,
 }
 
 static IDLE: Frame = Frame("cpu_idle");
@@ -109,6 +114,8 @@ impl Machine {
         workload: Workload,
         inject: Injector,
     ) -> Machine {
+        let trace_capacity = config.trace_capacity;
+        let nr_cpus = config.nr_cpus;
         Machine {
             cpus: (0..config.nr_cpus)
                 .map(|_| CachePadded::new(Cpu::default()))
@@ -135,6 +142,7 @@ impl Machine {
             remote_traces: AtomicU64::new(0),
             torn_traces: AtomicU64::new(0),
             reader: reader::ReaderStats::default(),
+            trace: (trace_capacity > 0).then(|| trace::Trace::new(nr_cpus, trace_capacity)),
         }
     }
 
@@ -200,6 +208,20 @@ impl Machine {
     /// The lock with this id among [`Machine::locks`].
     pub fn lock_by_id(&self, id: usize) -> Option<&LockCore> {
         self.locks().into_iter().find(|l| l.id() == id)
+    }
+
+    /// Record a timeline event for the calling CPU, if tracing.
+    /// Signal-safe.
+    pub(crate) fn trace(&self, kind: trace::Kind) {
+        if let (Some(t), Some(cpu)) = (&self.trace, cpu::this_cpu()) {
+            t.push(cpu, self.now_ns(), kind);
+        }
+    }
+
+    /// printk through the design, marked on the timeline.
+    pub(crate) fn printk(&self, level: klog::Level, args: core::fmt::Arguments<'_>) {
+        self.trace(trace::Kind::Printk(self.context()));
+        self.design.printk(self, level, args);
     }
 
     /// The idle frame every CPU starts in.
@@ -277,6 +299,7 @@ impl Arch for Machine {
     }
 
     fn wait_begin(&self, lock: &LockCore) -> WaitTicket {
+        self.trace(trace::Kind::SpinBegin(lock.name()));
         let seq = self.wait_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let (cpu, context) = match self.this() {
             Some((cpu, c)) => {
@@ -285,6 +308,9 @@ impl Arch for Machine {
                 slot.since_ns.store(self.now_ns(), Ordering::Relaxed);
                 slot.spins.store(0, Ordering::Relaxed);
                 slot.seq.store(seq, Ordering::Relaxed);
+                slot.name_ptr
+                    .store(lock.name().as_ptr() as usize, Ordering::Relaxed);
+                slot.name_len.store(lock.name().len(), Ordering::Relaxed);
                 // Release: the watchdog that sees the lock sees since/seq.
                 slot.lock.store(lock.id(), Ordering::Release);
                 (cpu, context)
@@ -308,6 +334,15 @@ impl Arch for Machine {
     }
 
     fn wait_end(&self, ticket: WaitTicket) {
+        if let (Some(t), Some(c)) = (&self.trace, self.cpus.get(ticket.cpu)) {
+            let slot = c.wait(ticket.context);
+            t.push_spin_end(
+                ticket.cpu,
+                self.now_ns(),
+                slot.name_ptr.load(Ordering::Relaxed),
+                slot.name_len.load(Ordering::Relaxed),
+            );
+        }
         if let Some(c) = self.cpus.get(ticket.cpu) {
             c.wait(ticket.context).lock.store(0, Ordering::Release);
         }
@@ -328,6 +363,16 @@ impl Arch for Machine {
     fn panic_cpu(&self) -> Option<usize> {
         let cpu = self.panic_cpu.load(Ordering::Acquire);
         (cpu != usize::MAX).then_some(cpu)
+    }
+
+    fn lock_event(&self, lock: &LockCore, held: bool) {
+        if self.trace.is_some() {
+            self.trace(if held {
+                trace::Kind::Held(lock.name())
+            } else {
+                trace::Kind::Released(lock.name())
+            });
+        }
     }
 
     fn wake_printer(&self) {

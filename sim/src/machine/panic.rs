@@ -71,8 +71,7 @@ impl Machine {
             return;
         }
         self.push_frame(&PANIC);
-        self.design.printk(
-            self,
+        self.printk(
             Level::Emerg,
             format_args!("Kernel panic - not syncing: simulated panic on CPU {cpu}\n"),
         );
@@ -80,8 +79,7 @@ impl Machine {
         self.stop_other_cpus(cpu);
         self.pop_frame();
         self.design.panic_flush(self);
-        self.design.printk(
-            self,
+        self.printk(
             Level::Emerg,
             format_args!(
                 "---[ end Kernel panic - not syncing: simulated panic on CPU {cpu} ]---\n"
@@ -171,9 +169,7 @@ impl Machine {
         }
         let jiffies = self.now_ns() / (1_000_000_000 / u64::from(self.config.hz.max(1)));
         let stalled = core::str::from_utf8(list.as_bytes()).unwrap_or("");
-        self.design.printk(
-            self,
-            Level::Err,
+        self.printk(Level::Err,
             format_args!("INFO: rcu_sched detected stalls on CPUs/tasks: {{{stalled} }} (detected by {me}, t={jiffies} jiffies)\n"),
         );
     }
@@ -246,14 +242,9 @@ impl Machine {
             if i == me || (stalled_only && !c.stalled.load(Ordering::Relaxed)) {
                 continue;
             }
-            self.design.printk(
-                self,
-                Level::Warning,
-                format_args!("Task dump for CPU {i}:\n"),
-            );
+            self.printk(Level::Warning, format_args!("Task dump for CPU {i}:\n"));
             let torn = c.stack.walk_remote(|frame| {
-                self.design
-                    .printk(self, Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
+                self.printk(Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
             });
             self.remote_traces.fetch_add(1, Ordering::Relaxed);
             if torn {
