@@ -23,7 +23,20 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a scenario on one or more designs, side by side.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Run a scenario and tell, in plain sentences, what happened on each
+    /// CPU, why it could never end, which rule that breaks, and how the
+    /// other designs fared on the same scenario.
+    Explain {
+        /// A scenario file, or the name of a built-in scenario.
+        scenario: String,
+        /// The design to explain (default: the first that found something).
+        #[arg(long)]
+        design: Option<String>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// List built-in scenarios and designs.
     List {
         /// Also list every design's injection points.
@@ -137,7 +150,12 @@ pub fn main() -> ExitCode {
             svg: None,
             check: false,
         }),
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
+        Some(Command::Explain {
+            scenario,
+            design,
+            seed,
+        }) => explain(&scenario, design.as_deref(), seed),
         Some(Command::List { points }) => {
             list(points);
             Ok(())
@@ -363,6 +381,35 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::Expect(failed))
     }
+}
+
+/// `explain`: run every design of the scenario with timelines, then tell
+/// the focus design's run.
+fn explain(name: &str, design: Option<&str>, seed: Option<u64>) -> Result<(), Failure> {
+    let mut plan = scenario::load(name)?.plan(&Overrides {
+        seed,
+        ..Overrides::default()
+    })?;
+    if let Some(d) = design {
+        let info = klog::printk::design(d)
+            .ok_or_else(|| InputError::option("--design", format!("unknown design `{d}`")))?;
+        if !plan.designs.iter().any(|x| x.name == info.name) {
+            plan.designs.insert(0, info);
+        }
+    }
+    plan.timeline = true;
+    let mut runs = Vec::new();
+    for d in &plan.designs {
+        runs.push(runner::run(&plan, d, plan.seed, false).map_err(Failure::Internal)?);
+    }
+    let focus = design.map(str::to_string).unwrap_or_else(|| {
+        runs.iter()
+            .find(|r| !r.findings.is_empty())
+            .or(runs.first())
+            .map_or(String::new(), |r| r.design.to_string())
+    });
+    print!("{}", report::explain::explain(&plan, &runs, &focus));
+    Ok(())
 }
 
 fn list(points: bool) {

@@ -420,3 +420,28 @@ fn a_second_ctrl_c_exits_at_once() {
     let status = wait_for(&mut child, std::time::Duration::from_secs(5));
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn explain_tells_the_flagship_and_how_lockless_avoided_it() {
+    let out = sim(&["explain", "nmi-in-console-unlock", "--design", "legacy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for want in [
+        "legacy on nmi-in-console-unlock (2 CPUs, 300 ms, seed 1): deadlock",
+        "CPU 0 was in task context and held logbuf_lock, taken at the point console_unlock:logbuf_locked.",
+        "an NMI handler began on CPU 0",
+        "In an NMI handler CPU 0 needed logbuf_lock and spun on it",
+        "cpu0/nmi waits for logbuf_lock, held by cpu0/task;",
+        "cpu0/task cannot run again until cpu0/nmi, which interrupted it, returns.",
+        "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
+        "  lockless: clean: its NMI printk returned in at most ",
+        "nothing in NMI context waited for logbuf_lock",
+        "  trylock: loss:",
+        "the NMI's one trylock of logbuf_lock failed",
+        "  nbcon: clean: no CPU ever printed to the console",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in:\n{s}");
+    }
+    let out = sim(&["explain", "nmi-in-console-unlock", "--design", "fancy"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -9,6 +9,9 @@ use printk_sim::report::timeline;
 use printk_sim::scenario::Overrides;
 use serde_json::Value;
 
+/// A complete event: start and end in µs, and its name.
+type Span = (f64, f64, String);
+
 fn flagship_runs() -> Vec<printk_sim::runner::RunReport> {
     let mut p = plan(
         "nmi-in-console-unlock",
@@ -27,8 +30,7 @@ fn the_trace_is_valid_trace_event_json_and_shows_the_deadlock() {
     let v: Value = serde_json::from_str(&timeline::chrome(&runs)).unwrap();
     let events = v["traceEvents"].as_array().unwrap();
     assert!(events.len() > 1000, "{}", events.len());
-    let mut spans: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64, String)>> =
-        Default::default();
+    let mut spans: std::collections::BTreeMap<(u64, u64), Vec<Span>> = Default::default();
     for e in events {
         let ph = e["ph"].as_str().unwrap();
         assert!(e["name"].is_string(), "{e}");
@@ -57,7 +59,7 @@ fn the_trace_is_valid_trace_event_json_and_shows_the_deadlock() {
     // in does.
     for ((pid, tid), list) in &mut spans {
         list.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
-        let mut open: Vec<(f64, f64, String)> = Vec::new();
+        let mut open: Vec<Span> = Vec::new();
         for s in list.iter() {
             while open.last().is_some_and(|top| s.0 >= top.1) {
                 open.pop();
