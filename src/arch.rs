@@ -114,6 +114,12 @@ pub trait Arch: Sync {
     /// from irq_work, so it must be as signal-safe as everything else.
     fn wake_printer(&self) {}
 
+    /// The calling CPU's list of held locks for lockdep's order graph, if
+    /// the machine keeps one.
+    fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {
+        None
+    }
+
     /// The calling CPU took (`held`) or released a spinlock: for timelines.
     fn lock_event(&self, lock: &LockCore, held: bool) {
         let _ = (lock, held);

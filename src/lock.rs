@@ -27,7 +27,7 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{Arch, IrqFlags};
 use crate::context::Context;
@@ -79,6 +79,9 @@ pub struct LockCore {
     usage: AtomicU32,
     /// Owner word of the first non-try acquisition in NMI context.
     first_nmi: AtomicU64,
+    /// lockdep's order graph: ids of the locks held when this one was
+    /// taken (the edges that end here).
+    before: [AtomicUsize; crate::lockdep::MAX_HELD],
 }
 
 impl LockCore {
@@ -89,6 +92,56 @@ impl LockCore {
             owner: AtomicU64::new(0),
             usage: AtomicU32::new(0),
             first_nmi: AtomicU64::new(0),
+            before: [const { AtomicUsize::new(0) }; crate::lockdep::MAX_HELD],
+        }
+    }
+
+    /// lockdep: the ids of the locks that were held when this one was
+    /// taken.
+    pub fn before(&self) -> Vec<usize> {
+        self.before
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&id| id != 0)
+            .collect()
+    }
+
+    /// Record that lock `id` was held when this one was taken: one relaxed
+    /// load per slot when known already.
+    fn note_before(&self, id: usize) {
+        for slot in &self.before {
+            match slot.load(Ordering::Relaxed) {
+                x if x == id => return,
+                0 => match slot.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return,
+                    Err(x) if x == id => return,
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// lockdep, before a (non-try) acquisition waits: every lock the
+    /// calling CPU holds gains an edge to this one. Checked before the
+    /// wait, as the kernel's lock_acquire() does, so an order that is
+    /// about to deadlock is on record.
+    fn lockdep_edges<A: Arch>(&self, arch: &A) {
+        let Some(held) = arch.lockdep_held() else {
+            return;
+        };
+        let me = self.id();
+        held.each(|id| {
+            if id != me {
+                self.note_before(id);
+            }
+        });
+    }
+
+    /// lockdep: the calling CPU now holds this lock.
+    fn lockdep_acquired<A: Arch>(&self, arch: &A) {
+        if let Some(held) = arch.lockdep_held() {
+            held.push(self.id());
         }
     }
 
@@ -212,7 +265,9 @@ impl<T> RawSpinLock<T> {
         at: Option<Point>,
     ) -> Result<SpinGuard<'a, T>, Broken> {
         self.core.note_use(arch, at, false);
+        self.core.lockdep_edges(arch);
         self.core.spin_acquire(arch, at)?;
+        self.core.lockdep_acquired(arch);
         arch.lock_event(&self.core, true);
         Ok(SpinGuard { lock: self, arch })
     }
@@ -244,6 +299,7 @@ impl<T> RawSpinLock<T> {
         // `then`, not `then_some`: a guard built eagerly for a failed
         // attempt would be dropped at once and release the holder's lock.
         self.core.try_acquire(arch, at).then(|| {
+            self.core.lockdep_acquired(arch);
             arch.lock_event(&self.core, true);
             SpinGuard { lock: self, arch }
         })
@@ -280,6 +336,9 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.core.release();
+        if let Some(held) = self.arch.lockdep_held() {
+            held.pop(self.lock.core.id());
+        }
         self.arch.lock_event(&self.lock.core, false);
     }
 }

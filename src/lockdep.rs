@@ -10,10 +10,74 @@
 //! |---|---|---|
 //! | `nmi-unsafe-lock` | acquired (not trylocked) in NMI context and used in any other context | `inconsistent {INITIAL USE} -> {IN-NMI} usage.` |
 //! | `inconsistent-irq-usage` | acquired (not trylocked) in hardirq context and in task context with interrupts on | `inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.` |
+//! | `circular-lock-order` | a cycle in the class order graph: A taken while B was held, and B (perhaps through others) while A was | `possible circular locking dependency detected` |
 //!
-//! Not yet: the class order graph (AB-BA), sleeping in atomic context.
+//! The order graph: every CPU keeps the locks it holds, all contexts
+//! together (an interrupt's locks go on top of those of the context it
+//! interrupted, as they go on the interrupted task's list in the kernel);
+//! taking a lock without a trylock adds an edge from every lock held to
+//! it. Each report carries the kernel's "Possible unsafe locking scenario"
+//! box. Not modelled: sleeping in atomic context (no design here sleeps).
+
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::lock::LockCore;
+
+/// How many locks one CPU may hold at once for the order graph (deeper
+/// nesting is counted but not tracked).
+pub const MAX_HELD: usize = 8;
+
+/// The locks one CPU holds, all its contexts together, innermost last.
+/// Changed only by the owning CPU (an interrupt's pushes and pops are
+/// balanced before it returns); atomics so the watchdog could read it.
+#[derive(Debug, Default)]
+pub struct Held {
+    depth: AtomicUsize,
+    ids: [AtomicUsize; MAX_HELD],
+}
+
+impl Held {
+    /// Every lock id held now, outermost first.
+    pub fn each(&self, mut f: impl FnMut(usize)) {
+        let d = self.depth.load(Ordering::Relaxed).min(MAX_HELD);
+        for slot in self.ids.iter().take(d) {
+            f(slot.load(Ordering::Relaxed));
+        }
+    }
+
+    pub(crate) fn push(&self, id: usize) {
+        let d = self.depth.load(Ordering::Relaxed);
+        if let Some(slot) = self.ids.get(d) {
+            slot.store(id, Ordering::Relaxed);
+        }
+        self.depth.store(d + 1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn pop(&self, id: usize) {
+        let d = self.depth.load(Ordering::Relaxed);
+        if d == 0 {
+            return;
+        }
+        if d > MAX_HELD {
+            self.depth.store(d - 1, Ordering::Relaxed);
+            return;
+        }
+        // Usually the top; otherwise close the gap it leaves.
+        let Some(at) = (0..d).rev().find(|&i| {
+            self.ids
+                .get(i)
+                .is_some_and(|s| s.load(Ordering::Relaxed) == id)
+        }) else {
+            return;
+        };
+        for i in at..d - 1 {
+            if let (Some(to), Some(from)) = (self.ids.get(i), self.ids.get(i + 1)) {
+                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        self.depth.store(d - 1, Ordering::Relaxed);
+    }
+}
 
 /// Usage bits, one per way a class was acquired.
 pub mod usage {
@@ -47,6 +111,26 @@ pub struct Finding {
     pub message: &'static str,
     /// The first example: CPU, context and acquire point, where known.
     pub example: Option<crate::lock::Owner>,
+    /// The kernel's "Possible unsafe locking scenario" box.
+    pub scenario: String,
+}
+
+fn irq_box(lock: &str, interrupt: &str) -> String {
+    format!(
+        " Possible unsafe locking scenario:\n\n       CPU0\n       ----\n  lock({lock});\n  <{interrupt}>\n    lock({lock});\n\n *** DEADLOCK ***\n"
+    )
+}
+
+fn abba_box(a: &str, b: &str) -> String {
+    let pad = |s: String| format!("{s:<32}");
+    let mut out = String::from(" Possible unsafe locking scenario:\n\n");
+    out.push_str(&format!("       {}CPU1\n", pad("CPU0".into())));
+    out.push_str(&format!("       {}----\n", pad("----".into())));
+    out.push_str(&format!("  lock({a});\n"));
+    out.push_str(&format!("       {}lock({b});\n", pad(String::new())));
+    out.push_str(&format!("       {}lock({a});\n", pad(String::new())));
+    out.push_str(&format!("  lock({b});\n\n *** DEADLOCK ***\n"));
+    out
 }
 
 /// The findings for these lock classes, once each.
@@ -60,6 +144,7 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 lock: lock.name(),
                 message: "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
                 example: lock.first_nmi_use(),
+                scenario: irq_box(lock.name(), "NMI"),
             });
         }
         if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
@@ -68,8 +153,72 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 lock: lock.name(),
                 message: "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
                 example: None,
+                scenario: irq_box(lock.name(), "Interrupt"),
             });
         }
+    }
+    // The order graph: a cycle through each lock, reported once per cycle
+    // (at its first lock in `locks` order).
+    let index = |id: usize| locks.iter().position(|l| l.id() == id);
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); locks.len()];
+    for (b, l) in locks.iter().enumerate() {
+        for a in l.before().into_iter().filter_map(index) {
+            after[a].push(b);
+        }
+    }
+    let mut reported: Vec<Vec<usize>> = Vec::new();
+    for start in 0..locks.len() {
+        // Shortest path back to `start`, breadth first.
+        let mut prev: Vec<Option<usize>> = vec![None; locks.len()];
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut seen = vec![false; locks.len()];
+        let mut found = None;
+        while let Some(n) = queue.pop_front() {
+            for &m in &after[n] {
+                if m == start {
+                    found = Some(n);
+                    break;
+                }
+                if !seen[m] {
+                    seen[m] = true;
+                    prev[m] = Some(n);
+                    queue.push_back(m);
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(mut n) = found else {
+            continue;
+        };
+        let mut cycle = vec![n];
+        while let Some(p) = prev[n] {
+            cycle.push(p);
+            n = p;
+        }
+        if !cycle.contains(&start) {
+            cycle.push(start);
+        }
+        let mut key = cycle.clone();
+        key.sort_unstable();
+        if reported.contains(&key) {
+            continue;
+        }
+        reported.push(key);
+        cycle.reverse();
+        let a = locks[start].name();
+        let b = cycle
+            .iter()
+            .find(|&&i| i != start)
+            .map_or(a, |&i| locks[i].name());
+        out.push(Finding {
+            rule: "circular-lock-order",
+            lock: a,
+            message: "possible circular locking dependency detected",
+            example: None,
+            scenario: abba_box(a, b),
+        });
     }
     out
 }

@@ -33,6 +33,7 @@ pub struct FakeArch {
     hook: Option<(Point, PointHook)>,
     hook_fired: AtomicBool,
     real_clock: Option<std::time::Instant>,
+    held: crate::lockdep::Held,
 }
 
 impl FakeArch {
@@ -51,6 +52,7 @@ impl FakeArch {
             hook: None,
             hook_fired: AtomicBool::new(false),
             real_clock: None,
+            held: crate::lockdep::Held::default(),
         }
     }
 
@@ -130,4 +132,7 @@ impl Arch for FakeArch {
     fn wait_end(&self, _ticket: WaitTicket) {}
     fn push_frame(&self, _frame: &'static Frame) {}
     fn pop_frame(&self) {}
+    fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {
+        Some(&self.held)
+    }
 }

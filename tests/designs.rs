@@ -326,3 +326,46 @@ fn lockdep_rules_fire_once_per_class_with_the_kernels_words() {
         "the first example"
     );
 }
+
+#[test]
+fn lockdep_finds_an_ab_ba_order_once_with_the_kernels_box() {
+    use klog::{lockdep, RawSpinLock};
+    let a = RawSpinLock::new("lock_a", ());
+    let b = RawSpinLock::new("lock_b", ());
+    let c = RawSpinLock::new("lock_c", ());
+    let arch = FakeArch::new(0, 1);
+    {
+        let _ga = a.lock(&arch, None).unwrap();
+        let _gb = b.lock(&arch, None).unwrap();
+    }
+    // Only ever one order between a and c, and a trylock adds no edge.
+    {
+        let _ga = a.lock(&arch, None).unwrap();
+        let _gc = c.lock(&arch, None).unwrap();
+    }
+    {
+        let _gc = c.lock(&arch, None).unwrap();
+        let _ga = a.try_lock(&arch, None).unwrap();
+    }
+    assert!(lockdep::check(&[a.core(), b.core(), c.core()]).is_empty());
+    {
+        let _gb = b.lock(&arch, None).unwrap();
+        let _ga = a.lock(&arch, None).unwrap();
+    }
+    let f = lockdep::check(&[a.core(), b.core(), c.core()]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!((f[0].rule, f[0].lock), ("circular-lock-order", "lock_a"));
+    assert_eq!(
+        f[0].message,
+        "possible circular locking dependency detected"
+    );
+    for line in [
+        "lock(lock_a);",
+        "lock(lock_b);",
+        "*** DEADLOCK ***",
+        "CPU0",
+        "CPU1",
+    ] {
+        assert!(f[0].scenario.contains(line), "{}", f[0].scenario);
+    }
+}

@@ -137,6 +137,8 @@ fn rcu_stall_part_3_nmi_backtraces_complete_and_consistent() {
 fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
     let p = plan("backtrace-abba", Overrides::default());
     let r = run(&p, "legacy");
+    let lockless = run(&p, "lockless");
+    assert!(lockless.lockdep.is_empty());
     let f = deadlocks(&r)[0];
     assert_eq!(
         f.cycle,
@@ -149,7 +151,19 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
         ]
     );
     assert_eq!(f.point, Some("console_unlock:logbuf_locked"));
+    // lockdep saw both orders, once, with the kernel's box.
+    let rules: Vec<(&str, &str)> = r.lockdep.iter().map(|l| (l.rule, l.lock)).collect();
+    assert_eq!(
+        rules,
+        [
+            ("nmi-unsafe-lock", "logbuf_lock"),
+            ("circular-lock-order", "logbuf_lock")
+        ]
+    );
+    assert!(r.lockdep[1].scenario.contains("lock(nmi_backtrace_lock);"));
+    assert!(r.lockdep[0].scenario.contains("<NMI>"));
     let r = run(&p, "nmi_buffers");
+    assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
     assert_eq!(r.outcome, Outcome::Clean);
     // Both answers reached the log through CPU 2's flush.
     for cpu in [0, 1] {

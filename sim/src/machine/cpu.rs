@@ -99,6 +99,8 @@ pub struct Cpu {
     pub stop_requested: AtomicBool,
     /// Halted in an NMI handler, for good (until the run ends).
     pub stopped: AtomicBool,
+    /// The locks this CPU holds, for lockdep's order graph.
+    pub held: klog::lockdep::Held,
     /// Stuck on purpose (a `[[task]]` stall or an at-point `hold`): what
     /// the RCU stall detector reports.
     pub stalled: AtomicBool,

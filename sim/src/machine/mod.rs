@@ -365,6 +365,10 @@ impl Arch for Machine {
         (cpu != usize::MAX).then_some(cpu)
     }
 
+    fn lockdep_held(&self) -> Option<&klog::lockdep::Held> {
+        self.this().map(|(_, c)| &c.held)
+    }
+
     fn lock_event(&self, lock: &LockCore, held: bool) {
         if self.trace.is_some() {
             self.trace(if held {

@@ -381,6 +381,7 @@ pub fn explain(plan: &Plan, runs: &[RunReport], focus: &str) -> String {
             _ => l.lock.to_string(),
         };
         let _ = writeln!(s, "Rule broken (lockdep: \"{}\"): {why}.", l.message);
+        s.push_str(&l.scenario);
         if let Some(e) = l.example {
             let _ = writeln!(
                 s,
