@@ -20,6 +20,7 @@ fn printk(c: &mut Criterion) {
         console: ConsoleConfig {
             ns_per_char: 0,
             sink_bytes: 1 << 12,
+            registered: true,
         },
     };
     let mut group = c.benchmark_group("printk_64b");

@@ -59,6 +59,7 @@ fn legacy_ring() -> Legacy {
         console: ConsoleConfig {
             ns_per_char: 0,
             sink_bytes: 0,
+            registered: true,
         },
     })
 }

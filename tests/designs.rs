@@ -20,6 +20,7 @@ fn config(buffer_size: usize) -> DesignConfig {
         console: ConsoleConfig {
             ns_per_char: 0,
             sink_bytes: 1 << 20,
+            registered: true,
         },
     }
 }

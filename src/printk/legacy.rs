@@ -410,6 +410,9 @@ impl Legacy {
         self.logbuf_unlock(arch, log);
         arch.local_irq_restore(flags);
 
+        if !self.console.registered() {
+            return;
+        }
         if self.console_sem.try_down(arch, None) || self.console_trylock_spinning(arch) {
             self.console_unlock(arch);
         }
@@ -642,7 +645,7 @@ impl Legacy {
     /// Print what is pending if nobody else is printing (the deferred
     /// console output of irq_work).
     fn console_trylock_and_unlock<A: Arch>(&self, arch: &A) {
-        if self.console_sem.try_down(arch, None) {
+        if self.console.registered() && self.console_sem.try_down(arch, None) {
             self.console_unlock(arch);
         }
     }

@@ -232,7 +232,9 @@ impl<A: Arch> Printk<A> for Lockless {
     fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         arch.push_frame(&VPRINTK_EMIT);
         self.log.store(arch, level, args);
-        if arch.in_nmi() {
+        if !self.console.registered() {
+            // Nothing to print to.
+        } else if arch.in_nmi() {
             arch.irq_work_queue();
         } else {
             self.console_flush(arch);

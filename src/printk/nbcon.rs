@@ -688,6 +688,10 @@ impl<A: Arch> Printk<A> for Nbcon {
         }
         arch.push_frame(&VPRINTK_EMIT);
         self.log.store(arch, level, args);
+        if !self.console.registered() {
+            arch.pop_frame();
+            return;
+        }
         let prio = self.default_prio(arch);
         match flush_type(prio, self.printer_running.load(Ordering::Acquire)) {
             // The printer thread is woken from irq_work, which is safe from
@@ -816,6 +820,7 @@ mod tests {
             console: ConsoleConfig {
                 ns_per_char: 0,
                 sink_bytes: 1 << 16,
+                registered: true,
             },
         }
     }
