@@ -171,19 +171,53 @@ fn arch(cpu: usize, nr_cpus: usize) -> FakeArch {
     a
 }
 
-fn records(d: &DesignInfo) -> (f64, f64) {
-    let design = d.build::<FakeArch>(&config(1));
+/// Per design, ns per record pre-formatted and formatted. Batches are
+/// interleaved across designs (one batch of each in turn), so a noisy
+/// moment on a shared host costs every design alike.
+fn records(designs: &[&'static DesignInfo]) -> Vec<(f64, f64)> {
     let a = arch(0, 1);
-    let plain = per_op(|_| design.printk(&a, Level::Info, format_args!("{TEXT}\n")));
-    let design = d.build::<FakeArch>(&config(1));
-    let fmt = per_op(|i| {
-        design.printk(
-            &a,
-            Level::Info,
-            format_args!("cpu{} task #{} value={:#010x} {}\n", 0, i, i * 7919, &TEXT[..40]),
-        )
-    });
-    (plain, fmt)
+    let built: Vec<_> = designs
+        .iter()
+        .map(|d| {
+            (
+                d.build::<FakeArch>(&config(1)),
+                d.build::<FakeArch>(&config(1)),
+            )
+        })
+        .collect();
+    let mut samples = vec![(Vec::new(), Vec::new()); designs.len()];
+    for b in 0..WARMUP + BATCHES {
+        for ((plain, fmt), (ps, fs)) in built.iter().zip(samples.iter_mut()) {
+            let t0 = Instant::now();
+            for _ in 0..BATCH {
+                plain.printk(&a, Level::Info, format_args!("{TEXT}\n"));
+            }
+            let p = t0.elapsed().as_nanos() as f64 / BATCH as f64;
+            let t0 = Instant::now();
+            for i in 0..BATCH {
+                fmt.printk(
+                    &a,
+                    Level::Info,
+                    format_args!(
+                        "cpu{} task #{} value={:#010x} {}\n",
+                        0,
+                        i,
+                        i * 7919,
+                        &TEXT[..40]
+                    ),
+                );
+            }
+            let f = t0.elapsed().as_nanos() as f64 / BATCH as f64;
+            if b >= WARMUP {
+                ps.push(p);
+                fs.push(f);
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(p, f)| (median(p), median(f)))
+        .collect()
 }
 
 fn throughput(d: &DesignInfo, threads: usize) -> f64 {
@@ -239,9 +273,9 @@ pub fn run(designs: &[&'static DesignInfo], cpus: &[usize]) -> Result<BenchRepor
         .and_then(|s| s.plan(&Overrides::default()))
         .map_err(|e| e.to_string())?;
     let floor_ns = floor();
+    let costs = records(designs);
     let mut out = Vec::new();
-    for d in designs {
-        let (record_ns, record_fmt_ns) = records(d);
+    for (d, &(record_ns, record_fmt_ns)) in designs.iter().zip(&costs) {
         let throughput = cpus
             .iter()
             .map(|&n| (n.to_string(), throughput(d, n)))
@@ -253,7 +287,13 @@ pub fn run(designs: &[&'static DesignInfo], cpus: &[usize]) -> Result<BenchRepor
             .console
             .printed_by
             .iter()
-            .map(|&n| if total == 0 { 0.0 } else { n as f64 / total as f64 })
+            .map(|&n| {
+                if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                }
+            })
             .collect();
         out.push(DesignBench {
             design: d.name,
@@ -317,11 +357,7 @@ pub fn render(r: &BenchReport) -> String {
         let storm_vs = legacy.map_or(f64::NAN, |l| {
             d.storm_latency_ns.max as f64 / l.storm_latency_ns.max.max(1) as f64
         });
-        let top = d
-            .storm_print_share
-            .iter()
-            .copied()
-            .fold(0.0_f64, f64::max);
+        let top = d.storm_print_share.iter().copied().fold(0.0_f64, f64::max);
         let _ = write!(
             s,
             "{:<15} {:>6.1} ns {:>6.1}x {:>7.2}x {:>6.1} ns",

@@ -50,7 +50,12 @@ enum Command {
         #[arg(long = "design", value_name = "NAME")]
         designs: Vec<String>,
         /// Thread counts for the throughput test.
-        #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1,2,4")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "LIST",
+            default_value = "1,2,4"
+        )]
         cpus: Vec<usize>,
         /// Write the numbers as JSON to FILE (`-` for stdout).
         #[arg(long, value_name = "FILE")]
@@ -174,7 +179,11 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Check { scenarios }) => check(&scenarios),
-        Some(Command::Bench { designs, cpus, json }) => bench(&designs, &cpus, json.as_deref()),
+        Some(Command::Bench {
+            designs,
+            cpus,
+            json,
+        }) => bench(&designs, &cpus, json.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -401,14 +410,19 @@ fn run(args: RunArgs) -> Result<(), Failure> {
 fn bench(names: &[String], cpus: &[usize], json: Option<&str>) -> Result<(), Failure> {
     let mut designs = Vec::new();
     for n in names {
-        designs.push(klog::printk::design(n).ok_or_else(|| {
-            InputError::option("--design", format!("unknown design `{n}`"))
-        })?);
+        designs.push(
+            klog::printk::design(n)
+                .ok_or_else(|| InputError::option("--design", format!("unknown design `{n}`")))?,
+        );
     }
     if designs.is_empty() {
         designs = klog::printk::DESIGNS.iter().collect();
     }
-    if cpus.is_empty() || cpus.iter().any(|&c| c == 0 || c as i64 > scenario::MAX_CPUS) {
+    if cpus.is_empty()
+        || cpus
+            .iter()
+            .any(|&c| c == 0 || c as i64 > scenario::MAX_CPUS)
+    {
         return Err(InputError::option(
             "--cpus",
             format!("thread counts must be from 1 to {}", scenario::MAX_CPUS),

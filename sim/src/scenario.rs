@@ -91,6 +91,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "lockdep-only",
         include_str!("../../scenarios/lockdep-only.toml"),
     ),
+    ("many-cpus", include_str!("../../scenarios/many-cpus.toml")),
 ];
 
 /// At most this many simulated CPUs. More OS threads than that on a

@@ -445,3 +445,73 @@ fn explain_tells_the_flagship_and_how_lockless_avoided_it() {
     let out = sim(&["explain", "nmi-in-console-unlock", "--design", "fancy"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_measures_every_design_side_by_side_and_writes_the_json() {
+    let path = std::env::temp_dir().join(format!("printk-sim-bench-{}.json", std::process::id()));
+    let out = sim(&[
+        "bench",
+        "--design",
+        "legacy",
+        "--design",
+        "lockless",
+        "--cpus",
+        "1,2",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("floor (clock read + fetch_add + 64-byte copy)"),
+        "{table}"
+    );
+    assert!(table.contains("machine: "));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(v["machine"]["cpu"].is_string());
+    assert!(v["machine"]["host_cpus"].as_u64().unwrap() >= 1);
+    let floor = v["floor_ns"].as_f64().unwrap();
+    assert!(floor > 0.0);
+    let designs = v["designs"].as_array().unwrap();
+    let names: Vec<&str> = designs
+        .iter()
+        .map(|d| d["design"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["legacy", "lockless"]);
+    for d in designs {
+        let record = d["record_ns"].as_f64().unwrap();
+        assert!(record > floor, "{d}");
+        assert!(d["record_fmt_ns"].as_f64().unwrap() > 0.0);
+        for n in ["1", "2"] {
+            assert!(d["throughput"][n].as_f64().unwrap() > 0.0, "{d}");
+        }
+        for key in ["nmi_latency_ns", "storm_latency_ns"] {
+            let l = &d[key];
+            let (p50, p99, max) = (
+                l["p50"].as_u64().unwrap(),
+                l["p99"].as_u64().unwrap(),
+                l["max"].as_u64().unwrap(),
+            );
+            assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{key}: {l}");
+        }
+        let share: f64 = d["storm_print_share"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum();
+        assert!((share - 1.0).abs() < 1e-6, "{d}");
+    }
+    // The console storm pins legacy on one CPU.
+    let top = designs[0]["storm_print_share"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(top > 0.9, "{top}");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(sim(&["bench", "--design", "fancy"]).status.code(), Some(2));
+    assert_eq!(sim(&["bench", "--cpus", "0"]).status.code(), Some(2));
+}
