@@ -114,6 +114,13 @@ pub trait Arch: Sync {
     /// from irq_work, so it must be as signal-safe as everything else.
     fn wake_printer(&self) {}
 
+    /// Copy the calling CPU's shadow call stack, outermost first, into
+    /// `out`; the number of frames copied. Signal-safe (no allocation).
+    fn stack(&self, out: &mut [Option<&'static Frame>]) -> usize {
+        let _ = out;
+        0
+    }
+
     /// The calling CPU's list of held locks for lockdep's order graph, if
     /// the machine keeps one.
     fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {

@@ -27,9 +27,12 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::{Arch, IrqFlags};
+use crate::arch::{Arch, Frame, IrqFlags};
+
+/// Frames kept of a lockdep example's call trace.
+const STACK_MAX: usize = 16;
 use crate::context::Context;
 use crate::point::{self, Point};
 
@@ -79,6 +82,8 @@ pub struct LockCore {
     usage: AtomicU32,
     /// Owner word of the first non-try acquisition in NMI context.
     first_nmi: AtomicU64,
+    /// That acquisition's call trace, outermost first (null: none).
+    first_nmi_stack: [AtomicPtr<Frame>; STACK_MAX],
     /// lockdep's order graph: ids of the locks held when this one was
     /// taken (the edges that end here).
     before: [AtomicUsize; crate::lockdep::MAX_HELD],
@@ -92,6 +97,7 @@ impl LockCore {
             owner: AtomicU64::new(0),
             usage: AtomicU32::new(0),
             first_nmi: AtomicU64::new(0),
+            first_nmi_stack: [const { AtomicPtr::new(core::ptr::null_mut()) }; STACK_MAX],
             before: [const { AtomicUsize::new(0) }; crate::lockdep::MAX_HELD],
         }
     }
@@ -180,9 +186,19 @@ impl LockCore {
             self.usage.fetch_or(bit, Ordering::Relaxed);
             if bit == usage::NMI {
                 let tag = Owner::encode(arch.this_cpu(), context, at);
-                let _ =
-                    self.first_nmi
-                        .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed);
+                let first = self
+                    .first_nmi
+                    .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok();
+                if first {
+                    let mut frames = [None; STACK_MAX];
+                    let n = arch.stack(&mut frames);
+                    for (slot, f) in self.first_nmi_stack.iter().zip(frames.iter().take(n)) {
+                        let p =
+                            f.map_or(core::ptr::null_mut(), |f| f as *const Frame as *mut Frame);
+                        slot.store(p, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
@@ -190,6 +206,20 @@ impl LockCore {
     /// The lockdep usage bits so far.
     pub fn usage(&self) -> u32 {
         self.usage.load(Ordering::Relaxed)
+    }
+
+    /// The call trace of the first non-try acquisition in NMI context,
+    /// outermost first.
+    pub fn first_nmi_stack(&self) -> Vec<&'static str> {
+        self.first_nmi_stack
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .take_while(|p| !p.is_null())
+            // SAFETY: only `note_use` stores here, and only pointers made
+            // from `&'static Frame`.
+            .filter_map(|p| unsafe { p.as_ref() })
+            .map(|f| f.0)
+            .collect()
     }
 
     /// Where the first non-try acquisition in NMI context happened.

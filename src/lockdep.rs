@@ -113,6 +113,8 @@ pub struct Finding {
     pub example: Option<crate::lock::Owner>,
     /// The kernel's "Possible unsafe locking scenario" box.
     pub scenario: String,
+    /// The first example's call trace, outermost first, where known.
+    pub stack: Vec<&'static str>,
 }
 
 fn irq_box(lock: &str, interrupt: &str) -> String {
@@ -145,6 +147,7 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 message: "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
                 example: lock.first_nmi_use(),
                 scenario: irq_box(lock.name(), "NMI"),
+                stack: lock.first_nmi_stack(),
             });
         }
         if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
@@ -154,6 +157,7 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 message: "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
                 example: None,
                 scenario: irq_box(lock.name(), "Interrupt"),
+                stack: Vec::new(),
             });
         }
     }
@@ -218,6 +222,7 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
             message: "possible circular locking dependency detected",
             example: None,
             scenario: abba_box(a, b),
+            stack: Vec::new(),
         });
     }
     out

@@ -271,6 +271,11 @@ fn lockdep_reports_legacy_on_a_run_with_no_deadlock() {
     );
     let ex = r.lockdep[0].example.unwrap();
     assert_eq!((ex.cpu, ex.context), (1, Context::Nmi));
+    // The first example's call trace: an NMI on the idle CPU, in printk.
+    assert_eq!(
+        r.lockdep[0].stack,
+        ["cpu_idle", "nmi_handler", "vprintk_emit"]
+    );
     let r = run(&p, "lockless");
     assert!(r.lockdep.is_empty());
 }

@@ -365,6 +365,10 @@ impl Arch for Machine {
         (cpu != usize::MAX).then_some(cpu)
     }
 
+    fn stack(&self, out: &mut [Option<&'static Frame>]) -> usize {
+        self.this().map_or(0, |(_, c)| c.stack.copy_into(out))
+    }
+
     fn lockdep_held(&self) -> Option<&klog::lockdep::Held> {
         self.this().map(|(_, c)| &c.held)
     }

@@ -85,6 +85,21 @@ impl ShadowStack {
         depth
     }
 
+    /// Copy the frames, outermost first, into `out` (the CPU's own stack,
+    /// from any of its contexts); the number copied. Allocates nothing.
+    pub fn copy_into(&self, out: &mut [Option<&'static Frame>]) -> usize {
+        let depth = self.depth.load(Ordering::Relaxed);
+        let mut n = 0;
+        for (slot, o) in self.frames.iter().take(depth).zip(out.iter_mut()) {
+            let p = slot.load(Ordering::Relaxed);
+            // SAFETY: only `push` stores into `frames`, and only pointers
+            // made from `&'static Frame`.
+            *o = unsafe { p.as_ref() };
+            n += 1;
+        }
+        n
+    }
+
     /// Walk the stack of another CPU while it runs, handing each frame to
     /// `f` as it is read (`f` may take its time: the kernel's remote dump
     /// prints as it walks). True if the stack changed during the walk: the

@@ -393,6 +393,9 @@ pub fn explain(plan: &Plan, runs: &[RunReport], focus: &str) -> String {
                     .unwrap_or_default()
             );
         }
+        if !l.stack.is_empty() {
+            let _ = writeln!(s, "  Its call trace then: {}.", l.stack.join(" → "));
+        }
     }
     let focus_lock = r.findings.iter().find_map(|f| f.lock);
     let others: Vec<&RunReport> = runs.iter().filter(|o| o.design != focus).collect();
