@@ -165,7 +165,12 @@ pub fn run(
             seed,
             backtrace_wait_ns: (10e9 * plan.time_scale) as u64,
             stop_wait_ns: (1e9 * plan.time_scale) as u64,
-            trace_capacity: if plan.timeline { 1 << 17 } else { 0 },
+            // About a million events in all (32 MiB), at most 128 Ki per CPU.
+            trace_capacity: if plan.timeline {
+                ((1 << 20) / n).clamp(1 << 12, 1 << 17)
+            } else {
+                0
+            },
         },
         design,
         &DesignConfig {

@@ -249,7 +249,7 @@ struct RawNmi {
     kind: Spanned<String>,
     point: Option<Spanned<String>>,
     cpu: Option<Spanned<CpuSel>>,
-    hit_on: Option<Spanned<i64>>,
+    hit_on: Option<Spanned<CpuSel>>,
     nth: Option<Spanned<i64>>,
     wait: Option<Spanned<bool>>,
     hold: Option<Spanned<bool>>,
@@ -954,9 +954,6 @@ impl Scenario {
         let k = |f: &str| format!("{table}[{i}].{f}");
         let kind = n.kind.get_ref().as_str();
         if interrupt == Interrupt::Irq {
-            if let Some(w) = &n.wait {
-                return Err(self.err(w.span(), &k("wait"), "applies to NMIs only"));
-            }
             if matches!(
                 n.action.as_ref().map(|a| a.get_ref().as_str()),
                 Some("backtrace")
@@ -1145,10 +1142,20 @@ impl Scenario {
                     ));
                 }
                 let hit_on = match (&n.hit_on, targets) {
-                    (Some(h), _) => self.int(h, &k("hit_on"), 0, cpus as i64 - 1).map_err(|mut e| {
-                        e.message.push_str(why);
-                        e
-                    })?,
+                    // The design's printer thread, which calls itself CPU
+                    // `cpus` (see machine/printer.rs).
+                    (Some(h), _) if matches!(h.get_ref(), CpuSel::Text(t) if t == "printer") => {
+                        if !designs.iter().any(|d| d.name == "nbcon") {
+                            return Err(self.err(h.span(), &k("hit_on"), "only nbcon has a printer thread"));
+                        }
+                        cpus
+                    }
+                    (Some(h), _) => match h.get_ref() {
+                        CpuSel::One(_) => self.cpu_set(h, &k("hit_on"), cpus, why)?.first().copied().unwrap_or(0),
+                        _ => {
+                            return Err(self.err(h.span(), &k("hit_on"), "expected one CPU index or \"printer\""))
+                        }
+                    },
                     (None, Targets::One(c)) => c,
                     (None, Targets::All) => {
                         return Err(self.err(

@@ -295,6 +295,14 @@ impl Workload {
             return;
         };
         let context = c.context();
+        // One number per `[[irq]]` handler run, even when one IRQ entry
+        // handles several (it also tells a CPU waiting at a point that the
+        // handler has begun).
+        let irq_run = if context == Context::Nmi {
+            0
+        } else {
+            c.irq_actions.fetch_add(1, Ordering::Release) + 1
+        };
         let level_idx = usize::from(context.level());
         let rng_state = if context == Context::Nmi {
             &c.nmi_rng
@@ -308,9 +316,7 @@ impl Workload {
                 let n0 = if context == Context::Nmi {
                     c.nmis.load(Ordering::Relaxed)
                 } else {
-                    // One number per handler run, even when one IRQ entry
-                    // handles several.
-                    c.irq_actions.fetch_add(1, Ordering::Relaxed) + 1
+                    irq_run
                 };
                 for line in 0..u64::from(lines) {
                     if m.stop.load(Ordering::Relaxed) {

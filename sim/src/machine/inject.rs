@@ -25,11 +25,12 @@ pub enum Trigger {
     AtPoint {
         /// The point.
         point: Point,
-        /// The CPU whose passing fires it.
+        /// The CPU whose passing fires it (`nr_cpus`: the printer thread).
         hit_on: usize,
         /// Fire from this hit on.
         nth: u64,
-        /// For another target: hold still until it is inside its handler.
+        /// For another target: hold still until it is inside its handler
+        /// (the NMI handler, or the work of an `[[irq]]` source).
         wait: bool,
         /// Then hold still where it is (with whatever it holds) until an
         /// NMI from elsewhere reaches this CPU, or the run ends.
@@ -269,17 +270,22 @@ impl Injector {
             // below (a signal to oneself is handled before `tgkill`
             // returns): the hold ends at the next one from elsewhere.
             let mut mine = m.cpus.get(me).map_or(0, |c| c.nmis.load(Ordering::Acquire));
+            let nmi = a.source.interrupt == Interrupt::Nmi;
             for target in a.source.targets.cpus(m.cpus.len()) {
-                let before = m
-                    .cpus
-                    .get(target)
-                    .map_or(0, |c| c.nmis.load(Ordering::Acquire));
+                let entered = |c: &super::Cpu| {
+                    if nmi {
+                        c.nmis.load(Ordering::Acquire)
+                    } else {
+                        c.irq_actions.load(Ordering::Acquire)
+                    }
+                };
+                let before = m.cpus.get(target).map_or(0, |c| entered(c));
                 let sent = m.raise(target, index);
-                if sent && target == me && a.source.interrupt == Interrupt::Nmi {
+                if sent && target == me && nmi {
                     mine += 1;
                 }
                 if sent && wait && target != me {
-                    m.wait_for_nmi(target, before);
+                    m.wait_for_handler(target, before, &entered);
                 }
             }
             if hold {
@@ -307,14 +313,14 @@ impl Machine {
         c.stalled.store(false, Ordering::Relaxed);
     }
 
-    /// Hold still until `cpu` has entered its NMI handler more than
-    /// `before` times, the run ends, or the wait limit passes.
-    fn wait_for_nmi(&self, cpu: usize, before: u64) {
+    /// Hold still until `cpu` has entered the handler more than `before`
+    /// times (as `entered` counts), the run ends, or the wait limit passes.
+    fn wait_for_handler(&self, cpu: usize, before: u64, entered: &dyn Fn(&super::Cpu) -> u64) {
         let Some(c) = self.cpus.get(cpu) else {
             return;
         };
         let deadline = mono_ns().saturating_add(self.config.nmi_wait_limit_ns);
-        while c.nmis.load(Ordering::Acquire) <= before {
+        while entered(c) <= before {
             if self.abort_all.load(Ordering::Relaxed) || mono_ns() > deadline {
                 return;
             }
