@@ -953,14 +953,14 @@ impl Scenario {
         };
         let k = |f: &str| format!("{table}[{i}].{f}");
         let kind = n.kind.get_ref().as_str();
-        if interrupt == Interrupt::Irq {
-            if matches!(
+        if interrupt == Interrupt::Irq
+            && matches!(
                 n.action.as_ref().map(|a| a.get_ref().as_str()),
                 Some("backtrace")
-            ) {
-                let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
-                return Err(self.err(span, &k("action"), "backtrace applies to NMIs only"));
-            }
+            )
+        {
+            let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
+            return Err(self.err(span, &k("action"), "backtrace applies to NMIs only"));
         }
         // Keys that only some kinds take.
         let only = |present: bool, span: Option<Range<usize>>, key: &str, kinds: &[&str]| {
