@@ -461,27 +461,12 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                 .zip(&roots)
                 .any(|(&(c, k, _), &r)| c == cpu && k == kind && r == cpu)
         };
-        let mut fresh: Vec<Finding> = Vec::new();
-        let mut behind: Vec<(usize, FindingKind, usize)> = Vec::new();
-        for (&(cpu, kind, since), &root) in due.iter().zip(&roots) {
-            let root_stuck = root != cpu
-                && (is_root(root, kind)
-                    || report
-                        .findings
-                        .iter()
-                        .any(|f| f.kind == kind && f.cpu == root)
-                    || m.cpus()
-                        .get(root)
-                        .is_some_and(|c| !c.online.load(Ordering::Acquire)));
-            if root_stuck {
-                behind.push((cpu, kind, root));
-                continue;
-            }
+        let lockup = |cpu: usize, kind, since: u64| {
             let top = snap.top(cpu);
             let wait = snap.wait(top);
             let lock = wait.and_then(|w| m.lock_by_id(w.lock));
             let owner = lock.and_then(|l| l.owner());
-            fresh.push(Finding {
+            Finding {
                 kind,
                 cpu,
                 context: Context::from_level(top.1),
@@ -500,9 +485,27 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                     .get(cpu)
                     .map(|c| vec![(cpu, c.stack.trace())])
                     .unwrap_or_default(),
-            });
+            }
+        };
+        let mut fresh: Vec<Finding> = Vec::new();
+        let mut behind: Vec<(usize, FindingKind, u64, usize)> = Vec::new();
+        for (&(cpu, kind, since), &root) in due.iter().zip(&roots) {
+            let root_stuck = root != cpu
+                && (is_root(root, kind)
+                    || report
+                        .findings
+                        .iter()
+                        .any(|f| f.kind == kind && f.cpu == root)
+                    || m.cpus()
+                        .get(root)
+                        .is_some_and(|c| !c.online.load(Ordering::Acquire)));
+            if root_stuck {
+                behind.push((cpu, kind, since, root));
+                continue;
+            }
+            fresh.push(lockup(cpu, kind, since));
         }
-        for (cpu, kind, root) in behind {
+        for (cpu, kind, since, root) in behind {
             let target = fresh
                 .iter_mut()
                 .chain(report.findings.iter_mut())
@@ -510,29 +513,7 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             match target {
                 Some(f) => f.blocked_behind.push(cpu),
                 // Behind a stopped CPU, which has no finding of its own.
-                None => {
-                    if let Some(c) = m.cpus().get(cpu) {
-                        let top = snap.top(cpu);
-                        let lock = snap.wait(top).and_then(|w| m.lock_by_id(w.lock));
-                        let owner = lock.and_then(|l| l.owner());
-                        fresh.push(Finding {
-                            kind,
-                            cpu,
-                            context: Context::from_level(top.1),
-                            lock: lock.map(|l| l.name()),
-                            holder_cpu: owner.map(|o| o.cpu),
-                            holder_context: owner.map(|o| o.context),
-                            point: owner.and_then(|o| o.point).map(|p| p.name),
-                            detected_after_ms: 0.0,
-                            at_ms: ms(now),
-                            cycle: Vec::new(),
-                            blocked_behind: Vec::new(),
-                            spins: snap.wait(top).map_or(0, |w| w.spins),
-                            action: "report",
-                            stacks: vec![(cpu, c.stack.trace())],
-                        });
-                    }
-                }
+                None => fresh.push(lockup(cpu, kind, since)),
             }
         }
         for f in fresh {

@@ -56,8 +56,12 @@ fn rcu_stall_part_1_the_nmi_backtrace_deadlocks_legacy_in_printk() {
         let r = run(&p, d);
         assert_balanced(&r);
         assert!(deadlocks(&r).is_empty(), "{d}");
+        let splat = "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 } (detected by 0, t=";
         assert_eq!(
-            count(&r, "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 } (detected by 0, t=57 jiffies)"),
+            r.records
+                .iter()
+                .filter(|rec| rec.text.starts_with(splat))
+                .count(),
             1,
             "{d}"
         );
@@ -74,19 +78,21 @@ fn rcu_stall_part_1_the_nmi_backtrace_deadlocks_legacy_in_printk() {
 #[test]
 fn rcu_stall_part_2_the_remote_dump_cannot_deadlock_but_tears() {
     let p = plan("rcu-stall-remote-dump", Overrides::default());
+    let mut torn = 0;
     for d in ["legacy", "nmi_buffers", "lockless"] {
         let r = run(&p, d);
         assert_balanced(&r);
         assert!(deadlocks(&r).is_empty(), "{d}");
         assert_eq!(r.nmis.iter().sum::<u64>(), 0, "{d}: no NMI at all");
         assert_eq!(r.remote_traces, 5, "{d}");
-        // A walk is torn when the target changed its stack meanwhile: it
-        // does so all the time, but the host decides when its thread runs.
-        assert!(r.torn_traces >= 1, "{d}: {} of 5 torn", r.torn_traces);
-        assert!(count(&r, "Task dump for CPU 1:") >= 1, "{d}");
-        // Only CPU 1 stalled, so only CPU 1 was dumped.
-        assert_eq!(count(&r, "Task dump for CPU 2:"), 0, "{d}");
+        torn += r.torn_traces;
+        // One walk of the stalled CPU per report.
+        assert_eq!(count(&r, "Task dump for CPU 1:"), 5, "{d}");
     }
+    // A walk is torn when the target changed its stack meanwhile: it does
+    // so all the time, but the host decides when its thread runs, so the
+    // count is asked of all fifteen walks together.
+    assert!(torn >= 3, "{torn} of 15 walks torn");
 }
 
 #[test]
@@ -291,7 +297,11 @@ fn random_nmis_deadlock_legacy_on_some_seeds_and_lockless_on_none() {
             legacy += 1;
         }
         let r = run_seed(&p, "lockless", seed);
-        assert_eq!(r.outcome, Outcome::Clean, "lockless seed {seed}");
+        assert!(
+            r.findings.iter().all(|f| f.kind != FindingKind::Deadlock),
+            "lockless seed {seed}: {:#?}",
+            r.findings
+        );
     }
     assert!(
         (1..20).contains(&legacy),

@@ -649,25 +649,33 @@ impl Nbcon {
             || (arch.panic_cpu() == Some(arch.this_cpu()) && self.log.ring.has_next(seq + 1))
     }
 
+    /// Print records one by one, acquiring the console for each at `prio`,
+    /// until none is pending. True if it stopped with records left (the
+    /// console was someone else's, or was taken from us).
+    fn print_pending<A: Arch>(&self, arch: &A, prio: Prio, spin: bool, hostile: bool) -> bool {
+        while self.pending(arch, self.seq.load(Ordering::Acquire)) {
+            let Some(mut ctxt) = self.try_acquire(arch, prio, spin, hostile) else {
+                return true;
+            };
+            match self.emit_next_record(arch, &mut ctxt) {
+                Emit::Printed => self.release(&ctxt),
+                Emit::Empty => {
+                    self.release(&ctxt);
+                    return false;
+                }
+                Emit::Lost => return true,
+            }
+        }
+        false
+    }
+
     /// `nbcon_atomic_flush_pending()`: print everything pending in the
     /// caller, at this CPU's priority, interrupts off.
     fn atomic_flush<A: Arch>(&self, arch: &A, allow_unsafe_takeover: bool) {
         let prio = self.default_prio(arch);
         arch.push_frame(&ATOMIC_FLUSH);
         let flags = arch.local_irq_save();
-        while self.pending(arch, self.seq.load(Ordering::Acquire)) {
-            let Some(mut ctxt) = self.try_acquire(arch, prio, true, allow_unsafe_takeover) else {
-                break;
-            };
-            match self.emit_next_record(arch, &mut ctxt) {
-                Emit::Printed => self.release(&ctxt),
-                Emit::Empty => {
-                    self.release(&ctxt);
-                    break;
-                }
-                Emit::Lost => break,
-            }
-        }
+        self.print_pending(arch, prio, true, allow_unsafe_takeover);
         arch.local_irq_restore(flags);
         arch.pop_frame();
     }
@@ -782,26 +790,9 @@ impl<A: Arch> Printk<A> for Nbcon {
 
     fn printer_pass(&self, arch: &A) -> bool {
         arch.push_frame(&PRINTER);
-        let mut more = false;
-        while self.log.ring.has_next(self.seq.load(Ordering::Acquire)) {
-            // The thread never spins for the console: whoever holds it
-            // prints, and wakes us again.
-            let Some(mut ctxt) = self.try_acquire(arch, Prio::Normal, false, false) else {
-                more = true;
-                break;
-            };
-            match self.emit_next_record(arch, &mut ctxt) {
-                Emit::Printed => self.release(&ctxt),
-                Emit::Empty => {
-                    self.release(&ctxt);
-                    break;
-                }
-                Emit::Lost => {
-                    more = true;
-                    break;
-                }
-            }
-        }
+        // The thread never spins for the console: whoever holds it prints,
+        // and wakes us again.
+        let more = self.print_pending(arch, Prio::Normal, false, false);
         arch.pop_frame();
         more
     }

@@ -86,14 +86,27 @@ impl Trace {
         }
     }
 
+    /// Claim `cpu`'s next slot; a full buffer counts the event as lost.
+    fn claim(&self, cpu: usize) -> Option<&Slot> {
+        let c = self.cpus.get(cpu)?;
+        let i = c.next.fetch_add(1, Ordering::Relaxed);
+        let slot = c.slots.get(i);
+        if slot.is_none() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        slot
+    }
+
+    fn fill(slot: &Slot, ts_ns: u64, tag: u64, ptr: usize, len: usize) {
+        slot.ts.store(ts_ns, Ordering::Relaxed);
+        slot.ptr.store(ptr as u64, Ordering::Relaxed);
+        slot.len.store(len as u64, Ordering::Relaxed);
+        slot.tag.store(tag, Ordering::Release);
+    }
+
     /// Record `kind` at `ts_ns` on `cpu`. Signal-safe.
     pub fn push(&self, cpu: usize, ts_ns: u64, kind: Kind) {
-        let Some(c) = self.cpus.get(cpu) else {
-            return;
-        };
-        let i = c.next.fetch_add(1, Ordering::Relaxed);
-        let Some(slot) = c.slots.get(i) else {
-            self.lost.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = self.claim(cpu) else {
             return;
         };
         let (tag, name): (u64, &'static str) = match kind {
@@ -105,27 +118,15 @@ impl Trace {
             Kind::SpinEnd(n) => (SPIN_END, n),
             Kind::Printk(ctx) => (PRINTK | u64::from(ctx.level()) << 8, ""),
         };
-        slot.ts.store(ts_ns, Ordering::Relaxed);
-        slot.ptr.store(name.as_ptr() as u64, Ordering::Relaxed);
-        slot.len.store(name.len() as u64, Ordering::Relaxed);
-        slot.tag.store(tag, Ordering::Release);
+        Self::fill(slot, ts_ns, tag, name.as_ptr() as usize, name.len());
     }
 
     /// Record the end of a spin on the lock whose name is at `ptr`/`len`
     /// (read from the CPU's published wait). Signal-safe.
     pub fn push_spin_end(&self, cpu: usize, ts_ns: u64, ptr: usize, len: usize) {
-        let Some(c) = self.cpus.get(cpu) else {
-            return;
-        };
-        let i = c.next.fetch_add(1, Ordering::Relaxed);
-        let Some(slot) = c.slots.get(i) else {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        slot.ts.store(ts_ns, Ordering::Relaxed);
-        slot.ptr.store(ptr as u64, Ordering::Relaxed);
-        slot.len.store(len as u64, Ordering::Relaxed);
-        slot.tag.store(SPIN_END, Ordering::Release);
+        if let Some(slot) = self.claim(cpu) {
+            Self::fill(slot, ts_ns, SPIN_END, ptr, len);
+        }
     }
 
     /// Events that did not fit.

@@ -55,6 +55,14 @@ fn reason_words(why: &str) -> &'static str {
     }
 }
 
+/// "CPU 1, CPU 3".
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(|c| format!("CPU {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The call trace of `cpu` in `f`, outermost first, as "a → b → c".
 fn trace_of(f: &Finding, cpu: usize) -> Option<String> {
     f.stacks
@@ -150,15 +158,10 @@ fn tell_finding(s: &mut String, r: &RunReport, f: &Finding) {
                 }
             }
             if !f.blocked_behind.is_empty() {
-                let cpus: Vec<String> = f
-                    .blocked_behind
-                    .iter()
-                    .map(|c| format!("CPU {c}"))
-                    .collect();
                 let _ = writeln!(
                     s,
                     "{} spun behind it, waiting for the same lock: stuck too, though not part of the cycle.",
-                    cpus.join(", ")
+                    cpu_list(&f.blocked_behind)
                 );
             }
             let _ = writeln!(
@@ -198,12 +201,7 @@ fn tell_finding(s: &mut String, r: &RunReport, f: &Finding) {
                 let _ = writeln!(s, "Its call trace: {t}.");
             }
             if !f.blocked_behind.is_empty() {
-                let cpus: Vec<String> = f
-                    .blocked_behind
-                    .iter()
-                    .map(|c| format!("CPU {c}"))
-                    .collect();
-                let _ = writeln!(s, "Stuck behind it: {}.", cpus.join(", "));
+                let _ = writeln!(s, "Stuck behind it: {}.", cpu_list(&f.blocked_behind));
             }
         }
     }
