@@ -321,10 +321,11 @@ impl Nbcon {
             .map_err(State::unpack)
     }
 
-    fn owned(&self, ctxt: &Ctxt, prio: Prio) -> State {
-        let cur = self.state();
+    /// The word after `ctxt` takes the console from `cur`: no waiter left,
+    /// unsafe only if a hostile takeover ever left it so.
+    fn taken(cur: State, ctxt: &Ctxt) -> State {
         State {
-            prio,
+            prio: ctxt.prio,
             req_prio: Prio::None,
             unsafe_: cur.unsafe_takeover,
             unsafe_takeover: cur.unsafe_takeover,
@@ -345,14 +346,8 @@ impl Nbcon {
         if cur.unsafe_ {
             return Err(Refused::Busy);
         }
-        let new = State {
-            prio: ctxt.prio,
-            req_prio: Prio::None,
-            unsafe_: cur.unsafe_takeover,
-            unsafe_takeover: cur.unsafe_takeover,
-            cpu: ctxt.cpu,
-        };
-        self.cas(cur, new).map_err(|_| Refused::Again)?;
+        self.cas(cur, Self::taken(cur, ctxt))
+            .map_err(|_| Refused::Again)?;
         bump(&self.stats.direct);
         Ok(())
     }
@@ -389,14 +384,7 @@ impl Nbcon {
                 return Err(Refused::Perm);
             }
             if cur.prio == Prio::None {
-                let new = State {
-                    prio: ctxt.prio,
-                    req_prio: Prio::None,
-                    unsafe_: cur.unsafe_takeover,
-                    unsafe_takeover: cur.unsafe_takeover,
-                    cpu: ctxt.cpu,
-                };
-                if self.cas(cur, new).is_ok() {
+                if self.cas(cur, Self::taken(cur, ctxt)).is_ok() {
                     bump(&self.stats.handovers);
                     return Ok(());
                 }
@@ -414,7 +402,7 @@ impl Nbcon {
                 return Err(Refused::Perm);
             }
             let new = if cur.prio == Prio::None {
-                self.owned(ctxt, ctxt.prio)
+                Self::taken(cur, ctxt)
             } else {
                 State {
                     req_prio: Prio::None,
