@@ -308,3 +308,33 @@ fn random_nmis_deadlock_legacy_on_some_seeds_and_lockless_on_none() {
         "{legacy} of 20 legacy runs deadlocked"
     );
 }
+
+/// The log reader is a thread that takes no interrupts: the lock it reads
+/// under counts as taken with interrupts off, not as an irq-unsafe use
+/// (which, next to trylock's console_unlock() in irq_work, would be a
+/// false `inconsistent-irq-usage`).
+#[test]
+fn a_log_reader_does_not_make_logbuf_lock_look_irq_unsafe() {
+    let p = common::plan_text(
+        r#"
+name = "reader-and-irq-work"
+cpus = 2
+duration_ms = 200
+designs = ["trylock"]
+[reader]
+hz = 500
+[[task]]
+cpus = "all"
+printk_hz = 1000
+[[nmi]]
+kind = "periodic"
+period_us = 5000
+cpu = "all"
+"#,
+    );
+    let r = run(&p, "trylock");
+    assert_balanced(&r);
+    assert!(r.reader.unwrap().0 > 10, "the reader read");
+    assert!(r.nmis.iter().sum::<u64>() > 10, "NMIs queued irq_work");
+    assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
+}

@@ -245,14 +245,16 @@ impl Arch for Machine {
     }
 
     fn irqs_disabled(&self) -> bool {
+        // A thread that is not a CPU (the printer, the log reader) never
+        // takes an interrupt: as good as interrupts off, always.
         self.this()
-            .is_some_and(|(_, c)| c.irqs_off.load(Ordering::Relaxed))
+            .is_none_or(|(_, c)| c.irqs_off.load(Ordering::Relaxed))
     }
 
     fn local_irq_save(&self) -> IrqFlags {
         let was_disabled = self
             .this()
-            .is_some_and(|(_, c)| c.irqs_off.swap(true, Ordering::Relaxed));
+            .is_none_or(|(_, c)| c.irqs_off.swap(true, Ordering::Relaxed));
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         IrqFlags { was_disabled }
     }
