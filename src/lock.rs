@@ -73,6 +73,57 @@ impl Owner {
     }
 }
 
+/// A lockdep example: who took the lock (owner word: CPU, context,
+/// point) and the call trace then. Set once, by the first to get there.
+#[derive(Debug)]
+struct Example {
+    tag: AtomicU64,
+    stack: [AtomicPtr<Frame>; STACK_MAX],
+}
+
+impl Example {
+    const fn new() -> Example {
+        Example {
+            tag: AtomicU64::new(0),
+            stack: [const { AtomicPtr::new(core::ptr::null_mut()) }; STACK_MAX],
+        }
+    }
+
+    /// Record the calling CPU's acquisition, if this is the first.
+    fn record<A: Arch>(&self, arch: &A, context: Context, at: Option<Point>) {
+        let tag = Owner::encode(arch.this_cpu(), context, at);
+        if self
+            .tag
+            .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let mut frames = [None; STACK_MAX];
+        let n = arch.stack(&mut frames);
+        for (slot, f) in self.stack.iter().zip(frames.iter().take(n)) {
+            let p = f.map_or(core::ptr::null_mut(), |f| f as *const Frame as *mut Frame);
+            slot.store(p, Ordering::Relaxed);
+        }
+    }
+
+    /// The example, if there is one.
+    fn get(&self) -> Option<(Owner, Vec<&'static str>)> {
+        let owner = Owner::decode(self.tag.load(Ordering::Relaxed))?;
+        let stack = self
+            .stack
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .take_while(|p| !p.is_null())
+            // SAFETY: only `record` stores here, and only pointers made
+            // from `&'static Frame`.
+            .filter_map(|p| unsafe { p.as_ref() })
+            .map(|f| f.0)
+            .collect();
+        Some((owner, stack))
+    }
+}
+
 /// The part of every lock the watchdog reads: a name and the owner word.
 #[derive(Debug)]
 pub struct LockCore {
@@ -80,13 +131,15 @@ pub struct LockCore {
     owner: AtomicU64,
     /// lockdep usage bits (see [`crate::lockdep`]).
     usage: AtomicU32,
-    /// Owner word of the first non-try acquisition in NMI context.
-    first_nmi: AtomicU64,
-    /// That acquisition's call trace, outermost first (null: none).
-    first_nmi_stack: [AtomicPtr<Frame>; STACK_MAX],
+    /// lockdep's first examples: the first non-try acquisition in NMI
+    /// context, and in hardirq context.
+    first_nmi: Example,
+    first_hardirq: Example,
     /// lockdep's order graph: ids of the locks held when this one was
-    /// taken (the edges that end here).
+    /// taken (the edges that end here), and for each the owner word of
+    /// the acquisition that first made the edge.
     before: [AtomicUsize; crate::lockdep::MAX_HELD],
+    before_tag: [AtomicU64; crate::lockdep::MAX_HELD],
 }
 
 impl LockCore {
@@ -96,9 +149,10 @@ impl LockCore {
             name,
             owner: AtomicU64::new(0),
             usage: AtomicU32::new(0),
-            first_nmi: AtomicU64::new(0),
-            first_nmi_stack: [const { AtomicPtr::new(core::ptr::null_mut()) }; STACK_MAX],
+            first_nmi: Example::new(),
+            first_hardirq: Example::new(),
             before: [const { AtomicUsize::new(0) }; crate::lockdep::MAX_HELD],
+            before_tag: [const { AtomicU64::new(0) }; crate::lockdep::MAX_HELD],
         }
     }
 
@@ -114,12 +168,15 @@ impl LockCore {
 
     /// Record that lock `id` was held when this one was taken: one relaxed
     /// load per slot when known already.
-    fn note_before(&self, id: usize) {
-        for slot in &self.before {
+    fn note_before(&self, id: usize, tag: u64) {
+        for (slot, slot_tag) in self.before.iter().zip(&self.before_tag) {
             match slot.load(Ordering::Relaxed) {
                 x if x == id => return,
                 0 => match slot.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => return,
+                    Ok(_) => {
+                        slot_tag.store(tag, Ordering::Relaxed);
+                        return;
+                    }
                     Err(x) if x == id => return,
                     Err(_) => {}
                 },
@@ -128,18 +185,28 @@ impl LockCore {
         }
     }
 
+    /// lockdep: who first took this lock while holding lock `id`.
+    pub fn edge_example(&self, id: usize) -> Option<Owner> {
+        let i = self
+            .before
+            .iter()
+            .position(|s| s.load(Ordering::Relaxed) == id)?;
+        Owner::decode(self.before_tag.get(i)?.load(Ordering::Relaxed))
+    }
+
     /// lockdep, before a (non-try) acquisition waits: every lock the
     /// calling CPU holds gains an edge to this one. Checked before the
     /// wait, as the kernel's lock_acquire() does, so an order that is
     /// about to deadlock is on record.
-    fn lockdep_edges<A: Arch>(&self, arch: &A) {
+    fn lockdep_edges<A: Arch>(&self, arch: &A, at: Option<Point>) {
         let Some(held) = arch.lockdep_held() else {
             return;
         };
         let me = self.id();
+        let tag = Owner::encode(arch.this_cpu(), arch.context(), at);
         held.each(|id| {
             if id != me {
-                self.note_before(id);
+                self.note_before(id, tag);
             }
         });
     }
@@ -185,20 +252,9 @@ impl LockCore {
         if self.usage.load(Ordering::Relaxed) & bit == 0 {
             self.usage.fetch_or(bit, Ordering::Relaxed);
             if bit == usage::NMI {
-                let tag = Owner::encode(arch.this_cpu(), context, at);
-                let first = self
-                    .first_nmi
-                    .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok();
-                if first {
-                    let mut frames = [None; STACK_MAX];
-                    let n = arch.stack(&mut frames);
-                    for (slot, f) in self.first_nmi_stack.iter().zip(frames.iter().take(n)) {
-                        let p =
-                            f.map_or(core::ptr::null_mut(), |f| f as *const Frame as *mut Frame);
-                        slot.store(p, Ordering::Relaxed);
-                    }
-                }
+                self.first_nmi.record(arch, context, at);
+            } else if bit == usage::HARDIRQ {
+                self.first_hardirq.record(arch, context, at);
             }
         }
     }
@@ -208,23 +264,15 @@ impl LockCore {
         self.usage.load(Ordering::Relaxed)
     }
 
-    /// The call trace of the first non-try acquisition in NMI context,
-    /// outermost first.
-    pub fn first_nmi_stack(&self) -> Vec<&'static str> {
-        self.first_nmi_stack
-            .iter()
-            .map(|p| p.load(Ordering::Relaxed))
-            .take_while(|p| !p.is_null())
-            // SAFETY: only `note_use` stores here, and only pointers made
-            // from `&'static Frame`.
-            .filter_map(|p| unsafe { p.as_ref() })
-            .map(|f| f.0)
-            .collect()
+    /// Where the first non-try acquisition in NMI context happened, and
+    /// its call trace (outermost first).
+    pub fn first_nmi_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_nmi.get()
     }
 
-    /// Where the first non-try acquisition in NMI context happened.
-    pub fn first_nmi_use(&self) -> Option<Owner> {
-        Owner::decode(self.first_nmi.load(Ordering::Relaxed))
+    /// The same for hardirq context.
+    pub fn first_hardirq_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_hardirq.get()
     }
 
     fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
@@ -295,7 +343,7 @@ impl<T> RawSpinLock<T> {
         at: Option<Point>,
     ) -> Result<SpinGuard<'a, T>, Broken> {
         self.core.note_use(arch, at, false);
-        self.core.lockdep_edges(arch);
+        self.core.lockdep_edges(arch, at);
         self.core.spin_acquire(arch, at)?;
         self.core.lockdep_acquired(arch);
         arch.lock_event(&self.core, true);

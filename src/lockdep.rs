@@ -145,9 +145,9 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 rule: "nmi-unsafe-lock",
                 lock: lock.name(),
                 message: "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
-                example: lock.first_nmi_use(),
+                example: lock.first_nmi_use().map(|e| e.0),
                 scenario: irq_box(lock.name(), "NMI"),
-                stack: lock.first_nmi_stack(),
+                stack: lock.first_nmi_use().map(|e| e.1).unwrap_or_default(),
             });
         }
         if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
@@ -155,9 +155,9 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
                 rule: "inconsistent-irq-usage",
                 lock: lock.name(),
                 message: "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
-                example: None,
+                example: lock.first_hardirq_use().map(|e| e.0),
                 scenario: irq_box(lock.name(), "Interrupt"),
-                stack: Vec::new(),
+                stack: lock.first_hardirq_use().map(|e| e.1).unwrap_or_default(),
             });
         }
     }
@@ -220,7 +220,10 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
             rule: "circular-lock-order",
             lock: a,
             message: "possible circular locking dependency detected",
-            example: None,
+            // The acquisition of this lock that closed the cycle.
+            example: cycle
+                .last()
+                .and_then(|&i| locks[start].edge_example(locks[i].id())),
             scenario: abba_box(a, b),
             stack: Vec::new(),
         });

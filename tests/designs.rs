@@ -292,6 +292,13 @@ fn lockdep_rules_fire_once_per_class_with_the_kernels_words() {
         f[0].message,
         "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
     );
+    let ex = f[0].example.unwrap();
+    assert_eq!(
+        (ex.cpu, ex.context),
+        (0, Context::Hardirq),
+        "the first IRQ use"
+    );
+    assert!(f[0].scenario.contains("<Interrupt>"));
 
     // A trylock in hardirq context makes nothing interrupt-safe.
     let t = RawSpinLock::new("try_lock", ());

@@ -86,8 +86,13 @@ fn rcu_stall_part_2_the_remote_dump_cannot_deadlock_but_tears() {
         assert_eq!(r.nmis.iter().sum::<u64>(), 0, "{d}: no NMI at all");
         assert_eq!(r.remote_traces, 5, "{d}");
         torn += r.torn_traces;
-        // One walk of the stalled CPU per report.
-        assert_eq!(count(&r, "Task dump for CPU 1:"), 5, "{d}");
+        // One walk of the stalled CPU per report (a line the ring had to
+        // drop, when the host stalled a writer, is counted as dropped).
+        let dumps = count(&r, "Task dump for CPU 1:") as u64;
+        assert!(
+            dumps <= 5 && dumps + r.accounts.dropped >= 5,
+            "{d}: {dumps}"
+        );
     }
     // A walk is torn when the target changed its stack meanwhile: it does
     // so all the time, but the host decides when its thread runs, so the
@@ -167,6 +172,10 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
         ]
     );
     assert!(r.lockdep[1].scenario.contains("lock(nmi_backtrace_lock);"));
+    // The example: CPU 0's NMI taking logbuf_lock while holding the
+    // backtrace lock, the acquisition that closed the cycle.
+    let ex = r.lockdep[1].example.unwrap();
+    assert_eq!((ex.cpu, ex.context), (0, Context::Nmi));
     assert!(r.lockdep[0].scenario.contains("<NMI>"));
     let r = run(&p, "nmi_buffers");
     assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
