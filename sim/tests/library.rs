@@ -347,3 +347,34 @@ cpu = "all"
     assert!(r.nmis.iter().sum::<u64>() > 10, "NMIs queued irq_work");
     assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
 }
+
+/// A panic raised in NMI context: with nmi_buffers its own lines go to the
+/// panic CPU's NMI buffer, and the panic flushes that buffer first
+/// (printk_safe_flush_on_panic), so the console shows them.
+#[test]
+fn nmi_buffers_flush_their_own_panic_lines_to_the_console() {
+    let p = common::plan_text(
+        r#"
+name = "panic-in-nmi"
+cpus = 2
+duration_ms = 200
+designs = ["nmi_buffers"]
+[[task]]
+cpus = "all"
+printk_hz = 1000
+[[nmi]]
+kind = "panic"
+cpu = 0
+at_ms = 50
+"#,
+    );
+    let r = run(&p, "nmi_buffers");
+    assert_balanced(&r);
+    assert_eq!(r.panic, Some((0, true)));
+    let out = r.console_text();
+    assert!(
+        out.contains("Kernel panic - not syncing: simulated panic on CPU 0"),
+        "{out}"
+    );
+    assert!(out.contains("---[ end Kernel panic"));
+}

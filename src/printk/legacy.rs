@@ -684,6 +684,13 @@ impl<A: Arch> Printk<A> for Legacy {
     }
 
     fn panic_flush(&self, arch: &A) {
+        // printk_safe_flush_on_panic(): the per-CPU buffers first (the
+        // panic itself may have printed into this CPU's NMI buffer).
+        if self.safe.is_some() {
+            for cpu in 0..arch.nr_cpus() {
+                self.flush_safe(arch, cpu);
+            }
+        }
         // console_flush_on_panic(): print whether or not console_sem could
         // be taken.
         let _ = self.console_sem.try_down(arch, None);
