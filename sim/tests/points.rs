@@ -1,4 +1,6 @@
-//! An NMI at every point of the lockless design's writer and reader paths:
+//! An NMI at every point of the lockless design's writer and reader paths
+//! (and of nbcon's writer path, the same ring; its console is read by the
+//! printer thread, which takes no NMI):
 //! the NMI writes a burst of records big enough to wrap a small ring while
 //! the interrupted writer (or reader) holds its place. Nothing deadlocks,
 //! every record in the buffer and on the console is whole, what could not
@@ -15,15 +17,28 @@ use printk_sim::workload::parse_msg;
 
 #[test]
 fn an_nmi_at_every_point_of_the_lockless_design() {
-    let lockless = printk::design("lockless").unwrap();
-    for use_ in lockless.points {
+    nmi_at_every_point("lockless", &|_| true);
+}
+
+#[test]
+fn an_nmi_at_every_writer_point_of_nbcon() {
+    nmi_at_every_point("nbcon", &|p| {
+        p.starts_with("prb:") && p != "prb:read_copied" || p == "vprintk:logbuf_locked"
+    });
+}
+
+fn nmi_at_every_point(design: &str, which: &dyn Fn(&str) -> bool) {
+    let info = printk::design(design).unwrap();
+    let mut tried = 0;
+    for use_ in info.points.iter().filter(|u| which(u.point.name)) {
+        tried += 1;
         let name = use_.point.name;
         let p = plan_text(&format!(
             r#"
 name = "nmi-at-{name}"
 cpus = 2
 duration_ms = 120
-designs = ["lockless"]
+designs = ["{design}"]
 [console]
 baud = 0
 [buffer]
@@ -45,7 +60,7 @@ lines = 40
 len = [40, 100]
 "#
         ));
-        let r = run(&p, "lockless");
+        let r = run(&p, design);
         assert!(
             matches!(r.outcome, Outcome::Clean | Outcome::Loss),
             "{name}: {:?} {:#?}",
@@ -133,4 +148,5 @@ len = [40, 100]
             );
         }
     }
+    assert!(tried >= 6, "{design}: {tried} points");
 }

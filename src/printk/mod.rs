@@ -374,12 +374,24 @@ pub const DESIGNS: &[DesignInfo] = &[
                 about: "the console owner finished a record and is safe",
             },
             PointUse {
+                point: point::PRB_HEAD_MOVED,
+                about: "the ring's descriptor head moved; the descriptor is not reserved yet",
+            },
+            PointUse {
                 point: point::PRB_RESERVED,
                 about: "a descriptor is reserved; no data allocated yet",
             },
             PointUse {
+                point: point::PRB_DATA_ALLOCATED,
+                about: "the data head moved for a new block; its id not yet written",
+            },
+            PointUse {
                 point: point::PRB_BEFORE_COMMIT,
                 about: "the text is written; the record is not committed yet",
+            },
+            PointUse {
+                point: point::PRB_BEFORE_FINALIZE,
+                about: "a record is committed (open for continuation) and not yet finalized",
             },
             PointUse {
                 point: point::PRB_READ_COPIED,
