@@ -285,6 +285,35 @@ const LEGACY_POINTS: &[PointUse] = &[
             },
         ];
 
+/// The ring's own points, the same in `lockless` and `nbcon` (they share
+/// the ring).
+const RING_POINTS: [PointUse; 6] = [
+    PointUse {
+        point: point::PRB_HEAD_MOVED,
+        about: "the ring's descriptor head moved; the descriptor is not reserved yet",
+    },
+    PointUse {
+        point: point::PRB_RESERVED,
+        about: "a descriptor is reserved; no data allocated yet",
+    },
+    PointUse {
+        point: point::PRB_DATA_ALLOCATED,
+        about: "the data head moved for a new block; its id not yet written",
+    },
+    PointUse {
+        point: point::PRB_BEFORE_COMMIT,
+        about: "the text is written; the record is not committed yet",
+    },
+    PointUse {
+        point: point::PRB_BEFORE_FINALIZE,
+        about: "a record is committed (open for continuation) and not yet finalized",
+    },
+    PointUse {
+        point: point::PRB_READ_COPIED,
+        about: "a reader copied a record and has not re-validated it yet",
+    },
+];
+
 /// Every design, in history order.
 pub const DESIGNS: &[DesignInfo] = &[
     DesignInfo {
@@ -323,30 +352,12 @@ pub const DESIGNS: &[DesignInfo] = &[
                 point: point::CONSOLE_UNLOCK_WRITE,
                 about: "the console loop writes a record to the console, holding only console_sem",
             },
-            PointUse {
-                point: point::PRB_HEAD_MOVED,
-                about: "the ring's descriptor head moved; the descriptor is not reserved yet",
-            },
-            PointUse {
-                point: point::PRB_RESERVED,
-                about: "a descriptor is reserved; no data allocated yet",
-            },
-            PointUse {
-                point: point::PRB_DATA_ALLOCATED,
-                about: "the data head moved for a new block; its id not yet written",
-            },
-            PointUse {
-                point: point::PRB_BEFORE_COMMIT,
-                about: "the text is written; the record is not committed yet",
-            },
-            PointUse {
-                point: point::PRB_BEFORE_FINALIZE,
-                about: "a record is committed (open for continuation) and not yet finalized",
-            },
-            PointUse {
-                point: point::PRB_READ_COPIED,
-                about: "a reader copied a record and has not re-validated it yet",
-            },
+            RING_POINTS[0],
+            RING_POINTS[1],
+            RING_POINTS[2],
+            RING_POINTS[3],
+            RING_POINTS[4],
+            RING_POINTS[5],
         ],
     },
     DesignInfo {
@@ -373,30 +384,12 @@ pub const DESIGNS: &[DesignInfo] = &[
                 point: point::NBCON_SAFE,
                 about: "the console owner finished a record and is safe",
             },
-            PointUse {
-                point: point::PRB_HEAD_MOVED,
-                about: "the ring's descriptor head moved; the descriptor is not reserved yet",
-            },
-            PointUse {
-                point: point::PRB_RESERVED,
-                about: "a descriptor is reserved; no data allocated yet",
-            },
-            PointUse {
-                point: point::PRB_DATA_ALLOCATED,
-                about: "the data head moved for a new block; its id not yet written",
-            },
-            PointUse {
-                point: point::PRB_BEFORE_COMMIT,
-                about: "the text is written; the record is not committed yet",
-            },
-            PointUse {
-                point: point::PRB_BEFORE_FINALIZE,
-                about: "a record is committed (open for continuation) and not yet finalized",
-            },
-            PointUse {
-                point: point::PRB_READ_COPIED,
-                about: "a reader copied a record and has not re-validated it yet",
-            },
+            RING_POINTS[0],
+            RING_POINTS[1],
+            RING_POINTS[2],
+            RING_POINTS[3],
+            RING_POINTS[4],
+            RING_POINTS[5],
         ],
     },
 ];
