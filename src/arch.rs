@@ -110,6 +110,12 @@ pub trait Arch: Sync {
         None
     }
 
+    /// `num_online_cpus()`: CPUs not stopped (a CPU that `smp_send_stop()`
+    /// halted is offline, as x86's `stop_this_cpu()` marks it).
+    fn num_online_cpus(&self) -> usize {
+        self.nr_cpus()
+    }
+
     /// Wake the design's printer thread, if the machine runs one. Called
     /// from irq_work, so it must be as signal-safe as everything else.
     fn wake_printer(&self) {}

@@ -7,13 +7,22 @@
 //! is where the kernel spent that time. Output goes to a pre-allocated
 //! in-memory sink; what does not fit is counted, not kept.
 //!
+//! A record goes out under the serial driver's `port->lock`, as
+//! `serial8250_console_write()` writes it: taken with interrupts off,
+//! except while an oops is in progress (`bust_spinlocks(1)`), when the
+//! driver only tries it and writes without it if it is taken. nbcon's
+//! atomic console writes character by character under its ownership word
+//! instead ([`Console::emit_char`]), as the kernel's nbcon drivers do.
+//!
 //! Everything here except the constructor and [`Console::output`] is
 //! callable from a signal handler.
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::Arch;
+use crate::lock::{LockCore, RawSpinLock};
+use crate::point;
 use crate::record::{Meta, TextBuf, Timestamp};
 
 /// Bits per character on the wire (8N1: start + 8 data + stop).
@@ -80,9 +89,12 @@ pub struct ConsoleStats {
 pub type LineBuf = TextBuf<{ crate::record::TEXT_MAX + 32 }>;
 
 /// One console device.
-#[derive(Debug)]
 pub struct Console {
     registered: bool,
+    /// The serial driver's `port->lock`.
+    port_lock: RawSpinLock<()>,
+    /// The kernel's `oops_in_progress` as the serial driver reads it.
+    oops_in_progress: AtomicBool,
     ns_per_char: u64,
     sink: Box<[AtomicU8]>,
     sink_len: AtomicUsize,
@@ -103,6 +115,8 @@ impl Console {
     pub fn new(config: ConsoleConfig, nr_cpus: usize) -> Console {
         Console {
             registered: config.registered,
+            port_lock: RawSpinLock::new("&port_lock_key", ()),
+            oops_in_progress: AtomicBool::new(false),
             ns_per_char: config.ns_per_char,
             sink: (0..config.sink_bytes).map(|_| AtomicU8::new(0)).collect(),
             sink_len: AtomicUsize::new(0),
@@ -120,12 +134,43 @@ impl Console {
         self.registered
     }
 
+    /// `port->lock`, for the watchdog and lockdep.
+    pub fn port_lock(&self) -> &LockCore {
+        self.port_lock.core()
+    }
+
+    /// `bust_spinlocks()`: set (true) or clear `oops_in_progress`, which
+    /// makes the driver only try `port->lock`.
+    pub fn bust_spinlocks(&self, yes: bool) {
+        self.oops_in_progress.store(yes, Ordering::Relaxed);
+    }
+
     /// Write one record as the console shows it, `[ts] text`, busy-waiting
-    /// for every character.
-    pub fn write_record<A: Arch>(&self, arch: &A, meta: &Meta, text: &[u8]) {
-        let line = Console::line(meta, text);
-        self.emit(arch, line.as_bytes());
-        self.count_record(arch, meta);
+    /// for every character, under `port->lock`; `dropped` records skipped
+    /// before it are announced first. A wait for `port->lock` that the
+    /// watchdog broke writes nothing.
+    pub fn write_record<A: Arch>(&self, arch: &A, dropped: u64, meta: &Meta, text: &[u8]) {
+        let flags = arch.local_irq_save();
+        let at = Some(point::SERIAL_PORT_LOCKED);
+        let guard = if self.oops_in_progress.load(Ordering::Relaxed) {
+            // serial8250_console_write(): during an oops, write whether or
+            // not the lock could be had.
+            Ok(self.port_lock.try_lock(arch, at))
+        } else {
+            self.port_lock.lock(arch, at).map(Some)
+        };
+        if guard.is_ok() {
+            arch.point(point::SERIAL_PORT_LOCKED);
+            if dropped > 0 {
+                self.emit(arch, Console::dropped_line(dropped).as_bytes());
+                self.count_skipped(dropped);
+            }
+            let line = Console::line(meta, text);
+            self.emit(arch, line.as_bytes());
+            self.count_record(arch, meta);
+        }
+        drop(guard);
+        arch.local_irq_restore(flags);
     }
 
     /// The line a record becomes on the console: `[ts] text\n`.
@@ -152,13 +197,6 @@ impl Console {
         }
         let lag = arch.now_ns().saturating_sub(meta.ts_ns);
         self.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
-    }
-
-    /// Tell the reader that `n` records were overwritten before the console
-    /// reached them, the way the kernel's console_unlock() does.
-    pub fn write_dropped<A: Arch>(&self, arch: &A, n: u64) {
-        self.emit(arch, Console::dropped_line(n).as_bytes());
-        self.count_skipped(n);
     }
 
     /// "** N printk messages dropped **\n".
@@ -217,6 +255,15 @@ impl Console {
             .take(len)
             .map(|b| b.load(Ordering::Relaxed))
             .collect()
+    }
+}
+
+impl core::fmt::Debug for Console {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Console")
+            .field("registered", &self.registered)
+            .field("ns_per_char", &self.ns_per_char)
+            .finish_non_exhaustive()
     }
 }
 

@@ -383,6 +383,14 @@ impl<T> RawSpinLock<T> {
         })
     }
 
+    /// `raw_spin_lock_init()` on a lock somebody may hold: free again,
+    /// whoever had it. The kernel's last resort in a panic
+    /// (`zap_locks()`, `printk_safe_flush_on_panic()`), and only sound
+    /// because the holder never runs again: it has been stopped.
+    pub fn reinit(&self) {
+        self.core.release();
+    }
+
     /// Access without locking, for the after-the-run readers.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
@@ -421,31 +429,52 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
-/// A binary semaphore used as `console_sem`: `down_trylock()` never waits
-/// and `up()` may be called by whoever holds it, including a CPU the
-/// semaphore was handed to.
-#[derive(Debug)]
+/// A binary semaphore used as `console_sem`, as `kernel/locking/semaphore.c`
+/// has it: the count is guarded by the semaphore's own raw spinlock
+/// (`sem->lock`), which `down_trylock()` and `up()` take with interrupts
+/// off. An NMI that lands inside either and reaches the semaphore spins on
+/// that lock forever. `down_trylock()` never waits for the count, and
+/// `up()` may be called by whoever holds the semaphore, including a CPU it
+/// was handed to.
 pub struct Semaphore {
     core: LockCore,
+    lock: RawSpinLock<()>,
 }
 
 impl Semaphore {
-    /// A free semaphore named `name`.
-    pub const fn new(name: &'static str) -> Semaphore {
+    /// A free semaphore named `name` whose internal spinlock is the lockdep
+    /// class `lock_name` (the kernel calls console_sem's
+    /// `(console_sem).lock`).
+    pub const fn new(name: &'static str, lock_name: &'static str) -> Semaphore {
         Semaphore {
             core: LockCore::new(name),
+            lock: RawSpinLock::new(lock_name, ()),
         }
     }
 
-    /// What the watchdog reads.
+    /// What the watchdog reads: who holds the semaphore.
     pub fn core(&self) -> &LockCore {
         &self.core
     }
 
-    /// `down_trylock()`: take the semaphore if it is free; true on success.
+    /// What the watchdog reads of `sem->lock`.
+    pub fn lock_core(&self) -> &LockCore {
+        self.lock.core()
+    }
+
+    /// `down_trylock()`: under `sem->lock`, take the semaphore if it is
+    /// free; true on success. False too if the wait for `sem->lock` was
+    /// broken.
     pub fn try_down<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
+        let Ok((guard, flags)) = self.lock.lock_irqsave(arch, None) else {
+            return false;
+        };
+        arch.point(point::DOWN_TRYLOCK_SEM_LOCKED);
         self.core.note_use(arch, at, true);
-        self.core.try_acquire(arch, at)
+        let got = self.core.try_acquire(arch, at);
+        drop(guard);
+        arch.local_irq_restore(flags);
+        got
     }
 
     /// Take over a semaphore its holder handed to us without releasing it
@@ -455,14 +484,40 @@ impl Semaphore {
         self.core.owner.store(tag, Ordering::Relaxed);
     }
 
-    /// `up()`: release it.
-    pub fn up(&self) {
+    /// `up()`: under `sem->lock`, release it. If the wait for `sem->lock`
+    /// is broken the semaphore is released all the same (the run is being
+    /// torn down; nobody would ever take it again otherwise).
+    pub fn up<A: Arch>(&self, arch: &A) {
+        let held = self.lock.lock_irqsave(arch, None);
+        if held.is_ok() {
+            arch.point(point::UP_SEM_LOCKED);
+        }
+        self.core.release();
+        if let Ok((guard, flags)) = held {
+            drop(guard);
+            arch.local_irq_restore(flags);
+        }
+    }
+
+    /// `sema_init()` on a semaphore somebody holds: free again, as
+    /// 3.x's `zap_locks()` did to console_sem when printk recursed during
+    /// an oops.
+    pub fn reinit(&self) {
+        self.lock.reinit();
         self.core.release();
     }
 
     /// Who holds it.
     pub fn owner(&self) -> Option<Owner> {
         self.core.owner()
+    }
+}
+
+impl core::fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("core", &self.core)
+            .finish()
     }
 }
 

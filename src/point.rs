@@ -58,6 +58,15 @@ points! {
     NBCON_UNSAFE = 10, "nbcon:unsafe";
     /// nbcon: the console's owner is between two records, in a safe state.
     NBCON_SAFE = 11, "nbcon:safe";
+    /// `down_trylock()`: the semaphore's own raw spinlock (`sem->lock`) is
+    /// held, interrupts off, while the count is tested.
+    DOWN_TRYLOCK_SEM_LOCKED = 12, "down_trylock:sem_locked";
+    /// `up()`: the semaphore's own raw spinlock (`sem->lock`) is held,
+    /// interrupts off, while the count is raised.
+    UP_SEM_LOCKED = 13, "up:sem_locked";
+    /// The serial console driver holds `port->lock` and is about to put a
+    /// record on the wire.
+    SERIAL_PORT_LOCKED = 14, "serial:port_locked";
 }
 
 /// The point with this name, if any.

@@ -188,6 +188,21 @@ impl<const N: usize> TextBuf<N> {
         unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), len) }
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len.min(N)
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keep only the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Empty the buffer.
     pub fn clear(&mut self) {
         self.len = 0;

@@ -80,6 +80,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/panic-frozen-lock-holder.toml"),
     ),
     (
+        "nmi-in-console-sem",
+        include_str!("../../scenarios/nmi-in-console-sem.toml"),
+    ),
+    (
+        "nmi-deferred-deadlock",
+        include_str!("../../scenarios/nmi-deferred-deadlock.toml"),
+    ),
+    (
+        "panic-stops-console-owner",
+        include_str!("../../scenarios/panic-stops-console-owner.toml"),
+    ),
+    (
+        "panic-stops-port-lock-holder",
+        include_str!("../../scenarios/panic-stops-port-lock-holder.toml"),
+    ),
+    (
         "nbcon-handover",
         include_str!("../../scenarios/nbcon-handover.toml"),
     ),
@@ -266,6 +282,7 @@ struct RawNmi {
     serialize: Option<Spanned<bool>>,
     land_at: Option<Spanned<String>>,
     exclude_self: Option<Spanned<bool>>,
+    stop_at: Option<Spanned<String>>,
 }
 
 /// A parsed scenario file.
@@ -1078,7 +1095,9 @@ impl Scenario {
             },
         };
         let action = match n.action.as_ref().map(|a| a.get_ref().as_str()) {
-            None if kind == "panic" => NmiAction::Panic,
+            None if kind == "panic" => NmiAction::Panic {
+                stop_at: self.stop_at(n, &k, designs)?,
+            },
             None if matches!(kind, "backtrace_all" | "rcu_stall") => {
                 NmiAction::BacktraceAll(self.dump(n, kind == "rcu_stall", &k)?)
             }
@@ -1104,7 +1123,9 @@ impl Scenario {
                 match a {
                     "backtrace" => NmiAction::Backtrace,
                     "warn" => NmiAction::Warn,
-                    "panic" => NmiAction::Panic,
+                    "panic" => NmiAction::Panic {
+                        stop_at: self.stop_at(n, &k, designs)?,
+                    },
                     "hang" => NmiAction::Hang,
                     _ => NmiAction::Nothing,
                 }
@@ -1205,6 +1226,13 @@ impl Scenario {
                 ))
             }
         };
+        if let (Some(v), false) = (&n.stop_at, matches!(action, NmiAction::Panic { .. })) {
+            return Err(self.err(
+                v.span(),
+                &k("stop_at"),
+                "applies to a panic only (kind or action `panic`)",
+            ));
+        }
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
         if !matches!(action, NmiAction::BacktraceAll(_)) {
             let extra = [
@@ -1234,6 +1262,44 @@ impl Scenario {
             times,
             action,
         })
+    }
+}
+
+impl Scenario {
+    /// A panic source's `stop_at`: a point some design of the scenario
+    /// passes.
+    fn stop_at(
+        &self,
+        n: &RawNmi,
+        k: &dyn Fn(&str) -> String,
+        designs: &[&'static DesignInfo],
+    ) -> Result<Option<point::Point>, InputError> {
+        let Some(v) = &n.stop_at else {
+            return Ok(None);
+        };
+        let point = point::by_name(v.get_ref()).ok_or_else(|| {
+            self.err(
+                v.span(),
+                &k("stop_at"),
+                format!(
+                    "unknown point `{}` (`printk-sim list --points` lists them)",
+                    v.get_ref()
+                ),
+            )
+        })?;
+        if !designs.iter().any(|d| d.has_point(point)) {
+            let names: Vec<&str> = designs.iter().map(|d| d.name).collect();
+            return Err(self.err(
+                v.span(),
+                &k("stop_at"),
+                format!(
+                    "no design of this scenario ({}) passes point `{}`",
+                    names.join(", "),
+                    point.name
+                ),
+            ));
+        }
+        Ok(Some(point))
     }
 }
 

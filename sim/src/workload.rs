@@ -363,7 +363,7 @@ impl Workload {
                 m.pop_frame();
                 m.design.emergency_exit(m);
             }
-            NmiAction::Panic => m.panic(cpu),
+            NmiAction::Panic { stop_at } => m.panic(cpu, stop_at),
             NmiAction::Hang => m.hang(),
         }
     }

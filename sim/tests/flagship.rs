@@ -81,6 +81,49 @@ fn legacy_deadlocks_and_lockless_stays_clean_on_twenty_consecutive_runs() {
     }
 }
 
+/// Every design of the history at the flagship's moment, 20 runs, the NMI
+/// on each CPU in turn: only 3.x/4.x's legacy deadlocks.
+#[test]
+fn every_design_on_twenty_runs_with_the_nmi_on_every_cpu() {
+    for seed in 1..=20 {
+        let target = (seed % 2) as usize;
+        let p = flagship(2, target, seed);
+        check_legacy(&run(&p, "legacy"), target, p.threshold_ms);
+
+        let r = run(&p, "trylock");
+        assert_eq!(r.outcome, Outcome::Loss, "seed {seed}");
+        assert_eq!(r.nmis[target], 1);
+        assert_eq!(r.accounts.dropped, 1);
+        assert!(r.dropped_by.contains(&("nmi_trylock_failed", 1)));
+        assert_balanced(&r);
+
+        // printk_safe (4.11; 4.16 under the hand-off): the NMI's message
+        // waits in its per-CPU buffer and reaches the log.
+        for d in ["nmi_buffers", "legacy_handoff"] {
+            let r = run(&p, d);
+            assert_eq!(
+                r.outcome,
+                Outcome::Clean,
+                "{d}, seed {seed}: {:?}",
+                r.findings
+            );
+            assert_eq!(r.nmis[target], 1, "{d}");
+            assert_eq!(r.accounts.attempted, r.accounts.stored, "{d}");
+            assert_eq!(r.accounts.lost_in_deadlock + r.accounts.dropped, 0, "{d}");
+            assert_balanced(&r);
+        }
+
+        check_lockless(&run(&p, "lockless"), target);
+
+        // nbcon: the CPUs never print to the console, never pass the point.
+        let r = run(&p, "nbcon");
+        assert_eq!(r.outcome, Outcome::Clean, "nbcon, seed {seed}");
+        assert_eq!(r.nmis.iter().sum::<u64>(), 0);
+        assert_eq!(r.accounts.attempted, r.accounts.stored);
+        assert_balanced(&r);
+    }
+}
+
 #[test]
 fn the_deadlock_follows_the_target_to_any_cpu() {
     for target in 1..4 {

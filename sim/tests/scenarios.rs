@@ -73,19 +73,24 @@ fn lockdep_flags_legacys_logbuf_lock_even_when_no_deadlock_happened() {
     let p = plan("nmi-storm", Overrides::default());
     let r = run(&p, "legacy");
     assert!(r.nmis.iter().sum::<u64>() > 0);
+    let found: Vec<(&str, &str)> = r.lockdep.iter().map(|f| (f.rule, f.lock)).collect();
     assert_eq!(
-        r.lockdep.len(),
-        1,
+        found.first(),
+        Some(&("nmi-unsafe-lock", "logbuf_lock")),
         "{:?} (outcome {:?})",
         r.lockdep,
         r.outcome
     );
-    assert_eq!(
-        (r.lockdep[0].rule, r.lockdep[0].lock),
-        ("nmi-unsafe-lock", "logbuf_lock")
-    );
-    let ex = r.lockdep[0].example.unwrap();
-    assert_eq!(ex.context, Context::Nmi);
+    // Past logbuf_lock an NMI's printk may also have tried the console:
+    // console_sem's own spinlock and port->lock, in that order.
+    let console = [
+        ("nmi-unsafe-lock", "(console_sem).lock"),
+        ("nmi-unsafe-lock", "&port_lock_key"),
+    ];
+    assert!(console.starts_with(&found[1..]), "{found:?}");
+    for f in &r.lockdep {
+        assert_eq!(f.example.unwrap().context, Context::Nmi, "{}", f.lock);
+    }
     assert!(run(&p, "lockless").lockdep.is_empty());
 }
 

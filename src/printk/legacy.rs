@@ -53,6 +53,7 @@ use crate::console::Console;
 use crate::context::Context;
 use crate::lock::{Broken, LockCore, RawSpinLock, Semaphore, SpinGuard};
 use crate::point;
+use crate::printk::handoff::Handoff;
 use crate::printk::safe::{self, SafeBuffers};
 use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
 use crate::record::{CallerId, Level, Meta, Record, TextBuf, TEXT_MAX};
@@ -86,19 +87,8 @@ impl Flavour {
     }
 }
 
-/// 4.16's hand-off state: who is writing to the console right now, and
-/// whether a printk caller spins waiting for `console_sem` to be handed to
-/// it. `console_owner_lock` serialises the two flags.
-struct Handoff {
-    owner_lock: RawSpinLock<()>,
-    owner: AtomicUsize,
-    waiter: AtomicBool,
-    handed_over: AtomicU64,
-}
-
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static CONSOLE_UNLOCK: Frame = Frame("console_unlock");
-static TRYLOCK_SPINNING: Frame = Frame("console_trylock_spinning");
 
 /// The state `logbuf_lock` protects.
 struct LogBuf {
@@ -249,8 +239,11 @@ pub struct Legacy {
     dropped_no_space: AtomicU64,
     dropped_nmi_trylock: AtomicU64,
     dropped_buffer_full: AtomicU64,
-    handoff: Handoff,
+    /// 4.16's console hand-off (`legacy_handoff` only).
+    handoff: Option<Handoff>,
     safe: Option<SafeBuffers>,
+    /// 3.x/4.x `zap_locks()` already broke the locks once in this run.
+    zapped: AtomicBool,
 }
 
 impl Legacy {
@@ -266,27 +259,26 @@ impl Legacy {
             logbuf: RawSpinLock::new("logbuf_lock", LogBuf::new(config.buffer_size)),
             logbuf_cpu: AtomicUsize::new(NO_CPU),
             recursion_bug: AtomicBool::new(false),
-            console_sem: Semaphore::new("console_sem"),
+            console_sem: Semaphore::new("console_sem", "(console_sem).lock"),
             console: Console::new(config.console, config.nr_cpus),
             counters: Counters::default(),
             dropped_recursion: AtomicU64::new(0),
             dropped_no_space: AtomicU64::new(0),
             dropped_nmi_trylock: AtomicU64::new(0),
             dropped_buffer_full: AtomicU64::new(0),
-            handoff: Handoff {
-                owner_lock: RawSpinLock::new("console_owner_lock", ()),
-                owner: AtomicUsize::new(NO_CPU),
-                waiter: AtomicBool::new(false),
-                handed_over: AtomicU64::new(0),
-            },
-            safe: (flavour == Flavour::NmiBuffers).then(|| SafeBuffers::new(config.nr_cpus)),
+            // 4.16 ran 4.15's printk_safe and printk_nmi, with 4.13's
+            // deferred NMI mode, under the hand-off.
+            handoff: (flavour == Flavour::Handoff).then(|| Handoff::new(false)),
+            safe: matches!(flavour, Flavour::NmiBuffers | Flavour::Handoff)
+                .then(|| SafeBuffers::new(config.nr_cpus, flavour == Flavour::Handoff)),
+            zapped: AtomicBool::new(false),
         }
     }
 
     /// How many times `console_sem` was handed from the printing CPU to a
     /// spinning waiter (`legacy_handoff`).
     pub fn handovers(&self) -> u64 {
-        self.handoff.handed_over.load(Ordering::Relaxed)
+        self.handoff.as_ref().map_or(0, Handoff::handovers)
     }
 
     /// Take `logbuf_lock` with interrupts off (and, for `nmi_buffers`, in
@@ -373,12 +365,17 @@ impl Legacy {
         // printk_safe (4.11) replaced the logbuf_cpu recursion check.
         if self.safe.is_none() && self.logbuf_cpu.load(Ordering::Relaxed) == cpu {
             // Re-entered on the CPU that is inside the locked window below
-            // (an NMI landed there): lose the message rather than deadlock.
-            self.recursion_bug.store(true, Ordering::Relaxed);
-            self.counters.drop_one();
-            self.dropped_recursion.fetch_add(1, Ordering::Relaxed);
-            arch.local_irq_restore(flags);
-            return;
+            // (an NMI landed there). During an oops (a panic here) 3.x/4.x
+            // breaks the locks once and barges on (`zap_locks()`);
+            // otherwise the message is lost rather than deadlock.
+            if arch.panic_cpu().is_none() || self.zapped.swap(true, Ordering::Relaxed) {
+                self.recursion_bug.store(true, Ordering::Relaxed);
+                self.counters.drop_one();
+                self.dropped_recursion.fetch_add(1, Ordering::Relaxed);
+                arch.local_irq_restore(flags);
+                return;
+            }
+            self.zap_locks();
         }
         self.safe_enter(arch);
         let Ok(mut log) = self.logbuf.lock(arch, Some(point::VPRINTK_LOGBUF_LOCKED)) else {
@@ -413,7 +410,14 @@ impl Legacy {
         if !self.console.registered() {
             return;
         }
-        if self.console_sem.try_down(arch, None) || self.console_trylock_spinning(arch) {
+        if arch.in_nmi() && self.safe.is_some() {
+            // 4.13's deferred NMI (vprintk_deferred): stored, the console
+            // left to irq_work. (Before printk_safe an NMI's printk went on
+            // to the console like any other.)
+            arch.irq_work_queue();
+            return;
+        }
+        if self.console_trylock(arch) || self.console_trylock_spinning(arch) {
             self.console_unlock(arch);
         }
     }
@@ -483,95 +487,33 @@ impl Legacy {
         });
     }
 
-    /// 4.16's `console_trylock_spinning()`: if another CPU is writing to
-    /// the console and nobody waits yet, become the waiter and spin,
-    /// interrupts off, until it hands `console_sem` over. True if we now
-    /// hold `console_sem`.
-    fn console_trylock_spinning<A: Arch>(&self, arch: &A) -> bool {
-        if self.flavour != Flavour::Handoff || arch.panic_cpu().is_some() {
-            return false;
-        }
-        let h = &self.handoff;
-        let flags = arch.local_irq_save();
-        let me = arch.this_cpu();
-        let Ok(guard) = h.owner_lock.lock(arch, None) else {
-            arch.local_irq_restore(flags);
-            return false;
-        };
-        let owner = h.owner.load(Ordering::Relaxed);
-        let spin = !h.waiter.load(Ordering::Relaxed) && owner != NO_CPU && owner != me;
-        if spin {
-            h.waiter.store(true, Ordering::Relaxed);
-        }
-        drop(guard);
-        if !spin {
-            arch.local_irq_restore(flags);
-            return false;
-        }
-        arch.push_frame(&TRYLOCK_SPINNING);
-        // The wait is for console_sem, which the owner holds: that is the
-        // edge the watchdog needs.
-        let ticket = arch.wait_begin(self.console_sem.core());
-        let mut got = true;
-        // Acquire pairs with the Release clearing in
-        // `console_lock_spinning_disable_and_check`: the owner's console
-        // state is ours once we see the flag cleared.
-        while h.waiter.load(Ordering::Acquire) {
-            core::hint::spin_loop();
-            if arch.wait_should_abort(&ticket) {
-                // Withdraw; if the owner cleared the flag first, the
-                // semaphore is ours after all.
-                got = h
-                    .waiter
-                    .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err();
-                break;
-            }
-        }
-        arch.wait_end(ticket);
-        if got {
-            self.console_sem.take_handed(arch);
-        }
-        arch.pop_frame();
-        arch.local_irq_restore(flags);
+    /// `console_trylock()`: `down_trylock(&console_sem)` (in printk-safe
+    /// context from 4.11 on, as `__down_trylock_console_sem()` has it).
+    fn console_trylock<A: Arch>(&self, arch: &A) -> bool {
+        self.safe_enter(arch);
+        let got = self.console_sem.try_down(arch, None);
+        self.safe_exit(arch);
         got
     }
 
-    /// `console_lock_spinning_enable()`: this CPU is about to write a
-    /// record to the console.
-    fn console_lock_spinning_enable<A: Arch>(&self, arch: &A) {
-        if self.flavour != Flavour::Handoff {
-            return;
-        }
-        if let Ok(_guard) = self.handoff.owner_lock.lock(arch, None) {
-            self.handoff.owner.store(arch.this_cpu(), Ordering::Relaxed);
-        }
+    /// `up(&console_sem)` (printk-safe from 4.11 on).
+    fn console_sem_up<A: Arch>(&self, arch: &A) {
+        self.safe_enter(arch);
+        self.console_sem.up(arch);
+        self.safe_exit(arch);
     }
 
-    /// `console_lock_spinning_disable_and_check()`: the write is done; if a
-    /// waiter spins, hand `console_sem` to it (true: we no longer hold it).
-    fn console_lock_spinning_disable_and_check<A: Arch>(&self, arch: &A) -> bool {
-        if self.flavour != Flavour::Handoff {
+    /// 4.16's `console_trylock_spinning()` after a failed trylock, in
+    /// printk-safe context: become the console owner's waiter and spin
+    /// until it hands `console_sem` over. 4.16 spins during a panic too.
+    fn console_trylock_spinning<A: Arch>(&self, arch: &A) -> bool {
+        let Some(h) = &self.handoff else {
             return false;
-        }
-        let h = &self.handoff;
-        let waiter = match h.owner_lock.lock(arch, None) {
-            Ok(_guard) => {
-                h.owner.store(NO_CPU, Ordering::Relaxed);
-                h.waiter.load(Ordering::Relaxed)
-            }
-            Err(_) => false,
         };
-        // A waiter may have withdrawn after we looked: only a successful
-        // clear hands over.
-        let handed = waiter
-            && h.waiter
-                .compare_exchange(true, false, Ordering::Release, Ordering::Relaxed)
-                .is_ok();
-        if handed {
-            h.handed_over.fetch_add(1, Ordering::Relaxed);
-        }
-        handed
+        self.safe_enter(arch);
+        let got = h.trylock_spinning(arch, &self.console_sem);
+        self.safe_exit(arch);
+        got
     }
 
     /// console_unlock(): print every pending record, then release
@@ -583,7 +525,7 @@ impl Legacy {
                 let Ok((mut log, flags)) =
                     self.logbuf_lock_irqsave(arch, Some(point::CONSOLE_UNLOCK_LOGBUF_LOCKED))
                 else {
-                    self.console_sem.up();
+                    self.console_sem_up(arch);
                     arch.pop_frame();
                     return;
                 };
@@ -608,13 +550,16 @@ impl Legacy {
 
                 // logbuf_lock is free, interrupts stay off while the slow
                 // console writes: that is where the kernel's time went.
-                arch.point(point::CONSOLE_UNLOCK_WRITE);
-                self.console_lock_spinning_enable(arch);
-                if skipped > 0 {
-                    self.console.write_dropped(arch, skipped);
+                if let Some(h) = &self.handoff {
+                    h.enable(arch);
                 }
-                self.console.write_record(arch, &meta, text.as_bytes());
-                let handed = self.console_lock_spinning_disable_and_check(arch);
+                arch.point(point::CONSOLE_UNLOCK_WRITE);
+                self.console
+                    .write_record(arch, skipped, &meta, text.as_bytes());
+                let handed = self
+                    .handoff
+                    .as_ref()
+                    .is_some_and(|h| h.disable_and_check(arch));
                 self.safe_exit(arch);
                 arch.local_irq_restore(flags);
                 if handed {
@@ -623,7 +568,7 @@ impl Legacy {
                     return;
                 }
             };
-            self.console_sem.up();
+            self.console_sem_up(arch);
 
             // A printk that failed the trylock after our last check relies on
             // us to print its record.
@@ -634,7 +579,7 @@ impl Legacy {
             };
             self.safe_exit(arch);
             arch.local_irq_restore(flags);
-            if retry && self.console_sem.try_down(arch, None) {
+            if retry && self.console_trylock(arch) {
                 continue 'again;
             }
             break;
@@ -645,8 +590,34 @@ impl Legacy {
     /// Print what is pending if nobody else is printing (the deferred
     /// console output of irq_work).
     fn console_trylock_and_unlock<A: Arch>(&self, arch: &A) {
-        if self.console.registered() && self.console_sem.try_down(arch, None) {
+        if self.console.registered() && self.console_trylock(arch) {
             self.console_unlock(arch);
+        }
+    }
+
+    /// 3.x/4.x `zap_locks()`: lockdep off, `logbuf_lock` and `console_sem`
+    /// re-initialised under whoever held them. Once per run here (the
+    /// kernel allowed once per 30 s).
+    fn zap_locks(&self) {
+        self.logbuf.reinit();
+        self.console_sem.reinit();
+    }
+
+    /// `printk_safe_flush_on_panic()` as 4.13–4.18 had it: if
+    /// `logbuf_lock` is held in NMI context, re-initialise it, but only
+    /// when every other CPU is stopped (otherwise give up, flushing
+    /// nothing); then flush every CPU's buffers. `read_lock` is not
+    /// re-initialised (that came in 5.12), so a CPU stopped inside a flush
+    /// still hangs the panic CPU here.
+    fn printk_safe_flush_on_panic<A: Arch>(&self, arch: &A) {
+        if arch.in_nmi() && self.logbuf.core().owner().is_some() {
+            if arch.num_online_cpus() > 1 {
+                return;
+            }
+            self.logbuf.reinit();
+        }
+        for cpu in 0..arch.nr_cpus() {
+            self.flush_safe(arch, cpu);
         }
     }
 }
@@ -683,17 +654,31 @@ impl<A: Arch> Printk<A> for Legacy {
         arch.irq_work_queue();
     }
 
+    fn nmi_enter(&self, arch: &A) {
+        if let Some(s) = &self.safe {
+            s.nmi_enter(arch, self.logbuf.core().owner().is_some());
+        }
+    }
+
+    fn nmi_exit(&self, arch: &A) {
+        if let Some(s) = &self.safe {
+            s.nmi_exit(arch);
+        }
+    }
+
     fn panic_flush(&self, arch: &A) {
         // printk_safe_flush_on_panic(): the per-CPU buffers first (the
         // panic itself may have printed into this CPU's NMI buffer).
         if self.safe.is_some() {
-            for cpu in 0..arch.nr_cpus() {
-                self.flush_safe(arch, cpu);
-            }
+            self.printk_safe_flush_on_panic(arch);
         }
+        // 4.x panic() called bust_spinlocks(0) before
+        // console_flush_on_panic(): oops_in_progress is back to 0, so the
+        // serial driver spins on port->lock again.
+        self.console.bust_spinlocks(false);
         // console_flush_on_panic(): print whether or not console_sem could
         // be taken.
-        let _ = self.console_sem.try_down(arch, None);
+        let _ = self.console_trylock(arch);
         self.console_unlock(arch);
     }
 
@@ -754,12 +739,14 @@ impl<A: Arch> Printk<A> for Legacy {
     }
 
     fn locks(&self) -> Vec<&LockCore> {
-        let mut locks = vec![self.logbuf.core(), self.console_sem.core()];
-        match self.flavour {
-            Flavour::Handoff => locks.push(self.handoff.owner_lock.core()),
-            Flavour::NmiBuffers => locks.extend(self.safe.as_ref().map(|s| s.lock())),
-            Flavour::Plain | Flavour::Trylock => {}
-        }
+        let mut locks = vec![
+            self.logbuf.core(),
+            self.console_sem.core(),
+            self.console_sem.lock_core(),
+            self.console.port_lock(),
+        ];
+        locks.extend(self.handoff.as_ref().map(Handoff::lock));
+        locks.extend(self.safe.as_ref().map(SafeBuffers::lock));
         locks
     }
 
@@ -801,14 +788,14 @@ impl<A: Arch> Printk<A> for Legacy {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut reasons = vec![("no_space", load(&self.dropped_no_space))];
         match self.flavour {
-            Flavour::Plain | Flavour::Handoff => {
+            Flavour::Plain => {
                 reasons.push(("recursion", load(&self.dropped_recursion)));
             }
             Flavour::Trylock => {
                 reasons.push(("recursion", load(&self.dropped_recursion)));
                 reasons.push(("nmi_trylock_failed", load(&self.dropped_nmi_trylock)));
             }
-            Flavour::NmiBuffers => {
+            Flavour::NmiBuffers | Flavour::Handoff => {
                 reasons.push(("nmi_buffer_full", load(&self.dropped_buffer_full)));
                 reasons.push(("never_flushed", self.unflushed()));
             }

@@ -22,9 +22,10 @@ use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::lock::{LockCore, Semaphore};
 use crate::point;
+use crate::printk::handoff::Handoff;
 use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
-use crate::ringbuf::{FailCounts, Ring};
+use crate::ringbuf::{Fail, FailCounts, Reserved, Ring};
 
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static CONSOLE_FLUSH: Frame = Frame("console_flush_all");
@@ -34,6 +35,29 @@ static CONSOLE_FLUSH: Frame = Frame("console_flush_all");
 pub(crate) struct PrbLog {
     pub(crate) ring: Ring,
     pub(crate) counters: Counters,
+    /// Messages dropped, by the reason their last reservation failed
+    /// (the ring counts every failed reservation, and a message may try
+    /// twice).
+    dropped: FailAtomics,
+}
+
+/// [`FailCounts`] as atomics.
+#[derive(Default)]
+struct FailAtomics {
+    too_big: AtomicU64,
+    desc_busy: AtomicU64,
+    data_busy: AtomicU64,
+}
+
+impl FailAtomics {
+    fn count(&self, fail: Fail) {
+        let c = match fail {
+            Fail::TooBig => &self.too_big,
+            Fail::DescBusy => &self.desc_busy,
+            Fail::DataBusy => &self.data_busy,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl PrbLog {
@@ -41,6 +65,7 @@ impl PrbLog {
         PrbLog {
             ring: Ring::for_buffer(buffer_size),
             counters: Counters::default(),
+            dropped: FailAtomics::default(),
         }
     }
 
@@ -55,13 +80,12 @@ impl PrbLog {
         // Interrupts (not NMIs) stay off from reserve to commit, as in the
         // kernel, to keep a reserved record from blocking recycling long.
         let flags = arch.local_irq_save();
-        let bytes = text.as_bytes();
         // A continuation appends to the caller's open record if it can; a
         // complete line is finalized at once, a partial one stays open.
         let appended = cont
             .then(|| {
                 self.ring
-                    .reserve_in_last(arch, meta.caller, bytes.len(), TEXT_MAX)
+                    .reserve_in_last(arch, meta.caller, text.len(), TEXT_MAX)
             })
             .flatten();
         let reserved = match appended {
@@ -69,24 +93,49 @@ impl PrbLog {
             None => {
                 self.counters.attempt();
                 meta.cont = cont;
-                self.ring
-                    .reserve(arch, bytes.len(), &meta)
+                self.reserve_or_truncate(arch, &mut text, &meta)
                     .inspect(|_| self.counters.store())
             }
         };
         match reserved {
             Ok(mut r) => {
                 arch.point(point::VPRINTK_LOGBUF_LOCKED);
-                r.write(&self.ring, bytes, &meta);
+                r.write(&self.ring, text.as_bytes(), &meta);
                 if newline {
                     self.ring.final_commit(arch, r);
                 } else {
                     self.ring.commit(arch, r);
                 }
             }
-            Err(_) => self.counters.drop_one(),
+            Err(fail) => {
+                self.counters.drop_one();
+                self.dropped.count(fail);
+            }
         }
         arch.local_irq_restore(flags);
+    }
+
+    /// `prb_reserve()`, and on failure `vprintk_store()`'s second try:
+    /// `truncate_msg()` caps the text at a quarter of the ring
+    /// (`MAX_LOG_TAKE_PART`), ending it in "<truncated>", and the record
+    /// is reserved once more at that size.
+    fn reserve_or_truncate<A: Arch>(
+        &self,
+        arch: &A,
+        text: &mut TextBuf<TEXT_MAX>,
+        meta: &Meta,
+    ) -> Result<Reserved, Fail> {
+        if let Ok(r) = self.ring.reserve(arch, text.len(), meta) {
+            return Ok(r);
+        }
+        const TRUNC: &[u8] = b"<truncated>";
+        let max = usize::try_from(self.ring.data_bytes() / 4).unwrap_or(usize::MAX);
+        if text.len() > max {
+            let keep = max.saturating_sub(TRUNC.len());
+            text.truncate(keep);
+            text.push_bytes(TRUNC);
+        }
+        self.ring.reserve(arch, text.len(), meta)
     }
 
     /// The accounts, with the console's.
@@ -136,13 +185,13 @@ impl PrbLog {
         }
     }
 
-    /// Failed reservations by reason.
+    /// Dropped messages by the reason their reservation failed.
     pub(crate) fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
-        let f = self.ring.fails();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("desc_busy", f.desc_busy),
-            ("data_busy", f.data_busy),
-            ("too_big", f.too_big),
+            ("desc_busy", load(&self.dropped.desc_busy)),
+            ("data_busy", load(&self.dropped.data_busy)),
+            ("too_big", load(&self.dropped.too_big)),
         ]
     }
 }
@@ -151,6 +200,8 @@ impl PrbLog {
 pub struct Lockless {
     log: PrbLog,
     console_sem: Semaphore,
+    /// The console hand-off, with 5.19's "no spinning during a panic".
+    handoff: Handoff,
     /// Next record the console prints; written only by the holder of
     /// `console_sem`.
     console_seq: AtomicU64,
@@ -165,7 +216,8 @@ impl Lockless {
     pub fn new(config: &DesignConfig) -> Lockless {
         Lockless {
             log: PrbLog::new(config.buffer_size),
-            console_sem: Semaphore::new("console_sem"),
+            console_sem: Semaphore::new("console_sem", "(console_sem).lock"),
+            handoff: Handoff::new(true),
             console_seq: AtomicU64::new(0),
             console_dropped: AtomicU64::new(0),
             console: Console::new(config.console, config.nr_cpus),
@@ -177,32 +229,60 @@ impl Lockless {
         self.log.ring.fails()
     }
 
-    /// Print what the ring holds, if nobody else is printing. Never spins:
-    /// `console_sem` is only ever try-locked, and a record still being
-    /// written ends the pass (its writer flushes it afterwards).
+    /// How many times `console_sem` went from the printing CPU to a
+    /// spinning waiter.
+    pub fn handovers(&self) -> u64 {
+        self.handoff.handovers()
+    }
+
+    /// `vprintk_emit()`'s console part: `console_trylock_spinning()`, then
+    /// `console_unlock()`.
     fn console_flush<A: Arch>(&self, arch: &A) {
+        if self.console_sem.try_down(arch, None)
+            || self.handoff.trylock_spinning(arch, &self.console_sem)
+        {
+            self.console_unlock(arch);
+        }
+    }
+
+    /// `console_unlock()`: print what the ring holds, hand `console_sem`
+    /// to a waiter or release it, and go again if a record was finalized
+    /// after the last look and the trylock succeeds. A record still being
+    /// written ends a pass (its writer prints it afterwards), and a pass
+    /// that got nowhere ends the loop.
+    fn console_unlock<A: Arch>(&self, arch: &A) {
         arch.push_frame(&CONSOLE_FLUSH);
-        while self.console_sem.try_down(arch, None) {
+        loop {
             let before = self.console_seq.load(Ordering::Relaxed);
-            self.console_pass(arch);
-            self.console_sem.up();
-            // A record finalized after our last look, whose writer found
-            // console_sem taken, relies on us; but a pass that got nowhere
-            // ends it (the writer it waits for will flush).
+            if self.console_flush_all(arch) {
+                // console_sem now belongs to the waiter, who prints on.
+                break;
+            }
+            self.console_sem.up(arch);
             let seq = self.console_seq.load(Ordering::Relaxed);
-            if seq == before || !self.log.ring.has_next(seq) {
+            if seq == before
+                || !self.log.ring.has_next(seq)
+                || other_cpu_in_panic(arch)
+                || !self.console_sem.try_down(arch, None)
+            {
                 break;
             }
         }
         arch.pop_frame();
     }
 
-    /// Print every readable record while holding `console_sem`. Records
-    /// skipped (overwritten, or without data) are announced before the next
-    /// record printed.
-    fn console_pass<A: Arch>(&self, arch: &A) {
+    /// `console_flush_all()`: print every readable record while holding
+    /// `console_sem`, each write with interrupts off and this CPU marked
+    /// the console owner. Records skipped (overwritten, or without data)
+    /// are announced before the next record printed. True if the semaphore
+    /// was handed to a waiter. A CPU that is not the panic CPU stops once
+    /// a panic began (5.19's `abandon_console_lock_in_panic()`).
+    fn console_flush_all<A: Arch>(&self, arch: &A) -> bool {
         let mut text = TextBuf::<TEXT_MAX>::new();
         loop {
+            if other_cpu_in_panic(arch) {
+                return false;
+            }
             let want = self.console_seq.load(Ordering::Relaxed);
             let mut seq = want;
             arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
@@ -211,17 +291,27 @@ impl Lockless {
                 .fetch_add(seq.saturating_sub(want), Ordering::Relaxed);
             let Some(r) = found else {
                 self.console_seq.store(seq, Ordering::Relaxed);
-                break;
+                return false;
             };
+            let flags = arch.local_irq_save();
+            self.handoff.enable(arch);
             arch.point(point::CONSOLE_UNLOCK_WRITE);
             let dropped = self.console_dropped.swap(0, Ordering::Relaxed);
-            if dropped > 0 {
-                self.console.write_dropped(arch, dropped);
-            }
-            self.console.write_record(arch, &r.meta, text.as_bytes());
+            self.console
+                .write_record(arch, dropped, &r.meta, text.as_bytes());
             self.console_seq.store(r.seq + 1, Ordering::Relaxed);
+            let handed = self.handoff.disable_and_check(arch);
+            arch.local_irq_restore(flags);
+            if handed {
+                return true;
+            }
         }
     }
+}
+
+/// `other_cpu_in_panic()`.
+fn other_cpu_in_panic<A: Arch>(arch: &A) -> bool {
+    arch.panic_cpu().is_some_and(|cpu| cpu != arch.this_cpu())
 }
 
 impl<A: Arch> Printk<A> for Lockless {
@@ -243,7 +333,27 @@ impl<A: Arch> Printk<A> for Lockless {
     }
 
     fn irq_work(&self, arch: &A) {
-        self.console_flush(arch);
+        // defer_console_output()'s irq_work: a plain trylock, no spinning.
+        if self.console.registered() && self.console_sem.try_down(arch, None) {
+            self.console_unlock(arch);
+        }
+    }
+
+    fn panic_flush(&self, arch: &A) {
+        // console_flush_on_panic(), with oops_in_progress still set (5.0
+        // stopped clearing it before the flush): print whether or not
+        // console_sem could be taken; the serial driver only tries
+        // port->lock.
+        if !self.console.registered() {
+            return;
+        }
+        self.console.bust_spinlocks(true);
+        let _ = self.console_sem.try_down(arch, None);
+        self.console_unlock(arch);
+    }
+
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        vec![("handovers", self.handovers())]
     }
 
     fn accounts(&mut self) -> Accounts {
@@ -259,7 +369,12 @@ impl<A: Arch> Printk<A> for Lockless {
     }
 
     fn locks(&self) -> Vec<&LockCore> {
-        vec![self.console_sem.core()]
+        vec![
+            self.console_sem.core(),
+            self.console_sem.lock_core(),
+            self.console.port_lock(),
+            self.handoff.lock(),
+        ]
     }
 
     fn console(&self) -> &Console {

@@ -23,6 +23,7 @@ use crate::lock::LockCore;
 use crate::point::{self, Point};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 
+mod handoff;
 pub mod legacy;
 pub mod lockless;
 pub mod nbcon;
@@ -167,6 +168,17 @@ pub trait Printk<A: Arch>: Send + Sync {
         let _ = arch;
     }
 
+    /// `printk_nmi_enter()`, called by the machine as an NMI handler
+    /// begins (the kernel calls it from `nmi_enter()`).
+    fn nmi_enter(&self, arch: &A) {
+        let _ = arch;
+    }
+
+    /// `printk_nmi_exit()`, as the NMI handler ends.
+    fn nmi_exit(&self, arch: &A) {
+        let _ = arch;
+    }
+
     /// The panic CPU's last flush to the consoles, after every other CPU
     /// was stopped.
     fn panic_flush(&self, arch: &A) {
@@ -281,9 +293,29 @@ const LEGACY_POINTS: &[PointUse] = &[
             },
             PointUse {
                 point: point::CONSOLE_UNLOCK_WRITE,
-                about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free",
+                about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free (legacy_handoff: this CPU is the console owner)",
             },
+            SEM_POINTS[0],
+            SEM_POINTS[1],
+            SEM_POINTS[2],
         ];
+
+/// console_sem's internal lock and the serial driver's port lock, in every
+/// design that prints from the printk caller through console_sem.
+const SEM_POINTS: [PointUse; 3] = [
+    PointUse {
+        point: point::DOWN_TRYLOCK_SEM_LOCKED,
+        about: "console_trylock(): down_trylock() holds console_sem's own raw spinlock (sem->lock), interrupts off",
+    },
+    PointUse {
+        point: point::UP_SEM_LOCKED,
+        about: "console_unlock(): up() holds console_sem's own raw spinlock (sem->lock), interrupts off",
+    },
+    PointUse {
+        point: point::SERIAL_PORT_LOCKED,
+        about: "the serial driver holds port->lock and writes a record, interrupts off",
+    },
+];
 
 /// The ring's own points, the same in `lockless` and `nbcon` (they share
 /// the ring).
@@ -350,8 +382,11 @@ pub const DESIGNS: &[DesignInfo] = &[
             },
             PointUse {
                 point: point::CONSOLE_UNLOCK_WRITE,
-                about: "the console loop writes a record to the console, holding only console_sem",
+                about: "the console loop writes a record to the console: this CPU holds console_sem and is the console owner",
             },
+            SEM_POINTS[0],
+            SEM_POINTS[1],
+            SEM_POINTS[2],
             RING_POINTS[0],
             RING_POINTS[1],
             RING_POINTS[2],

@@ -23,7 +23,7 @@
 //! Writers are callable from any context; nothing here allocates after
 //! construction.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::Arch;
 use crate::lock::{LockCore, RawSpinLock};
@@ -99,6 +99,12 @@ pub struct SafeBuffers {
     nmi: Box<[SeqBuf]>,
     safe: Box<[SeqBuf]>,
     safe_depth: Box<[AtomicU32]>,
+    /// Per CPU, 4.13's `PRINTK_NMI_DEFERRED_CONTEXT_MASK`: this NMI
+    /// stores into the main log (taking `logbuf_lock`) instead of its
+    /// per-CPU buffer.
+    nmi_deferred: Box<[AtomicBool]>,
+    /// Whether NMIs may choose the deferred mode at all (4.13–4.18).
+    deferred_mode: bool,
     read_lock: RawSpinLock<()>,
 }
 
@@ -112,13 +118,43 @@ pub enum Kind {
 }
 
 impl SafeBuffers {
-    /// Buffers for `nr_cpus` CPUs.
-    pub fn new(nr_cpus: usize) -> SafeBuffers {
+    /// Buffers for `nr_cpus` CPUs; `deferred_mode` adds 4.13's choice at
+    /// NMI entry ([`SafeBuffers::nmi_enter`]).
+    pub fn new(nr_cpus: usize, deferred_mode: bool) -> SafeBuffers {
         SafeBuffers {
             nmi: (0..nr_cpus).map(|_| SeqBuf::new()).collect(),
             safe: (0..nr_cpus).map(|_| SeqBuf::new()).collect(),
             safe_depth: (0..nr_cpus).map(|_| AtomicU32::new(0)).collect(),
+            nmi_deferred: (0..nr_cpus).map(|_| AtomicBool::new(false)).collect(),
+            deferred_mode,
             read_lock: RawSpinLock::new("printk_safe_read_lock", ()),
+        }
+    }
+
+    /// `printk_nmi_enter()`, 4.13–4.18 (commit 719f6a7040f1): an NMI uses
+    /// its per-CPU buffer only if this CPU is in printk-safe context and
+    /// `logbuf_lock` is held; otherwise it stores straight into the main
+    /// log, waiting for `logbuf_lock` if another CPU holds it. The choice
+    /// is made once, here: nothing looks again when the NMI's printk
+    /// comes. Without the deferred mode (4.7–4.12, 4.19 on) every NMI
+    /// printk goes to the per-CPU buffer.
+    pub fn nmi_enter<A: Arch>(&self, arch: &A, logbuf_locked: bool) {
+        let cpu = arch.this_cpu();
+        let (Some(flag), Some(depth)) = (self.nmi_deferred.get(cpu), self.safe_depth.get(cpu))
+        else {
+            return;
+        };
+        let in_safe = depth.load(Ordering::Relaxed) > 0;
+        flag.store(
+            self.deferred_mode && !(in_safe && logbuf_locked),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `printk_nmi_exit()`.
+    pub fn nmi_exit<A: Arch>(&self, arch: &A) {
+        if let Some(flag) = self.nmi_deferred.get(arch.this_cpu()) {
+            flag.store(false, Ordering::Relaxed);
         }
     }
 
@@ -128,14 +164,32 @@ impl SafeBuffers {
     }
 
     /// Where a printk on the calling CPU must go instead of the log, if
-    /// anywhere: the NMI buffer in NMI context, the safe buffer while this
-    /// CPU holds printk's locks.
+    /// anywhere (`vprintk_func()`): the NMI buffer in NMI context (unless
+    /// this NMI chose the deferred mode at entry), the safe buffer while
+    /// this CPU holds printk's locks (a deferred NMI too).
     pub fn diverted<A: Arch>(&self, arch: &A) -> Option<Kind> {
-        if arch.in_nmi() {
+        // The order of the checks is the kernel's: the NMI bit, then the
+        // safe count, then the deferred bit (main log).
+        let cpu = arch.this_cpu();
+        let deferred = self
+            .nmi_deferred
+            .get(cpu)
+            .is_some_and(|d| d.load(Ordering::Relaxed));
+        if arch.in_nmi() && !deferred {
             return Some(Kind::Nmi);
         }
-        let depth = self.safe_depth.get(arch.this_cpu())?;
+        let depth = self.safe_depth.get(cpu)?;
         (depth.load(Ordering::Relaxed) > 0).then_some(Kind::Safe)
+    }
+
+    /// Whether the flushers' `read_lock` is held (by anyone).
+    pub fn read_locked(&self) -> bool {
+        self.read_lock.core().owner().is_some()
+    }
+
+    /// `raw_spin_lock_init(&read_lock)` (5.12's panic fix).
+    pub fn reinit_read_lock(&self) {
+        self.read_lock.reinit();
     }
 
     /// `printk_safe_enter()`: this CPU now holds printk's locks.
@@ -282,7 +336,7 @@ mod tests {
 
     #[test]
     fn lines_come_back_with_their_levels() {
-        let s = SafeBuffers::new(1);
+        let s = SafeBuffers::new(1, false);
         let arch = FakeArch::new(0, 1);
         arch.preempt_count.store(NMI_OFFSET, Ordering::Relaxed);
         assert_eq!(s.diverted(&arch), Some(Kind::Nmi));
@@ -301,7 +355,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_truncates_then_loses_and_says_so() {
-        let s = SafeBuffers::new(1);
+        let s = SafeBuffers::new(1, false);
         let arch = FakeArch::new(0, 1);
         let line = [b'x'; 1000];
         let mut stored = 0;
@@ -328,7 +382,7 @@ mod tests {
 
     #[test]
     fn safe_context_diverts_outside_nmi() {
-        let s = SafeBuffers::new(2);
+        let s = SafeBuffers::new(2, false);
         let arch = FakeArch::new(1, 2);
         assert_eq!(s.diverted(&arch), None);
         s.enter(&arch);

@@ -332,6 +332,11 @@ impl Ring {
         1 << self.size_bits
     }
 
+    /// Bytes in the data ring (printk's `log_buf_len`).
+    pub fn data_bytes(&self) -> u64 {
+        self.data_size()
+    }
+
     fn desc(&self, id: u64) -> Option<&Desc> {
         self.descs.get((id & (self.count() - 1)) as usize)
     }

@@ -99,6 +99,9 @@ pub struct Cpu {
     pub stop_requested: AtomicBool,
     /// Halted in an NMI handler, for good (until the run ends).
     pub stopped: AtomicBool,
+    /// The panic's stop NMI is to land when this CPU next passes the
+    /// point with this id + 1 (0: none).
+    pub stop_at: AtomicU32,
     /// The locks this CPU holds, for lockdep's order graph.
     pub held: klog::lockdep::Held,
     /// Stuck on purpose (a `[[task]]` stall or an at-point `hold`): what
@@ -224,6 +227,7 @@ pub(crate) fn cpu_thread(m: &super::Machine, cpu: usize) -> io::Result<()> {
         }
     };
     m.workload.task_loop(m, cpu);
+    m.end_turn(cpu);
     // Go offline: no new signals are sent; then wait for the sender to stop
     // before masking, so nothing it sent is left half-delivered.
     c.online.store(false, Ordering::Release);

@@ -98,8 +98,14 @@ pub enum NmiAction {
     /// The handler never returns: a wedged CPU (until the run ends).
     Hang,
     /// `panic()`: print the panic line, stop every other CPU with an NMI
-    /// that never returns, flush the consoles, end the run.
-    Panic,
+    /// that never returns, flush the consoles, end the run. With
+    /// `stop_at`, each other CPU's stop NMI lands when it next passes that
+    /// point (at once on designs without it, or if it does not get there
+    /// soon): the stop catches it at the worst moment, every run.
+    Panic {
+        /// Where the stop NMIs land.
+        stop_at: Option<Point>,
+    },
     /// Nothing: the NMI only interrupts.
     Nothing,
 }
@@ -171,6 +177,7 @@ impl Injector {
                 AtomicBool::new(sources.iter().any(|s| {
                     matches!(s.trigger, Trigger::AtPoint { point, .. } if point == *p)
                         || matches!(s.action, NmiAction::BacktraceAll(d) if d.land_at == Some(*p))
+                        || matches!(s.action, NmiAction::Panic { stop_at } if stop_at == Some(*p))
                 }))
             })
             .collect();
@@ -235,6 +242,13 @@ impl Injector {
         let Some(me) = cpu::this_cpu() else {
             return;
         };
+        // The panic CPU's stop NMI waiting for this CPU to get here.
+        if let Some(c) = m.cpus.get(me) {
+            let at = c.stop_at.load(Ordering::Acquire);
+            if at == u32::from(point.id) + 1 && c.stop_at.swap(0, Ordering::AcqRel) == at {
+                m.send(me, super::irq::nmi_signal());
+            }
+        }
         // An NMI of an all-CPU backtrace waiting for this CPU to get here.
         if let Some(c) = m.cpus.get(me) {
             let deferred = c.deferred_nmi.load(Ordering::Acquire);

@@ -252,12 +252,14 @@ impl Machine {
         c.nmis.fetch_add(1, Ordering::Release);
         self.trace(super::trace::Kind::Enter(klog::Context::Nmi));
         c.stack.push(&NMI_FRAME);
+        self.design.nmi_enter(self);
         if c.stop_requested.load(Ordering::Acquire) {
             // smp_send_stop(): this handler never returns while the run lasts.
-            self.halt(c);
+            self.halt(c, cpu);
         } else if let Some(source) = (source as usize).checked_sub(1) {
             self.workload.interrupt(self, cpu, source);
         }
+        self.design.nmi_exit(self);
         c.stack.pop();
         self.trace(super::trace::Kind::Exit(klog::Context::Nmi));
         compiler_fence(Ordering::SeqCst);

@@ -89,6 +89,9 @@ pub struct Machine {
     pub(crate) panic_cpu: AtomicUsize,
     /// The panic CPU finished its last flush.
     pub(crate) panic_done: AtomicBool,
+    /// Which halted CPU is running on after the run ended (`usize::MAX`:
+    /// none); see [`Machine::halt`].
+    pub(crate) resume_turn: AtomicUsize,
     /// The printer thread's futex word: bumped by every wake-up.
     pub(crate) printer_wake: AtomicU32,
     /// `nmi_cpu_backtrace()`'s private lock before 4.19 (used by dumps
@@ -137,6 +140,7 @@ impl Machine {
             pid: unsafe { libc::getpid() },
             panic_cpu: AtomicUsize::new(usize::MAX),
             panic_done: AtomicBool::new(false),
+            resume_turn: AtomicUsize::new(usize::MAX),
             printer_wake: AtomicU32::new(0),
             backtrace_lock: RawSpinLock::new("nmi_backtrace_lock", ()),
             remote_traces: AtomicU64::new(0),
@@ -365,6 +369,13 @@ impl Arch for Machine {
     fn panic_cpu(&self) -> Option<usize> {
         let cpu = self.panic_cpu.load(Ordering::Acquire);
         (cpu != usize::MAX).then_some(cpu)
+    }
+
+    fn num_online_cpus(&self) -> usize {
+        self.cpus
+            .iter()
+            .filter(|c| !c.stopped.load(Ordering::Acquire))
+            .count()
     }
 
     fn stack(&self, out: &mut [Option<&'static Frame>]) -> usize {

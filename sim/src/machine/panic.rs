@@ -40,12 +40,36 @@ impl Machine {
     /// ends, as a CPU stopped by the panic CPU (or the panic CPU itself
     /// when it is done) sits with interrupts off forever. It goes offline:
     /// no more signals, no lockup reports.
-    pub(crate) fn halt(&self, c: &Cpu) {
+    ///
+    /// When the run ends the halted CPUs go on one at a time, each to the
+    /// end of its thread before the next: a panic may have re-initialised
+    /// a lock a halted CPU held (`zap_locks()`,
+    /// `printk_safe_flush_on_panic()`), which is sound in the kernel only
+    /// because that CPU never runs again.
+    pub(crate) fn halt(&self, c: &Cpu, cpu: usize) {
         c.online.store(false, Ordering::Release);
         c.stopped.store(true, Ordering::Release);
         while !self.stop.load(Ordering::Acquire) && !self.abort_all.load(Ordering::Acquire) {
             nap();
         }
+        // (A CPU that already has its turn and halts again, on an NMI that
+        // came after the run ended, keeps it.)
+        while let Err(holder) =
+            self.resume_turn
+                .compare_exchange(usize::MAX, cpu, Ordering::AcqRel, Ordering::Acquire)
+        {
+            if holder == cpu {
+                break;
+            }
+            nap();
+        }
+    }
+
+    /// A halted CPU's thread is done: the next may resume.
+    pub(crate) fn end_turn(&self, cpu: usize) {
+        let _ =
+            self.resume_turn
+                .compare_exchange(cpu, usize::MAX, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// A handler that never returns: the CPU is wedged where it was (still
@@ -56,8 +80,8 @@ impl Machine {
         }
     }
 
-    /// `panic()` on `cpu`.
-    pub(crate) fn panic(&self, cpu: usize) {
+    /// `panic()` on `cpu`, stopping the others (at `stop_at`, if given).
+    pub(crate) fn panic(&self, cpu: usize, stop_at: Option<klog::Point>) {
         let Some(c) = self.cpus.get(cpu) else {
             return;
         };
@@ -67,17 +91,22 @@ impl Machine {
             .is_err()
         {
             // Another CPU panics already: stop here (panic_smp_self_stop).
-            self.halt(c);
+            self.halt(c, cpu);
             return;
         }
         self.push_frame(&PANIC);
+        // bust_spinlocks(1): oops_in_progress, which the serial driver reads.
+        self.design.console().bust_spinlocks(true);
         self.printk(
             Level::Emerg,
             format_args!("Kernel panic - not syncing: simulated panic on CPU {cpu}\n"),
         );
         self.push_frame(&SEND_STOP);
-        self.stop_other_cpus(cpu);
+        self.stop_other_cpus(cpu, stop_at);
         self.pop_frame();
+        // x86's panic notifier (dump_kernel_offset(), KASLR off): the first
+        // printk after smp_send_stop(), before the consoles are flushed.
+        self.printk(Level::Emerg, format_args!("Kernel Offset: disabled\n"));
         self.design.panic_flush(self);
         self.printk(
             Level::Emerg,
@@ -94,22 +123,39 @@ impl Machine {
         }
         // The machine is dead: end the run.
         self.stop.store(true, Ordering::Release);
-        self.halt(c);
+        self.halt(c, cpu);
     }
 
     /// `smp_send_stop()`: an NMI to every other online CPU whose handler
     /// never returns; wait (up to x86's 1 s, scaled) until they halted. A
     /// CPU already inside an NMI handler cannot take another one and is
     /// never stopped, as on real hardware.
-    fn stop_other_cpus(&self, me: usize) {
+    fn stop_other_cpus(&self, me: usize, stop_at: Option<klog::Point>) {
+        let land_at = stop_at.filter(|p| self.design_info.has_point(*p));
         for (i, c) in self.cpus.iter().enumerate() {
             if i != me && c.online.load(Ordering::Acquire) {
                 c.stop_requested.store(true, Ordering::Release);
-                self.send(i, nmi_signal());
+                match land_at {
+                    Some(p) => c.stop_at.store(u32::from(p.id) + 1, Ordering::Release),
+                    None => {
+                        self.send(i, nmi_signal());
+                    }
+                }
             }
         }
         let deadline = mono_ns().saturating_add(self.config.stop_wait_ns);
+        // A CPU that does not pass the landing point soon gets its stop NMI
+        // where it is.
+        let mut land_by = mono_ns().saturating_add(self.config.stop_wait_ns / 2);
         while mono_ns() < deadline && !self.abort_all.load(Ordering::Relaxed) {
+            if mono_ns() >= land_by {
+                land_by = u64::MAX;
+                for (i, c) in self.cpus.iter().enumerate() {
+                    if c.stop_at.swap(0, Ordering::AcqRel) != 0 {
+                        self.send(i, nmi_signal());
+                    }
+                }
+            }
             let all = self.cpus.iter().enumerate().all(|(i, c)| {
                 i == me
                     || c.stopped.load(Ordering::Acquire)
