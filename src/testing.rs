@@ -4,7 +4,7 @@
 //! It is not a simulation of interrupts. Code that must really be
 //! interrupted runs on the `printk-sim` machine.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{Arch, Frame, IrqFlags, WaitTicket};
 use crate::context::Context;
@@ -34,6 +34,8 @@ pub struct FakeArch {
     hook_fired: AtomicBool,
     real_clock: Option<std::time::Instant>,
     held: crate::lockdep::Held,
+    /// The panic CPU, `usize::MAX` for none.
+    panic_cpu: AtomicUsize,
 }
 
 impl FakeArch {
@@ -53,6 +55,7 @@ impl FakeArch {
             hook_fired: AtomicBool::new(false),
             real_clock: None,
             held: crate::lockdep::Held::default(),
+            panic_cpu: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -61,6 +64,15 @@ impl FakeArch {
     pub fn with_real_clock(mut self) -> FakeArch {
         self.real_clock = Some(std::time::Instant::now());
         self
+    }
+
+    /// Make `cpu` the CPU in `panic()` as this fake sees it (`None`: no
+    /// panic), as if that CPU had just won the kernel's `panic_cpu`. Through
+    /// `&self`, so a test may start a panic while another thread uses the
+    /// fake. SeqCst, so the threads of a test agree on when it began.
+    pub fn set_panic_cpu(&self, cpu: Option<usize>) {
+        self.panic_cpu
+            .store(cpu.unwrap_or(usize::MAX), Ordering::SeqCst);
     }
 
     /// Run `hook` the first time `point` is passed.
@@ -132,6 +144,10 @@ impl Arch for FakeArch {
     fn wait_end(&self, _ticket: WaitTicket) {}
     fn push_frame(&self, _frame: &'static Frame) {}
     fn pop_frame(&self) {}
+    fn panic_cpu(&self) -> Option<usize> {
+        let cpu = self.panic_cpu.load(Ordering::SeqCst);
+        (cpu != usize::MAX).then_some(cpu)
+    }
     fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {
         Some(&self.held)
     }

@@ -185,6 +185,15 @@ pub trait Printk<A: Arch>: Send + Sync {
         let _ = arch;
     }
 
+    /// The kernel's final `nbcon_atomic_flush_unsafe()` in `panic()`,
+    /// after the last [`Printk::panic_flush`] (behind the "end Kernel
+    /// panic" line): the one flush allowed to take a console over in an
+    /// unsafe state. Designs without such a console have nothing more to
+    /// do.
+    fn panic_flush_unsafe(&self, arch: &A) {
+        let _ = arch;
+    }
+
     /// `nbcon_cpu_emergency_enter()`: printk on this CPU flushes in the
     /// caller until the matching exit (a WARN, an oops, a stall report).
     fn emergency_enter(&self, arch: &A) {

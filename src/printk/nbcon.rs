@@ -183,6 +183,18 @@ struct Ctxt {
     seq: u64,
 }
 
+/// Why an atomic flush stopped before its stop seq (the kernel's error
+/// codes of `__nbcon_atomic_flush_pending_con()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlushErr {
+    /// `-EPERM`: the console could not be acquired.
+    Perm,
+    /// `-EAGAIN`: ownership was lost while printing.
+    Again,
+    /// `-ENOENT`: a record before the stop seq is not finalized.
+    NoEnt,
+}
+
 /// What emitting one record came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Emit {
@@ -308,6 +320,11 @@ impl Nbcon {
         }
     }
 
+    /// `this_cpu_in_panic()`.
+    fn this_cpu_in_panic<A: Arch>(&self, arch: &A) -> bool {
+        arch.panic_cpu() == Some(arch.this_cpu())
+    }
+
     fn other_cpu_in_panic<A: Arch>(&self, arch: &A) -> bool {
         arch.panic_cpu().is_some_and(|p| p != arch.this_cpu())
     }
@@ -376,9 +393,18 @@ impl Nbcon {
         };
         self.cas(cur, requested).map_err(|_| Refused::Again)?;
         let deadline = arch.now_ns().saturating_add(self.spinwait_ns);
+        // Busy: timed out; Perm: aborted by a panic elsewhere.
+        let mut request_err = Refused::Busy;
         loop {
             core::hint::spin_loop();
             let cur = self.state();
+            // nbcon_context_try_acquire_requested() checks this first, on
+            // every iteration: once another CPU panics, a non-panic CPU
+            // must not gain the console, not even handed over.
+            if self.other_cpu_in_panic(arch) {
+                request_err = Refused::Perm;
+                break;
+            }
             if cur.req_prio != ctxt.prio {
                 // Superseded by a higher priority.
                 return Err(Refused::Perm);
@@ -394,14 +420,17 @@ impl Nbcon {
                 break;
             }
         }
-        // Timed out: withdraw the request, unless someone else's replaced
-        // it; take the console if it was released meanwhile.
+        // Timed out or aborted: withdraw the request, unless someone
+        // else's replaced it; take the console if it was released
+        // meanwhile, unless another CPU panics (checked again each time
+        // round, as the kernel's loop does).
         loop {
             let cur = self.state();
             if cur.req_prio != ctxt.prio {
                 return Err(Refused::Perm);
             }
-            let new = if cur.prio == Prio::None {
+            let take = cur.prio == Prio::None && !self.other_cpu_in_panic(arch);
+            let new = if take {
                 Self::taken(cur, ctxt)
             } else {
                 State {
@@ -410,12 +439,14 @@ impl Nbcon {
                 }
             };
             if self.cas(cur, new).is_ok() {
-                if new.prio == ctxt.prio {
+                if take {
                     bump(&self.stats.handovers);
                     return Ok(());
                 }
-                bump(&self.stats.handover_timeouts);
-                return Err(Refused::Busy);
+                if request_err == Refused::Busy {
+                    bump(&self.stats.handover_timeouts);
+                }
+                return Err(request_err);
             }
         }
     }
@@ -556,44 +587,56 @@ impl Nbcon {
         let mut seq = ctxt.seq;
         arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
         let mut found = self.log.ring.read_valid(arch, &mut seq, &mut text);
-        // The panic CPU does not wait for a record another CPU will never
-        // finish (it is stopped): it skips it if a later one is readable.
+        // _prb_read_valid(): the panic CPU does not wait for a record
+        // another CPU will never finish (it is stopped): it skips any
+        // record but the newest reserved one, whether or not what follows
+        // is readable yet. The newest may be its own line still waiting
+        // for its newline.
         while found.is_none()
-            && arch.panic_cpu() == Some(arch.this_cpu())
-            && self.log.ring.has_next(seq + 1)
+            && self.this_cpu_in_panic(arch)
+            && seq + 1 < self.log.ring.next_reserve_seq()
         {
             seq += 1;
             found = self.log.ring.read_valid(arch, &mut seq, &mut text);
         }
         let skipped = seq.saturating_sub(ctxt.seq);
         let Some(r) = found else {
-            if skipped > 0 {
-                self.dropped.fetch_add(skipped, Ordering::Relaxed);
-                if self
-                    .seq
-                    .compare_exchange(ctxt.seq, seq, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    ctxt.seq = seq;
-                }
-            }
+            // printk_get_next_message() found nothing: neither the seq nor
+            // the dropped count changes. What was skipped on the way is
+            // counted by whoever reads the next record, from the seq.
             return if self.update_unsafe(ctxt, false) {
                 Emit::Empty
             } else {
                 Emit::Lost
             };
         };
-        let dropped = self.dropped.load(Ordering::Relaxed) + skipped;
-        let mut out = TextBuf::<{ TEXT_MAX + 160 }>::new();
-        if dropped > 0 {
-            out.push_bytes(Console::dropped_line(dropped).as_bytes());
-        }
-        if self.prev_seq.load(Ordering::Relaxed) == r.seq {
+        // con->dropped, read once: racy only against a hostile takeover.
+        let con_dropped = self.dropped.load(Ordering::Relaxed);
+        let dropped = con_dropped + skipped;
+        let prev = self.prev_seq.load(Ordering::Relaxed);
+        let replay = prev == r.seq;
+        if replay {
             // An earlier owner was stopped in the middle of this record.
-            out.push_bytes(b"** replaying previous printk message **\n");
             bump(&self.stats.replays);
         } else {
-            self.prev_seq.store(r.seq, Ordering::Relaxed);
+            // Still the owner? Otherwise `prev` may be the value of the
+            // context that took over, not of the previous owner: leave it.
+            if !self.proceed_or_note(ctxt, self.state()) {
+                return Emit::Lost;
+            }
+            // And only from the value read: a new owner's value wins.
+            let _ =
+                self.prev_seq
+                    .compare_exchange(prev, r.seq, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        // console_prepend_dropped() then console_prepend_replay(): both
+        // prepend, so the replay line comes first.
+        let mut out = TextBuf::<{ TEXT_MAX + 160 }>::new();
+        if replay {
+            out.push_bytes(b"** replaying previous printk message **\n");
+        }
+        if dropped > 0 {
+            out.push_bytes(Console::dropped_line(dropped).as_bytes());
         }
         out.push_bytes(Console::line(&r.meta, text.as_bytes()).as_bytes());
         if !self.update_unsafe(ctxt, false) {
@@ -616,13 +659,25 @@ impl Nbcon {
         self.console.count_record(arch, &r.meta);
         if dropped > 0 {
             self.console.count_skipped(dropped);
-            self.dropped.fetch_sub(dropped - skipped, Ordering::Relaxed);
         }
-        // From the value we started with: a takeover that moved it wins.
-        let _ = self
-            .seq
-            .compare_exchange(ctxt.seq, r.seq + 1, Ordering::AcqRel, Ordering::Relaxed);
-        ctxt.seq = r.seq + 1;
+        // Everything announced went out: the count is 0 again, stored, not
+        // subtracted (the kernel's WRITE_ONCE(con->dropped, 0)), so a
+        // hostile takeover that already cleared it cannot make it wrap.
+        if con_dropped != 0 {
+            self.dropped.store(0, Ordering::Relaxed);
+        }
+        // nbcon_seq_try_update(): from the value we started with. If a
+        // takeover (or a forced seq) moved it, that value wins and is where
+        // we go on from, as we may keep the console for the next record.
+        ctxt.seq = match self.seq.compare_exchange(
+            ctxt.seq,
+            r.seq + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => r.seq + 1,
+            Err(now) => now,
+        };
         if !self.update_unsafe(ctxt, false) {
             return Emit::Lost;
         }
@@ -630,16 +685,32 @@ impl Nbcon {
         Emit::Printed
     }
 
-    /// Whether there is something to print at `seq`: a readable record (or
-    /// a gap), or, for the panic CPU, one behind an unfinished record.
-    fn pending<A: Arch>(&self, arch: &A, seq: u64) -> bool {
-        self.log.ring.has_next(seq)
-            || (arch.panic_cpu() == Some(arch.this_cpu()) && self.log.ring.has_next(seq + 1))
+    /// `prb_read_valid()` without the copy: whether there is something to
+    /// print at `seq`, a readable record (or a gap), or, for the panic CPU,
+    /// one behind unfinished records it skips (every one but the newest
+    /// reserved, as `_prb_read_valid()` skips them). The walk is bounded
+    /// by the ring: `seq` is past the tail once `has_next` says no.
+    fn pending<A: Arch>(&self, arch: &A, mut seq: u64) -> bool {
+        if self.log.ring.has_next(seq) {
+            return true;
+        }
+        if !self.this_cpu_in_panic(arch) {
+            return false;
+        }
+        let end = self.log.ring.next_reserve_seq();
+        while seq + 1 < end {
+            seq += 1;
+            if self.log.ring.has_next(seq) {
+                return true;
+            }
+        }
+        false
     }
 
-    /// Print records one by one, acquiring the console for each at `prio`,
-    /// until none is pending. True if it stopped with records left (the
-    /// console was someone else's, or was taken from us).
+    /// The printer thread's way (`nbcon_emit_one()` in a loop): print
+    /// records one by one, acquiring the console for each at `prio`, until
+    /// none is pending. True if it stopped with records left (the console
+    /// was someone else's, or was taken from us).
     fn print_pending<A: Arch>(&self, arch: &A, prio: Prio, spin: bool, hostile: bool) -> bool {
         while self.pending(arch, self.seq.load(Ordering::Acquire)) {
             let Some(mut ctxt) = self.try_acquire(arch, prio, spin, hostile) else {
@@ -657,14 +728,69 @@ impl Nbcon {
         false
     }
 
-    /// `nbcon_atomic_flush_pending()`: print everything pending in the
-    /// caller, at this CPU's priority, interrupts off.
+    /// `__nbcon_atomic_flush_pending_con()`: acquire the console once at
+    /// `prio`, print every record before `stop_seq` holding it, release it
+    /// once. A context of the same priority that comes along meanwhile is
+    /// refused outright (`-EPERM`) instead of taking the console between
+    /// two records.
+    fn flush_con<A: Arch>(
+        &self,
+        arch: &A,
+        prio: Prio,
+        stop_seq: u64,
+        allow_unsafe_takeover: bool,
+    ) -> Result<(), FlushErr> {
+        let Some(mut ctxt) = self.try_acquire(arch, prio, true, allow_unsafe_takeover) else {
+            return Err(FlushErr::Perm);
+        };
+        let mut res = Ok(());
+        while self.seq.load(Ordering::Acquire) < stop_seq {
+            match self.emit_next_record(arch, &mut ctxt) {
+                Emit::Printed => {}
+                // Handed over or taken: the new owner prints the rest.
+                Emit::Lost => return Err(FlushErr::Again),
+                // A record before stop_seq is reserved but not finalized.
+                Emit::Empty => {
+                    if self.seq.load(Ordering::Acquire) < stop_seq {
+                        res = Err(FlushErr::NoEnt);
+                    }
+                    break;
+                }
+            }
+        }
+        self.release(&ctxt);
+        res
+    }
+
+    /// `nbcon_atomic_flush_pending()` (and, `allow_unsafe_takeover`,
+    /// `nbcon_atomic_flush_unsafe()`) with `nbcon_atomic_flush_pending_con()`:
+    /// print in the caller, at this CPU's priority, interrupts off, up to
+    /// `prb_next_reserve_seq()` as it was when the flush began, so that one
+    /// CPU does not print for ever while others keep adding records. If
+    /// that worked and no printer thread takes over from here (the flush
+    /// is not offloaded), records added meanwhile are this context's too:
+    /// another round, bounded again (the kernel's `goto again`).
     fn atomic_flush<A: Arch>(&self, arch: &A, allow_unsafe_takeover: bool) {
         let prio = self.default_prio(arch);
         arch.push_frame(&ATOMIC_FLUSH);
-        let flags = arch.local_irq_save();
-        self.print_pending(arch, prio, true, allow_unsafe_takeover);
-        arch.local_irq_restore(flags);
+        let mut stop_seq = self.log.ring.next_reserve_seq();
+        while self.seq.load(Ordering::Acquire) < stop_seq {
+            let flags = arch.local_irq_save();
+            let res = self.flush_con(arch, prio, stop_seq, allow_unsafe_takeover);
+            arch.local_irq_restore(flags);
+            // -EPERM, -EAGAIN: the owner completes. -ENOENT: do not wait
+            // for the writer; it finalizes its record and flushes itself,
+            // or the panic CPU skips it.
+            if res.is_err() {
+                break;
+            }
+            let offloaded = flush_type(prio, self.printer_running.load(Ordering::Acquire))
+                == FlushType::Offload;
+            if offloaded || !self.pending(arch, self.seq.load(Ordering::Acquire)) {
+                break;
+            }
+            stop_seq = self.log.ring.next_reserve_seq();
+        }
         arch.pop_frame();
     }
 }
@@ -736,6 +862,13 @@ impl<A: Arch> Printk<A> for Nbcon {
     }
 
     fn panic_flush(&self, arch: &A) {
+        // console_flush_on_panic() → nbcon_atomic_flush_pending(): a
+        // stopped owner in an unsafe section costs a handover timeout, not
+        // a takeover; that is left to the very last flush.
+        self.atomic_flush(arch, false);
+    }
+
+    fn panic_flush_unsafe(&self, arch: &A) {
         // nbcon_atomic_flush_unsafe(): the last attempt, hostile if need be.
         self.atomic_flush(arch, true);
     }
@@ -750,10 +883,8 @@ impl<A: Arch> Printk<A> for Nbcon {
         if let Some(n) = self.emergency.get(arch.this_cpu()) {
             let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
         }
-        // What was stored meanwhile and not flushed goes to the thread.
-        if self.printer_running.load(Ordering::Acquire) {
-            arch.irq_work_queue();
-        }
+        // Nothing else: nbcon_cpu_emergency_exit() neither flushes nor
+        // wakes the thread (every printk in the section flushed itself).
     }
 
     fn events(&self) -> Vec<(&'static str, u64)> {
@@ -778,8 +909,8 @@ impl<A: Arch> Printk<A> for Nbcon {
 
     fn printer_pass(&self, arch: &A) -> bool {
         arch.push_frame(&PRINTER);
-        // The thread never spins for the console: whoever holds it prints,
-        // and wakes us again.
+        // The thread never waits for a handover: whoever holds the console
+        // prints, and the thread looks again when this returns true.
         let more = self.print_pending(arch, Prio::Normal, false, false);
         arch.pop_frame();
         more
@@ -790,7 +921,9 @@ impl<A: Arch> Printk<A> for Nbcon {
 mod tests {
     use super::*;
     use crate::console::ConsoleConfig;
-    use crate::testing::FakeArch;
+    use crate::record::Meta;
+    use crate::testing::{FakeArch, PointHook};
+    use std::sync::OnceLock;
 
     fn config() -> DesignConfig {
         DesignConfig {
@@ -802,6 +935,28 @@ mod tests {
                 registered: true,
             },
         }
+    }
+
+    /// A ring of 32 descriptors and 1 KiB of text, quick to fill.
+    fn small_config() -> DesignConfig {
+        DesignConfig {
+            buffer_size: 1 << 10,
+            ..config()
+        }
+    }
+
+    /// The console's output, line by line.
+    fn lines(n: &Nbcon) -> Vec<String> {
+        String::from_utf8_lossy(&n.console.output())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// With the printer thread running, printk at normal priority only
+    /// stores.
+    fn offload(n: &Nbcon) {
+        Printk::<FakeArch>::set_printer_running(n, true);
     }
 
     #[test]
@@ -922,5 +1077,294 @@ mod tests {
         assert!(n.update_unsafe(&panic, false));
         assert!(n.state().unsafe_);
         assert!(!n.update_unsafe(&owner, false), "the old owner lost it");
+    }
+
+    #[test]
+    fn an_atomic_flush_keeps_the_console_across_records() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let a1 = FakeArch::new(1, 2);
+        offload(&n);
+        for i in 0..3 {
+            n.printk(&a1, Level::Info, format_args!("line {i}\n"));
+        }
+        assert!(lines(&n).is_empty());
+        n.emergency_enter(&a0);
+        n.atomic_flush(&a0, false);
+        assert_eq!(lines(&n).len(), 3, "{:?}", lines(&n));
+        assert_eq!(n.stats().direct, 1, "one acquisition for the whole flush");
+        assert_eq!(n.state().prio, Prio::None, "released at the end");
+    }
+
+    #[test]
+    fn an_offloaded_atomic_flush_stops_where_reservations_were_when_it_began() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&config()));
+        offload(n);
+        let a1 = FakeArch::new(1, 2);
+        n.printk(&a1, Level::Info, format_args!("early\n"));
+        // CPU 1 stores a record while the flush prints the first one.
+        let late: PointHook = |_, _| {
+            if let Some(n) = N.get() {
+                n.printk(&FakeArch::new(1, 2), Level::Info, format_args!("late\n"));
+            }
+        };
+        // Normal priority with the thread running: the thread prints what
+        // came after the flush began.
+        let a0 = FakeArch::new(0, 2).with_hook(point::NBCON_UNSAFE, late);
+        n.atomic_flush(&a0, false);
+        let out = lines(n);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].ends_with("early"), "{out:?}");
+        assert_eq!(n.seq.load(Ordering::Relaxed), 1);
+        // In an emergency nobody else prints: rounds repeat while something
+        // is readable, each bounded where reservations were when it began.
+        let a0 = FakeArch::new(0, 2).with_hook(point::NBCON_UNSAFE, late);
+        n.emergency_enter(&a0);
+        n.atomic_flush(&a0, false);
+        let out = lines(n);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(
+            out[1].ends_with("late") && out[2].ends_with("late"),
+            "{out:?}"
+        );
+        assert_eq!(n.stats().direct, 3, "one acquisition per round");
+    }
+
+    #[test]
+    fn a_failed_seq_update_carries_on_from_the_consoles_seq() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&config()));
+        offload(n);
+        // nbcon_seq_force() while record 0 goes out.
+        let a1 = FakeArch::new(1, 2).with_hook(point::NBCON_UNSAFE, |_, _| {
+            if let Some(n) = N.get() {
+                n.seq.store(3, Ordering::Relaxed);
+            }
+        });
+        for i in 0..4 {
+            n.printk(&a1, Level::Info, format_args!("line {i}\n"));
+        }
+        let mut c = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.emit_next_record(&a1, &mut c), Emit::Printed);
+        assert_eq!(c.seq, 3, "the next record is the console's, not ours + 1");
+        assert_eq!(n.seq.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn the_panic_cpu_skips_unfinished_records_but_the_newest() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let a1 = FakeArch::new(1, 2);
+        let meta = Meta::now(&a1, Level::Info);
+        // Two contexts stopped inside vprintk_store(): records 0 and 1 stay
+        // reserved for ever, and nothing behind them is readable yet.
+        let _r0 = n.log.ring.reserve(&a1, 8, &meta).unwrap();
+        let _r1 = n.log.ring.reserve(&a1, 8, &meta).unwrap();
+        a0.set_panic_cpu(Some(0));
+        assert!(
+            !n.pending(&a0, 0),
+            "the newest reserved record is not skipped"
+        );
+        n.log.store(
+            &a0,
+            Level::Emerg,
+            format_args!("Kernel panic - not syncing\n"),
+        );
+        assert!(n.pending(&a0, 0), "the panic CPU looks past both");
+        assert!(!n.pending(&a1, 0), "nobody else does");
+        n.atomic_flush(&a0, false);
+        let out = lines(&n);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], "** 2 printk messages dropped **");
+        assert!(out[1].ends_with("Kernel panic - not syncing"), "{out:?}");
+        assert_eq!(n.console.stats().skipped, 2);
+    }
+
+    #[test]
+    fn a_waiter_never_takes_the_console_during_another_cpus_panic() {
+        use std::sync::atomic::AtomicBool;
+        let n = Nbcon::with_spinwait(&config(), 2_000_000_000);
+        let a0 = FakeArch::new(0, 2).with_real_clock();
+        let asked = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let a1 = FakeArch::new(1, 2);
+                let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+                assert!(n.update_unsafe(&owner, true));
+                asked.store(true, Ordering::Release);
+                let t0 = std::time::Instant::now();
+                while n.state().req_prio == Prio::None
+                    && t0.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    std::hint::spin_loop();
+                }
+                // CPU 2 panics while CPU 0 waits; then the owner leaves its
+                // section (handing over, if the request is still there).
+                a0.set_panic_cpu(Some(2));
+                if n.update_unsafe(&owner, false) {
+                    n.release(&owner);
+                }
+            });
+            while !asked.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let got = n.try_acquire(&a0, Prio::Emergency, true, false);
+            assert!(got.is_none(), "{:?} {:?}", n.state(), n.stats());
+        });
+        let st = n.state();
+        assert_eq!((st.prio, st.req_prio), (Prio::None, Prio::None));
+        let s = n.stats();
+        assert_eq!((s.handovers, s.handover_timeouts), (0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn a_stale_owner_leaves_prev_seq_to_the_new_one() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&config()));
+        offload(n);
+        // Before CPU 1 reads record 0, the panic CPU takes the console over
+        // and prints records 0 and 1.
+        let a1 = FakeArch::new(1, 2).with_hook(point::CONSOLE_UNLOCK_LOGBUF_LOCKED, |_, _| {
+            let Some(n) = N.get() else { return };
+            let a0 = FakeArch::new(0, 2);
+            a0.set_panic_cpu(Some(0));
+            let mut c = n.try_acquire(&a0, Prio::Panic, false, true).unwrap();
+            assert_eq!(n.emit_next_record(&a0, &mut c), Emit::Printed);
+            assert_eq!(n.emit_next_record(&a0, &mut c), Emit::Printed);
+            n.release(&c);
+        });
+        n.printk(&a1, Level::Info, format_args!("zero\n"));
+        n.printk(&a1, Level::Info, format_args!("one\n"));
+        let mut c1 = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.emit_next_record(&a1, &mut c1), Emit::Lost);
+        assert_eq!(
+            n.prev_seq.load(Ordering::Relaxed),
+            1,
+            "the new owner's value stays"
+        );
+    }
+
+    #[test]
+    fn an_owner_that_finds_nothing_counts_nothing() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&small_config()));
+        offload(n);
+        let a1 = FakeArch::new(1, 2);
+        // Record 0 is stored; record 1 is reserved by a context that does
+        // not go on; records 2 to 31 fill the descriptor ring; the next
+        // reservation recycles record 0 (its data is gone) and fails.
+        n.printk(&a1, Level::Info, format_args!("zero\n"));
+        let meta = Meta::now(&a1, Level::Info);
+        let mut r1 = n.log.ring.reserve(&a1, 8, &meta).unwrap();
+        for i in 2..33 {
+            n.printk(&a1, Level::Info, format_args!("line {i}\n"));
+        }
+        assert_eq!(n.log.ring.next_reserve_seq(), 32);
+        // CPU 1 finds 0 gone and 1 unfinished. Before it looks, the panic
+        // CPU takes the console over and prints 2 to 31, behind "2 dropped".
+        let a1 = a1.with_hook(point::CONSOLE_UNLOCK_LOGBUF_LOCKED, |_, _| {
+            let Some(n) = N.get() else { return };
+            let a0 = FakeArch::new(0, 2);
+            a0.set_panic_cpu(Some(0));
+            n.atomic_flush(&a0, true);
+        });
+        let mut c1 = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.emit_next_record(&a1, &mut c1), Emit::Lost);
+        assert_eq!(n.dropped.load(Ordering::Relaxed), 0);
+        // The writer of record 1 finishes; the panic CPU prints one more
+        // line (hostile again: the console stays unsafe after a takeover
+        // in an unsafe state), with no phantom "dropped" line ahead of it.
+        r1.write(&n.log.ring, b"one", &meta);
+        n.log.ring.final_commit(&a1, r1);
+        let a0 = FakeArch::new(0, 2);
+        a0.set_panic_cpu(Some(0));
+        n.log.store(&a0, Level::Emerg, format_args!("after\n"));
+        n.atomic_flush(&a0, true);
+        let out = lines(n);
+        assert_eq!(out[0], "** 2 printk messages dropped **", "{out:?}");
+        assert_eq!(out.len(), 32, "{out:?}");
+        assert!(out[31].ends_with("after"), "{out:?}");
+        assert_eq!(n.console.stats().skipped, 2);
+    }
+
+    #[test]
+    fn a_complete_write_clears_the_dropped_count_absolutely() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&config()));
+        offload(n);
+        // While the record goes out, a racing update (a hostile takeover's,
+        // the kernel's data_race()) clears the count under the owner.
+        let a1 = FakeArch::new(1, 2).with_hook(point::NBCON_UNSAFE, |_, _| {
+            if let Some(n) = N.get() {
+                n.dropped.store(0, Ordering::Relaxed);
+            }
+        });
+        n.printk(&a1, Level::Info, format_args!("line\n"));
+        // con->dropped as suppressed records leave it (we have none).
+        n.dropped.store(3, Ordering::Relaxed);
+        let mut c = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.emit_next_record(&a1, &mut c), Emit::Printed);
+        assert_eq!(n.dropped.load(Ordering::Relaxed), 0, "not wrapped");
+        assert_eq!(lines(n)[0], "** 3 printk messages dropped **");
+    }
+
+    #[test]
+    fn panic_flush_waits_and_only_the_unsafe_flush_takes_over() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        let a1 = FakeArch::new(1, 2);
+        offload(&n);
+        n.printk(&a1, Level::Info, format_args!("pending\n"));
+        // CPU 1 was stopped inside an unsafe section.
+        let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert!(n.update_unsafe(&owner, true));
+        a0.set_panic_cpu(Some(0));
+        Printk::<FakeArch>::panic_flush(&n, &a0);
+        let s = n.stats();
+        assert_eq!((s.hostile_takeovers, s.handover_timeouts), (0, 1), "{s:?}");
+        assert!(lines(&n).is_empty());
+        Printk::<FakeArch>::panic_flush_unsafe(&n, &a0);
+        assert_eq!(n.stats().hostile_takeovers, 1);
+        assert_eq!(lines(&n).len(), 1, "{:?}", lines(&n));
+    }
+
+    #[test]
+    fn a_replayed_record_says_so_before_the_dropped_count() {
+        static N: OnceLock<Nbcon> = OnceLock::new();
+        let n = N.get_or_init(|| Nbcon::new(&small_config()));
+        offload(n);
+        let a1 = FakeArch::new(1, 2);
+        // The first records are overwritten before the console gets to them.
+        for i in 0..40 {
+            n.printk(&a1, Level::Info, format_args!("line {i}\n"));
+        }
+        let first = n.log.ring.first_seq();
+        assert!(first > 0);
+        // CPU 1 starts on the first record left; the panic CPU takes over
+        // before its first character.
+        let a1 = a1.with_hook(point::NBCON_UNSAFE, |_, _| {
+            let Some(n) = N.get() else { return };
+            let a0 = FakeArch::new(0, 2);
+            a0.set_panic_cpu(Some(0));
+            n.atomic_flush(&a0, true);
+        });
+        let mut c1 = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+        assert_eq!(n.emit_next_record(&a1, &mut c1), Emit::Lost);
+        let out = lines(n);
+        assert_eq!(out[0], "** replaying previous printk message **", "{out:?}");
+        assert_eq!(out[1], format!("** {first} printk messages dropped **"));
+        assert!(out[2].ends_with(&format!("line {first}")), "{out:?}");
+    }
+
+    #[test]
+    fn leaving_an_emergency_section_wakes_nobody() {
+        let n = Nbcon::new(&config());
+        let a0 = FakeArch::new(0, 2);
+        offload(&n);
+        n.emergency_enter(&a0);
+        n.emergency_exit(&a0);
+        assert_eq!(a0.irq_work_raised.load(Ordering::Relaxed), 0);
+        assert_eq!(n.default_prio(&a0), Prio::Normal);
     }
 }

@@ -100,6 +100,7 @@
 //! | _prb_commit:B            | prb_commit:A               | the commit is stored before the head id is checked (to finalize) |
 //! | data_push_tail:D         | data_push_tail:A           | descriptors were made reusable before the data tail moved |
 //! | desc_push_tail:B         | desc_reserve:D             | the descriptor was made reusable before the descriptor tail moved |
+//! | desc_reserve:D           | prb_next_reserve_seq:A     | a reader that read a record's descriptor sees the head at or past its id |
 //!
 //! Every function reachable from `reserve`, `commit` and `read` is
 //! async-signal-safe: atomics only, no allocation, no panics, and every loop
@@ -381,6 +382,25 @@ impl Ring {
         }
         self.info(head)
             .map_or(0, |i| i.seq.load(Relaxed).wrapping_add(1))
+    }
+
+    /// `prb_next_reserve_seq()`: the sequence number the next reservation
+    /// will get. Unlike [`Ring::reserved_total`], valid while writers run:
+    /// ids are handed out densely from the bootstrap id and the first
+    /// reservation (`boot_id + 1`) gets sequence 0, so the head id alone
+    /// gives the answer, without reading a descriptor that a writer may be
+    /// filling (the kernel derives it from the last finalized record's id
+    /// for the same reason). A reservation whose head move raced with the
+    /// call may or may not be counted.
+    ///
+    /// Ordering: ORD(prb_next_reserve_seq:A), Acquire on the head id,
+    /// pairs with desc_reserve:D: a caller that read a record's descriptor
+    /// first (`read`, `read_valid`, whose desc_read fences order this load
+    /// after that read) gets a value past that record's sequence number.
+    pub fn next_reserve_seq(&self) -> u64 {
+        // ORD(prb_next_reserve_seq:A)
+        let head = self.head_id.load(Acquire);
+        head.wrapping_sub(self.boot_id) & ID_MASK
     }
 
     /// Stored records (reserved with data) that are no longer readable:

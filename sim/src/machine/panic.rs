@@ -115,6 +115,9 @@ impl Machine {
             ),
         );
         self.design.panic_flush(self);
+        // console_flush_on_panic()'s nbcon_atomic_flush_unsafe(): the only
+        // flush that may take a console over in an unsafe state.
+        self.design.panic_flush_unsafe(self);
         self.pop_frame();
         // A panic that got through only because the run ended (and let go
         // of whatever held it up) did not finish within the run.

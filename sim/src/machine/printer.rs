@@ -11,6 +11,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use klog::Arch;
+
 use super::cpu::set_this_cpu;
 use super::irq::block_interrupts;
 use super::Machine;
@@ -60,9 +62,17 @@ pub(crate) fn printer(m: &Machine) {
         // Read the word before looking for work: a wake-up after this
         // makes the wait return at once.
         let seen = m.printer_wake.load(Ordering::Acquire);
-        // Done, or the console is someone else's: either way the next
-        // record or the owner's exit wakes us.
-        m.design.printer_pass(m);
+        let more = m.design.printer_pass(m);
+        // nbcon_kthread_func(): while a record is readable the wait
+        // condition holds and the thread goes round again (the console
+        // was someone else's, or was taken from us), giving way first as
+        // cond_resched() does. Not during a panic: the thread's CPU would
+        // have been stopped, and nothing is ours to print any more.
+        if more && m.panic_cpu().is_none() {
+            std::thread::yield_now();
+            continue;
+        }
+        // Done: the next record's irq_work wakes us.
         futex_wait(&m.printer_wake, seen);
     }
     m.design.set_printer_running(false);
