@@ -275,7 +275,7 @@ impl LockCore {
         self.first_hardirq.get()
     }
 
-    fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
+    pub(crate) fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
         let tag = Owner::encode(arch.this_cpu(), arch.context(), at);
         // Acquire pairs with the Release in `release`: the previous holder's
         // critical section happens before ours.
@@ -302,7 +302,7 @@ impl LockCore {
         }
     }
 
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         // Release pairs with the Acquire in `try_acquire`.
         self.owner.store(0, Ordering::Release);
     }

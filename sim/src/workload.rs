@@ -359,7 +359,9 @@ impl Workload {
                 if let Some(h) = m.latency.get(level_idx) {
                     h.record(m.now_ns().saturating_sub(t0));
                 }
-                self.print_stack(m, cpu, level_idx);
+                // dump_stack() (under printk_cpu_sync where the design's
+                // kernel had it).
+                self.in_cpu_sync(m, || self.print_stack(m, cpu, level_idx));
                 m.pop_frame();
                 m.design.emergency_exit(m);
             }
@@ -369,22 +371,40 @@ impl Workload {
     }
 
     /// `nmi_cpu_backtrace()`: "NMI backtrace for cpu N" and the stack.
+    /// From 5.15 under `printk_cpu_sync` (lib/nmi_backtrace.c), so that
+    /// the CPUs' backtraces do not interleave.
     pub(crate) fn print_backtrace(&self, m: &Machine, cpu: usize) {
         let level_idx = m
             .cpus
             .get(cpu)
             .map_or(0, |c| usize::from(c.context().level()));
         m.push_frame(&BACKTRACE);
-        let t0 = m.now_ns();
-        m.printk(
-            Level::Warning,
-            format_args!("NMI backtrace for cpu {cpu}\n"),
-        );
-        if let Some(h) = m.latency.get(level_idx) {
-            h.record(m.now_ns().saturating_sub(t0));
-        }
-        self.print_stack(m, cpu, level_idx);
+        self.in_cpu_sync(m, || {
+            let t0 = m.now_ns();
+            m.printk(
+                Level::Warning,
+                format_args!("NMI backtrace for cpu {cpu}\n"),
+            );
+            if let Some(h) = m.latency.get(level_idx) {
+                h.record(m.now_ns().saturating_sub(t0));
+            }
+            self.print_stack(m, cpu, level_idx);
+        });
         m.pop_frame();
+    }
+
+    /// Run `dump` holding the design's `printk_cpu_sync`, if it has one (a
+    /// wait for it that the watchdog broke skips the dump).
+    fn in_cpu_sync(&self, m: &Machine, dump: impl FnOnce()) {
+        match m.design.cpu_sync() {
+            Some(sync) => {
+                if let Ok(flags) = sync.get(m) {
+                    dump();
+                    sync.put(m, flags);
+                }
+            }
+            None => dump(),
+        }
     }
 
     /// One line per frame of `cpu`'s shadow stack, outermost first.

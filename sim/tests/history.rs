@@ -284,3 +284,67 @@ fn panic_takes_the_console_from_a_stuck_owner_and_it_stays_unsafe() {
         r.wall_ms
     );
 }
+
+/// From 5.15 `nmi_cpu_backtrace()` holds `printk_cpu_sync` while it
+/// prints: each CPU's backtrace stands in the log in one piece. Sixteen
+/// CPUs answer one all-CPU backtrace at once, while they print, on five
+/// seeds (without the lock their dumps interleave on most runs).
+#[test]
+fn backtraces_do_not_interleave_under_printk_cpu_sync() {
+    let text = r#"
+name = "bt"
+cpus = 16
+duration_ms = 60
+designs = ["lockless", "nbcon"]
+[buffer]
+size = 1048576
+[watchdog]
+threshold_ms = 100
+[[task]]
+cpus = "all"
+printk_hz = 2000
+[[irq]]
+kind = "backtrace_all"
+at_ms = 20
+from_cpu = 0
+"#;
+    for (seed, d) in (1..=5).flat_map(|seed| [(seed, "lockless"), (seed, "nbcon")]) {
+        let p = printk_sim::scenario::Scenario::parse("bt.toml", text)
+            .and_then(|s| {
+                s.plan(&Overrides {
+                    seed: Some(seed),
+                    ..Default::default()
+                })
+            })
+            .unwrap();
+        let r = run(&p, d);
+        assert_eq!(r.outcome, Outcome::Clean, "{d}: {:?}", r.findings);
+        // The backtrace lines, in log order, as (CPU, is the banner).
+        let lines: Vec<(usize, bool)> = r
+            .records
+            .iter()
+            .filter(|rec| {
+                rec.text.starts_with("NMI backtrace for cpu") || rec.text.ends_with("+0x0/0x0")
+            })
+            .map(|rec| (rec.cpu, rec.text.starts_with("NMI backtrace")))
+            .collect();
+        let banners = lines.iter().filter(|(_, b)| *b).count();
+        assert_eq!(banners, 16, "{d}: every CPU answered");
+        // Each CPU's lines follow its banner without another CPU's in
+        // between.
+        let mut done = std::collections::BTreeSet::new();
+        let mut current = None;
+        for (cpu, banner) in lines {
+            if banner {
+                assert!(done.insert(cpu), "{d}: cpu{cpu} dumped twice");
+                current = Some(cpu);
+            } else {
+                assert_eq!(
+                    current,
+                    Some(cpu),
+                    "{d}: a frame of cpu{cpu} inside another CPU's dump"
+                );
+            }
+        }
+    }
+}

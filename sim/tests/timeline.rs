@@ -90,8 +90,18 @@ fn the_trace_is_valid_trace_event_json_and_shows_the_deadlock() {
         && e["pid"] == 0
         && e["tid"] == 0
         && e["name"] == "deadlock cpu0/nmi on logbuf_lock"));
-    // lockless (pid 1): the NMI is short and nobody spins.
-    assert!(spans[&(1, 0)].iter().all(|s| !s.2.starts_with("spins")));
+    // lockless (pid 1): the NMI is short and nothing spins inside it.
+    // (Outside NMI context a printk caller may spin briefly as the console
+    // hand-off's waiter.)
+    let l0 = &spans[&(1, 0)];
+    let nmis: Vec<_> = l0.iter().filter(|s| s.2 == "nmi").collect();
+    assert_eq!(nmis.len(), 1);
+    for nmi in nmis {
+        assert!(nmi.1 - nmi.0 < 1000.0, "{nmi:?}");
+        assert!(l0
+            .iter()
+            .all(|s| !(s.2.starts_with("spins") && s.0 >= nmi.0 && s.1 <= nmi.1)));
+    }
 }
 
 #[test]

@@ -22,6 +22,7 @@ use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::lock::{LockCore, Semaphore};
 use crate::point;
+use crate::printk::cpu_sync::CpuSync;
 use crate::printk::handoff::Handoff;
 use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
@@ -208,6 +209,7 @@ pub struct Lockless {
     /// Records skipped and not yet announced on the console.
     console_dropped: AtomicU64,
     console: Console,
+    cpu_sync: CpuSync,
 }
 
 impl Lockless {
@@ -221,6 +223,7 @@ impl Lockless {
             console_seq: AtomicU64::new(0),
             console_dropped: AtomicU64::new(0),
             console: Console::new(config.console, config.nr_cpus),
+            cpu_sync: CpuSync::new(),
         }
     }
 
@@ -374,7 +377,12 @@ impl<A: Arch> Printk<A> for Lockless {
             self.console_sem.lock_core(),
             self.console.port_lock(),
             self.handoff.lock(),
+            self.cpu_sync.core(),
         ]
+    }
+
+    fn cpu_sync(&self) -> Option<&CpuSync> {
+        Some(&self.cpu_sync)
     }
 
     fn console(&self) -> &Console {

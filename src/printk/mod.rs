@@ -23,6 +23,7 @@ use crate::lock::LockCore;
 use crate::point::{self, Point};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 
+pub mod cpu_sync;
 mod handoff;
 pub mod legacy;
 pub mod lockless;
@@ -183,6 +184,13 @@ pub trait Printk<A: Arch>: Send + Sync {
     /// was stopped.
     fn panic_flush(&self, arch: &A) {
         let _ = arch;
+    }
+
+    /// `printk_cpu_sync` (5.14 on), which keeps one CPU's dump
+    /// (`dump_stack()`, an NMI backtrace) from interleaving with
+    /// another's, if this design's kernel had it.
+    fn cpu_sync(&self) -> Option<&cpu_sync::CpuSync> {
+        None
     }
 
     /// The kernel's final `nbcon_atomic_flush_unsafe()` in `panic()`,

@@ -49,6 +49,7 @@
 //! milliseconds, and a scaled 20 µs would turn every such pause into a
 //! failed handover that the kernel would not see.
 
+use crate::printk::cpu_sync::CpuSync;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -240,6 +241,8 @@ fn bump(c: &AtomicU64) {
 /// The nbcon printk.
 pub struct Nbcon {
     log: PrbLog,
+    /// `printk_cpu_sync`, for dumps.
+    cpu_sync: CpuSync,
     /// `con->nbcon_state`.
     state: AtomicU32,
     /// `con->nbcon_seq`: the next record to print.
@@ -265,6 +268,7 @@ impl Nbcon {
     pub fn new(config: &DesignConfig) -> Nbcon {
         Nbcon {
             log: PrbLog::new(config.buffer_size),
+            cpu_sync: CpuSync::new(),
             state: AtomicU32::new(0),
             seq: AtomicU64::new(0),
             prev_seq: AtomicU64::new(u64::MAX),
@@ -841,7 +845,11 @@ impl<A: Arch> Printk<A> for Nbcon {
     }
 
     fn locks(&self) -> Vec<&LockCore> {
-        Vec::new()
+        vec![self.cpu_sync.core()]
+    }
+
+    fn cpu_sync(&self) -> Option<&CpuSync> {
+        Some(&self.cpu_sync)
     }
 
     fn console(&self) -> &Console {
