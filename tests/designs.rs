@@ -243,8 +243,9 @@ fn a_line_printed_in_pieces_is_one_record_and_open_until_its_newline() {
     let recs = d.records();
     assert_eq!(recs.len(), 1);
     assert_eq!((recs[0].text.as_str(), recs[0].cont), ("abcdefghi", false));
+    // Three printk calls, all stored; one record, two pieces merged in.
     let a = d.accounts();
-    assert_eq!((a.attempted, a.stored, a.readable), (1, 1, 1));
+    assert_eq!((a.attempted, a.stored, a.readable, a.merged), (3, 3, 1, 2));
 
     // Another caller's record in between closes the line: the continuation
     // becomes a record of its own, flagged.

@@ -141,6 +141,33 @@ fn a_record_still_being_written_blocks_recycling_and_writers_fail() {
     assert_eq!(all(&ring).last().unwrap().1, "after");
 }
 
+/// A record never finished (its writer stopped) is unfinished, and the
+/// finished records after it are counted readable, not overwritten.
+#[test]
+fn the_census_counts_an_unfinished_record_on_its_own() {
+    let ring = Ring::new(4, 10);
+    put(&ring, b"before").unwrap();
+    let m = meta(1, 2);
+    let mut held = ring.reserve(&Quiet, 6, &m).unwrap();
+    held.write(&ring, b"frozen", &m);
+    for i in 0..3 {
+        put(&ring, &text(i)).unwrap();
+    }
+    let c = ring.census();
+    assert_eq!((c.readable, c.overwritten, c.unfinished), (4, 0, 1));
+    assert_eq!(ring.overwritten(), 0);
+    // Wrap the ring behind it: the first record goes, the frozen one holds
+    // the rest in place, and every record is in exactly one count.
+    let mut stored = 5;
+    while put(&ring, &text(stored)).is_ok() {
+        stored += 1;
+    }
+    let c = ring.census();
+    assert_eq!(c.unfinished, 1);
+    assert_eq!(c.readable + c.overwritten + c.unfinished, stored);
+    drop(held);
+}
+
 #[test]
 fn a_failed_data_allocation_leaves_a_record_without_text() {
     // Descriptors to spare, data short: the block at the data tail is held.

@@ -171,3 +171,51 @@ fn every_design_keeps_order_and_origin_under_interrupts() {
         );
     }
 }
+
+const PIECES: &str = r#"
+name = "pieces"
+summary = "one CPU prints 60 messages in three KERN_CONT pieces each"
+cpus = 1
+duration_ms = 200
+seed = 3
+
+[buffer]
+size = 262144
+
+[[task]]
+cpus = [0]
+count = 60
+pieces = 3
+printk_hz = 1000
+"#;
+
+/// `attempted` and `stored` count printk calls in every design, the
+/// `KERN_CONT` pieces included: legacy stores each piece as a record,
+/// the lockless ring appends the second and third to the first's record
+/// (`merged`), and both tell the same 180 calls.
+#[test]
+fn kern_cont_pieces_are_counted_alike_in_every_design() {
+    let p = plan_text(PIECES);
+    for d in DESIGNS {
+        let r = run(&p, d.name);
+        assert_balanced(&r);
+        let a = r.accounts;
+        assert_eq!(
+            (a.attempted, a.stored, a.dropped),
+            (180, 180, 0),
+            "{}",
+            d.name
+        );
+        let (records, merged) = if d.name == "lockless" || d.name == "nbcon" {
+            (60, 120)
+        } else {
+            (180, 0)
+        };
+        assert_eq!(
+            (a.readable, a.merged, a.unfinished),
+            (records, merged, 0),
+            "{}",
+            d.name
+        );
+    }
+}

@@ -89,10 +89,14 @@ impl PrbLog {
                     .reserve_in_last(arch, meta.caller, text.len(), TEXT_MAX)
             })
             .flatten();
+        self.counters.attempt();
         let reserved = match appended {
-            Some(r) => Ok(r),
+            Some(r) => {
+                self.counters.store();
+                self.counters.merge();
+                Ok(r)
+            }
             None => {
-                self.counters.attempt();
                 meta.cont = cont;
                 self.reserve_or_truncate(arch, &mut text, &meta)
                     .inspect(|_| self.counters.store())
@@ -141,19 +145,23 @@ impl PrbLog {
 
     /// The accounts, with the console's.
     pub(crate) fn accounts(&self, console: &crate::console::ConsoleStats) -> Accounts {
-        let readable = self.ring.count_readable(&crate::arch::Quiet);
-        let mut a = self.counters.accounts(readable, console);
-        a.overwritten = self.ring.overwritten();
+        let census = self.ring.census();
+        let mut a = self.counters.accounts(census.readable, console);
+        a.overwritten = census.overwritten;
+        a.unfinished = census.unfinished;
         a
     }
 
-    /// The records still readable, oldest first.
+    /// The records still readable, oldest first (past any a stopped
+    /// writer left unfinished).
     pub(crate) fn records(&self) -> Vec<Record> {
         let quiet = crate::arch::Quiet;
         let mut out = Vec::new();
-        let mut seq = self.ring.first_seq();
         let mut text = TextBuf::<TEXT_MAX>::new();
-        while let Some(r) = self.ring.read_valid(&quiet, &mut seq, &mut text) {
+        for seq in self.ring.first_seq()..self.ring.next_reserve_seq() {
+            let Ok(r) = self.ring.read(&quiet, seq, &mut text) else {
+                continue;
+            };
             out.push(Record {
                 seq: r.seq,
                 ts_ns: r.meta.ts_ns,
@@ -165,7 +173,6 @@ impl PrbLog {
                 text: String::from_utf8_lossy(text.as_bytes()).into_owned(),
                 cont: r.meta.cont,
             });
-            seq = r.seq + 1;
         }
         out
     }

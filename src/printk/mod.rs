@@ -7,12 +7,17 @@
 //!
 //! ```text
 //! attempted = stored + dropped + lost_in_deadlock
-//! stored    = readable + overwritten
+//! stored    = readable + overwritten + unfinished + merged
 //! ```
 //!
-//! `attempted` includes the lines a design prints about itself (such as
+//! `attempted` counts printk calls, every `KERN_CONT` piece included, in
+//! every design, and the lines a design prints about itself (such as
 //! legacy's "BUG: recent printk recursion!"), counted separately as
-//! `internal`.
+//! `internal`; `stored` counts the calls whose text reached the buffer.
+//! `readable`, `overwritten` and `unfinished` count records, each on its
+//! own; `merged` counts the pieces that went into a record another call
+//! had opened (the lockless ring's `prb_reserve_in_last()`; legacy stores
+//! every piece as a record of its own).
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +60,11 @@ pub struct Accounts {
     pub lost_in_deadlock: u64,
     /// Stored records later overwritten by newer ones.
     pub overwritten: u64,
+    /// Records still reserved, or open for continuation, when the run
+    /// ended (their writer was stopped, or never ended the line).
+    pub unfinished: u64,
+    /// Pieces appended to a record another printk call had opened.
+    pub merged: u64,
     /// Records still in the buffer at the end.
     pub readable: u64,
     /// Records that reached the console.
@@ -67,7 +77,7 @@ impl Accounts {
     /// Whether both account identities hold.
     pub fn balanced(&self) -> bool {
         self.attempted == self.stored + self.dropped + self.lost_in_deadlock
-            && self.stored == self.readable + self.overwritten
+            && self.stored == self.readable + self.overwritten + self.unfinished + self.merged
     }
 }
 
@@ -79,6 +89,7 @@ pub struct Counters {
     dropped: AtomicU64,
     lost_in_deadlock: AtomicU64,
     overwritten: AtomicU64,
+    merged: AtomicU64,
     internal: AtomicU64,
 }
 
@@ -104,6 +115,10 @@ impl Counters {
     pub fn lose_in_deadlock(&self) {
         self.lost_in_deadlock.fetch_add(1, Ordering::Relaxed);
     }
+    /// A piece went into a record another call had opened.
+    pub fn merge(&self) {
+        self.merged.fetch_add(1, Ordering::Relaxed);
+    }
     /// A stored record was overwritten.
     pub fn overwrite(&self, n: u64) {
         self.overwritten.fetch_add(n, Ordering::Relaxed);
@@ -116,6 +131,8 @@ impl Counters {
             dropped: self.dropped.load(Ordering::Relaxed),
             lost_in_deadlock: self.lost_in_deadlock.load(Ordering::Relaxed),
             overwritten: self.overwritten.load(Ordering::Relaxed),
+            unfinished: 0,
+            merged: self.merged.load(Ordering::Relaxed),
             readable,
             printed: console.printed,
             internal: self.internal.load(Ordering::Relaxed),
@@ -367,27 +384,27 @@ const RING_POINTS: [PointUse; 6] = [
 pub const DESIGNS: &[DesignInfo] = &[
     DesignInfo {
         name: "legacy",
-        summary: "3.x/4.x printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records",
+        summary: "3.x-4.10 printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records; an NMI's printk goes to the console too",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "trylock",
-        summary: "legacy, but in NMI one trylock of logbuf_lock: on failure the message is dropped; console deferred to irq_work",
+        summary: "the proposed NMI wrapper (never merged): legacy, but in NMI one trylock of logbuf_lock, the message dropped on failure; console deferred to irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "nmi_buffers",
-        summary: "4.7 printk_nmi + 4.11 printk_safe: per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
+        summary: "4.11-4.12: 4.7's printk_nmi + 4.11's printk_safe, per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "legacy_handoff",
-        summary: "legacy plus 4.16's console_owner/console_waiter: a printk caller spins until the printing CPU hands console_sem over",
+        summary: "4.16: printk_safe with 4.13's deferred NMI mode, and the console_owner/console_waiter hand-off (spinning even in a panic)",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "lockless",
-        summary: "5.10+ printk_ringbuffer: descriptor and data rings, no lock on the write path, console deferred from NMI",
+        summary: "5.18-6.5: the 5.10 printk_ringbuffer, no lock on the store path, console deferred from NMI, the console hand-off (no spinning in a panic)",
         points: &[
             PointUse {
                 point: point::VPRINTK_LOGBUF_LOCKED,

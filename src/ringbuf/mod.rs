@@ -185,6 +185,18 @@ pub enum Fail {
     DataBusy,
 }
 
+/// Where the records a ring handed out stand after a run
+/// ([`Ring::census`]); records that never had data are in none of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Finalized, with their data.
+    pub readable: u64,
+    /// Their data recycled by newer records.
+    pub overwritten: u64,
+    /// Still reserved, or committed and open, when the run ended.
+    pub unfinished: u64,
+}
+
 /// Failed reservations, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailCounts {
@@ -403,16 +415,41 @@ impl Ring {
         head.wrapping_sub(self.boot_id) & ID_MASK
     }
 
-    /// Stored records (reserved with data) that are no longer readable:
-    /// recycled, or overwritten in their slot. Counted without a counter on
-    /// the write path (which would cost a locked instruction per record):
-    /// what was handed out, less the records whose data was never allocated,
-    /// less what a reader can still read. Only when no writer is running.
+    /// Where every record the ring handed out stands. Only when no writer
+    /// is running.
+    ///
+    /// Each of the three is counted on its own, none derived from the
+    /// others: the records behind the tail were recycled (less those that
+    /// never had data: every `DataBusy` failure left one such record, and
+    /// those still in the ring are seen), and each record between tail and
+    /// head is looked at: finalized with data (readable), its data
+    /// recycled (overwritten), or still reserved or open (unfinished; a
+    /// reader stops there, but the records after it are not lost).
+    pub fn census(&self) -> Census {
+        let first = self.first_seq();
+        let next = self.next_reserve_seq();
+        let mut c = Census::default();
+        let mut dataless_here = 0u64;
+        for seq in first..next {
+            let id = self
+                .desc(seq)
+                .map_or(0, |d| d.state_var.load(Relaxed) & ID_MASK);
+            let (state, d) = self.desc_read(id);
+            match state {
+                DescState::Miss | DescState::Reserved | DescState::Committed => c.unfinished += 1,
+                _ if dataless(d.begin, d.next) => dataless_here += 1,
+                DescState::Finalized => c.readable += 1,
+                DescState::Reusable => c.overwritten += 1,
+            }
+        }
+        let dataless_behind = self.fail_data.load(Relaxed).saturating_sub(dataless_here);
+        c.overwritten += first.saturating_sub(dataless_behind);
+        c
+    }
+
+    /// Stored records no longer readable (see [`Ring::census`]).
     pub fn overwritten(&self) -> u64 {
-        let stored = self
-            .reserved_total()
-            .saturating_sub(self.fail_data.load(Relaxed));
-        stored.saturating_sub(self.count_readable(&crate::arch::Quiet))
+        self.census().overwritten
     }
 
     // ------------------------------------------------------------------

@@ -28,6 +28,9 @@ pub mod trace;
 pub use cpu::Cpu;
 pub use inject::{Dump, Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
 
+/// Spins between two host-CPU yields of a waiting simulated CPU.
+const YIELD_EVERY: u64 = 256;
+
 /// CLOCK_MONOTONIC in nanoseconds (vDSO; async-signal-safe).
 pub fn mono_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -334,8 +337,20 @@ impl Arch for Machine {
             return true;
         };
         let slot = c.wait(ticket.context);
-        slot.spins
-            .store(slot.spins.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let spins = slot.spins.load(Ordering::Relaxed) + 1;
+        slot.spins.store(spins, Ordering::Relaxed);
+        // The CPUs are threads that the host may preempt, holder and
+        // waiters alike: a waiter gives its host CPU away now and then, as
+        // a paravirtualised spinlock lets a guest's vCPU do, so that a
+        // preempted holder gets to run (64 simulated CPUs on 2 host cores
+        // would otherwise spin for the holder's whole wait in the queue).
+        // It still spins: the wait, its spin count and what the watchdog
+        // sees are unchanged.
+        if spins % YIELD_EVERY == 0 {
+            // SAFETY: sched_yield takes no arguments and touches no memory
+            // of ours; it is a plain system call, safe in a signal handler.
+            unsafe { libc::sched_yield() };
+        }
         slot.abort.load(Ordering::Relaxed) == ticket.seq
     }
 

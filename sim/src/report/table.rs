@@ -80,6 +80,15 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
         r.accounts.lost_in_deadlock.to_string()
     });
     row("readable", &|r| r.accounts.readable.to_string());
+    // Shown only when some run has them, like the latency rows.
+    if runs
+        .iter()
+        .any(|r| r.accounts.unfinished + r.accounts.merged > 0)
+    {
+        row("unfinished / merged", &|r| {
+            format!("{} / {}", r.accounts.unfinished, r.accounts.merged)
+        });
+    }
     row("printed", &|r| r.accounts.printed.to_string());
     for (level, name) in [(0, "task"), (2, "hardirq"), (3, "nmi")] {
         if runs.iter().any(|r| r.latency[level].count > 0) {

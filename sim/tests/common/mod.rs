@@ -92,8 +92,8 @@ pub fn assert_balanced(r: &RunReport) {
     );
     assert_eq!(
         a.stored,
-        a.readable + a.overwritten,
-        "{} seed {}: stored != readable + overwritten: {a:?}",
+        a.readable + a.overwritten + a.unfinished + a.merged,
+        "{} seed {}: stored != readable + overwritten + unfinished + merged: {a:?}",
         r.design,
         r.seed
     );
