@@ -213,6 +213,20 @@ fn a_console_storm_pins_legacy_on_one_cpu_and_not_the_others() {
     assert!(event(&handoff, "handovers") > 10);
     assert!(handoff.latency[0].max * 4 < legacy.latency[0].max);
 
+    // lockless kept the same hand-off (every 5.x/6.x vprintk_emit() did):
+    // the printing is shared as with legacy_handoff, nobody locks up.
+    let lockless = run(&p, "lockless");
+    assert_balanced(&lockless);
+    assert_eq!(lockless.outcome, Outcome::Clean, "{:?}", lockless.findings);
+    assert!(share(&lockless) < 0.7, "{:?}", lockless.console.printed_by);
+    assert!(event(&lockless, "handovers") > 10);
+    assert!(
+        lockless.latency[0].max < 2 * handoff.latency[0].max,
+        "lockless max {} vs legacy_handoff max {}",
+        lockless.latency[0].max,
+        handoff.latency[0].max
+    );
+
     let nbcon = run(&p, "nbcon");
     assert_balanced(&nbcon);
     assert_eq!(nbcon.outcome, Outcome::Clean);

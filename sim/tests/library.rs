@@ -192,7 +192,7 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
 }
 
 #[test]
-fn panic_with_a_frozen_holder_hangs_legacy_and_not_nbcon() {
+fn panic_with_a_frozen_holder_hangs_3x_and_4_16_and_not_the_others() {
     let p = plan("panic-frozen-lock-holder", Overrides::default());
     let r = run(&p, "legacy");
     assert_eq!(r.panic, Some((0, false)), "the panic never finished");
@@ -207,12 +207,34 @@ fn panic_with_a_frozen_holder_hangs_legacy_and_not_nbcon() {
         "the panic CPU spins behind it"
     );
 
-    let r = run(&p, "nbcon");
-    assert_balanced(&r);
-    assert_eq!(r.panic, Some((0, true)));
-    let out = r.console_text();
-    assert!(out.contains("Kernel panic - not syncing: simulated panic on CPU 0"));
-    assert!(out.contains("---[ end Kernel panic"));
+    // 4.16: the panic NMI chose the main log as it began (logbuf_lock was
+    // held, but not by its own CPU in printk-safe context) and spins on
+    // logbuf_lock behind the frozen holder: 03fc7f9c99c1's second case.
+    let r = run(&p, "legacy_handoff");
+    assert_eq!(r.panic, Some((0, false)), "the panic never finished");
+    let hard = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::HardLockup)
+        .unwrap();
+    assert_eq!(hard.cpu, 1);
+    assert!(hard.blocked_behind.contains(&0));
+
+    // nmi_buffers: printk_safe_flush_on_panic() re-initialises logbuf_lock
+    // (NMI context, every other CPU stopped); lockless: no logbuf_lock, and
+    // console_flush_on_panic() prints past the frozen console_sem holder;
+    // nbcon: the atomic console at panic priority.
+    for d in ["nmi_buffers", "lockless", "nbcon"] {
+        let r = run(&p, d);
+        assert_balanced(&r);
+        assert_eq!(r.panic, Some((0, true)), "{d}");
+        let out = r.console_text();
+        assert!(
+            out.contains("Kernel panic - not syncing: simulated panic on CPU 0"),
+            "{d}"
+        );
+        assert!(out.contains("---[ end Kernel panic"), "{d}");
+    }
 }
 
 #[test]
@@ -392,4 +414,69 @@ action = "panic"
         "{out}"
     );
     assert!(out.contains("---[ end Kernel panic"));
+}
+
+/// The locks under the locks, and the deadlocks that came with 4.13 and
+/// 4.16: who waits on what, in each new scenario.
+#[test]
+fn the_locks_under_the_locks_and_the_later_kernels_own_hangs() {
+    // An NMI's printk in up()'s window spins on console_sem's own lock,
+    // held by the task it interrupted.
+    let p = plan("nmi-in-console-sem", Overrides::default());
+    let r = run(&p, "legacy");
+    let f = deadlocks(&r)[0];
+    assert_eq!(f.cycle, ["cpu0/nmi", "(console_sem).lock", "cpu0/task"]);
+    assert_eq!(
+        r.accounts.lost_in_deadlock, 0,
+        "the record was stored first"
+    );
+    let r = run(&p, "nmi_buffers");
+    assert_eq!((r.outcome, r.nmis[0]), (Outcome::Clean, 1));
+
+    // 4.13's deferred NMI: CPU 0's NMI holds the backtrace lock and waits
+    // for logbuf_lock; CPU 1's NMI (which chose its buffer) waits for the
+    // backtrace lock.
+    let p = plan("nmi-deferred-deadlock", Overrides::default());
+    let r = run(&p, "legacy_handoff");
+    let f = deadlocks(&r)[0];
+    assert_eq!(
+        f.cycle,
+        [
+            "cpu0/nmi",
+            "logbuf_lock",
+            "cpu1/task",
+            "cpu1/nmi",
+            "nmi_backtrace_lock"
+        ]
+    );
+
+    // 4.16-5.17: the panic CPU spins as the waiter of the console owner it
+    // stopped; 5.18 does not spin.
+    let p = plan("panic-stops-console-owner", Overrides::default());
+    let r = run(&p, "legacy_handoff");
+    assert_eq!(r.panic, Some((0, false)));
+    let hard = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::HardLockup)
+        .unwrap();
+    assert_eq!((hard.cpu, hard.lock), (0, Some("console_sem")));
+    let r = run(&p, "lockless");
+    assert_eq!(r.panic, Some((0, true)));
+    assert!(r.console_text().contains("Kernel Offset: disabled"));
+
+    // 4.x: console_flush_on_panic() spins on port->lock, oops_in_progress
+    // already cleared; 5.0 on only tries it.
+    let p = plan("panic-stops-port-lock-holder", Overrides::default());
+    let r = run(&p, "legacy");
+    assert_eq!(r.panic, Some((0, false)));
+    let hard = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::HardLockup)
+        .unwrap();
+    assert_eq!((hard.cpu, hard.lock), (0, Some("&port_lock_key")));
+    let r = run(&p, "lockless");
+    assert_eq!(r.panic, Some((0, true)));
+    assert!(r.console_text().contains("---[ end Kernel panic"));
 }
