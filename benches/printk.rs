@@ -45,6 +45,7 @@ fn printk(c: &mut Criterion) {
         ns_per_char: 0,
         sink_bytes: 1 << 12,
         registered: true,
+        time_scale: 1.0,
     };
     for info in DESIGNS {
         let arch = FakeArch::new(0, 1).with_real_clock();

@@ -60,6 +60,7 @@ fn legacy_ring() -> Legacy {
             ns_per_char: 0,
             sink_bytes: 0,
             registered: true,
+            time_scale: 1.0,
         },
     })
 }

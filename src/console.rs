@@ -38,6 +38,10 @@ pub struct ConsoleConfig {
     /// A console is registered at all. Without one printk stores and
     /// returns (what `printk-sim bench` measures as a record's cost).
     pub registered: bool,
+    /// The scenario's `time_scale`: kernel time is real time divided by
+    /// it, and the console's timestamps are in kernel time, as a real
+    /// log's.
+    pub time_scale: f64,
 }
 
 impl ConsoleConfig {
@@ -54,6 +58,7 @@ impl ConsoleConfig {
             ns_per_char,
             sink_bytes: 1 << 20,
             registered: true,
+            time_scale,
         }
     }
 
@@ -63,6 +68,7 @@ impl ConsoleConfig {
             ns_per_char: 0,
             sink_bytes: 0,
             registered: false,
+            time_scale: 1.0,
         }
     }
 }
@@ -91,6 +97,10 @@ pub type LineBuf = TextBuf<{ crate::record::TEXT_MAX + 32 }>;
 /// One console device.
 pub struct Console {
     registered: bool,
+    time_scale: f64,
+    /// "** N printk messages dropped **" ends in a newline (4.13 on), not
+    /// in a space before the next record on the same line.
+    dropped_newline: bool,
     /// The serial driver's `port->lock`.
     port_lock: RawSpinLock<()>,
     /// The kernel's `oops_in_progress` as the serial driver reads it.
@@ -115,6 +125,12 @@ impl Console {
     pub fn new(config: ConsoleConfig, nr_cpus: usize) -> Console {
         Console {
             registered: config.registered,
+            time_scale: if config.time_scale > 0.0 {
+                config.time_scale
+            } else {
+                1.0
+            },
+            dropped_newline: true,
             port_lock: RawSpinLock::new("&port_lock_key", ()),
             oops_in_progress: AtomicBool::new(false),
             ns_per_char: config.ns_per_char,
@@ -127,6 +143,12 @@ impl Console {
             printed_by: counters(nr_cpus),
             printed_for_others: counters(nr_cpus),
         }
+    }
+
+    /// The same console printing the lines of `kernel`'s release.
+    pub fn for_kernel(mut self, kernel: crate::era::Kernel) -> Console {
+        self.dropped_newline = kernel.dropped_line_ends_in_newline();
+        self
     }
 
     /// Whether a console is registered (without one, designs only store).
@@ -162,10 +184,10 @@ impl Console {
         if guard.is_ok() {
             arch.point(point::SERIAL_PORT_LOCKED);
             if dropped > 0 {
-                self.emit(arch, Console::dropped_line(dropped).as_bytes());
+                self.emit(arch, self.dropped_line(dropped).as_bytes());
                 self.count_skipped(dropped);
             }
-            let line = Console::line(meta, text);
+            let line = self.line(meta, text);
             self.emit(arch, line.as_bytes());
             self.count_record(arch, meta);
         }
@@ -173,10 +195,11 @@ impl Console {
         arch.local_irq_restore(flags);
     }
 
-    /// The line a record becomes on the console: `[ts] text\n`.
-    pub fn line(meta: &Meta, text: &[u8]) -> LineBuf {
+    /// The line a record becomes on the console: `[ts] text\n`, the
+    /// timestamp in kernel time.
+    pub fn line(&self, meta: &Meta, text: &[u8]) -> LineBuf {
         let mut line = LineBuf::new();
-        let _ = write!(line, "{} ", Timestamp(meta.ts_ns));
+        let _ = write!(line, "{} ", Timestamp(self.kernel_ns(meta.ts_ns)));
         line.push_bytes(text);
         line.push_bytes(b"\n");
         line
@@ -199,10 +222,18 @@ impl Console {
         self.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
     }
 
-    /// "** N printk messages dropped **\n".
-    pub fn dropped_line(n: u64) -> TextBuf<64> {
+    /// Real nanoseconds since the run began as kernel nanoseconds.
+    pub fn kernel_ns(&self, real_ns: u64) -> u64 {
+        (real_ns as f64 / self.time_scale) as u64
+    }
+
+    /// "** N printk messages dropped **\n" (console_unlock() from 4.13,
+    /// and on): or, before 4.13, "** N printk messages dropped ** " with
+    /// the next record's line following on the same line.
+    pub fn dropped_line(&self, n: u64) -> TextBuf<64> {
         let mut line = TextBuf::<64>::new();
-        let _ = writeln!(line, "** {n} printk messages dropped **");
+        let end = if self.dropped_newline { "\n" } else { " " };
+        let _ = write!(line, "** {n} printk messages dropped **{end}");
         line
     }
 

@@ -21,6 +21,7 @@
 pub mod arch;
 pub mod console;
 pub mod context;
+pub mod era;
 pub mod lock;
 pub mod lockdep;
 pub mod point;
@@ -31,6 +32,7 @@ pub mod testing;
 
 pub use arch::{Arch, Frame, IrqFlags, WaitTicket};
 pub use context::Context;
+pub use era::Kernel;
 pub use lock::{Broken, LockCore, Owner, RawSpinLock, Semaphore};
 pub use point::Point;
 pub use printk::{Accounts, DesignConfig, Printk};

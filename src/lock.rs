@@ -132,9 +132,12 @@ pub struct LockCore {
     /// lockdep usage bits (see [`crate::lockdep`]).
     usage: AtomicU32,
     /// lockdep's first examples: the first non-try acquisition in NMI
-    /// context, and in hardirq context.
+    /// context, in hardirq context, in task context with interrupts on,
+    /// and the first acquisition of any kind outside NMI context.
     first_nmi: Example,
     first_hardirq: Example,
+    first_irqs_on: Example,
+    first_other: Example,
     /// lockdep's order graph: ids of the locks held when this one was
     /// taken (the edges that end here), and for each the owner word of
     /// the acquisition that first made the edge.
@@ -151,6 +154,8 @@ impl LockCore {
             usage: AtomicU32::new(0),
             first_nmi: Example::new(),
             first_hardirq: Example::new(),
+            first_irqs_on: Example::new(),
+            first_other: Example::new(),
             before: [const { AtomicUsize::new(0) }; crate::lockdep::MAX_HELD],
             before_tag: [const { AtomicU64::new(0) }; crate::lockdep::MAX_HELD],
         }
@@ -203,8 +208,9 @@ impl LockCore {
             return;
         };
         let me = self.id();
-        let tag = Owner::encode(arch.this_cpu(), arch.context(), at);
-        held.each(|id| {
+        let context = arch.context();
+        let tag = Owner::encode(arch.this_cpu(), context, at);
+        held.each_in_context(context.level(), |id| {
             if id != me {
                 self.note_before(id, tag);
             }
@@ -214,7 +220,7 @@ impl LockCore {
     /// lockdep: the calling CPU now holds this lock.
     fn lockdep_acquired<A: Arch>(&self, arch: &A) {
         if let Some(held) = arch.lockdep_held() {
-            held.push(self.id());
+            held.push(self.id(), arch.context().level());
         }
     }
 
@@ -250,11 +256,29 @@ impl LockCore {
             Context::Nmi => usage::NMI,
         };
         if self.usage.load(Ordering::Relaxed) & bit == 0 {
-            self.usage.fetch_or(bit, Ordering::Relaxed);
-            if bit == usage::NMI {
-                self.first_nmi.record(arch, context, at);
-            } else if bit == usage::HARDIRQ {
-                self.first_hardirq.record(arch, context, at);
+            let before = self.usage.fetch_or(bit, Ordering::Relaxed);
+            // Which of two usages came first decides the report's order
+            // (and whether the kernel's one-way NMI check sees it).
+            match bit {
+                usage::NMI => {
+                    self.first_nmi.record(arch, context, at);
+                    if before & usage::OUTSIDE_NMI != 0 {
+                        self.usage
+                            .fetch_or(usage::NMI_AFTER_OTHER, Ordering::Relaxed);
+                    }
+                }
+                usage::HARDIRQ => {
+                    self.first_hardirq.record(arch, context, at);
+                    if before & usage::TASK_IRQS_ON != 0 {
+                        self.usage
+                            .fetch_or(usage::HARDIRQ_AFTER_IRQS_ON, Ordering::Relaxed);
+                    }
+                }
+                usage::TASK_IRQS_ON => self.first_irqs_on.record(arch, context, at),
+                _ => {}
+            }
+            if bit & usage::OUTSIDE_NMI != 0 {
+                self.first_other.record(arch, context, at);
             }
         }
     }
@@ -273,6 +297,16 @@ impl LockCore {
     /// The same for hardirq context.
     pub fn first_hardirq_use(&self) -> Option<(Owner, Vec<&'static str>)> {
         self.first_hardirq.get()
+    }
+
+    /// The same for task context with interrupts on.
+    pub fn first_irqs_on_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_irqs_on.get()
+    }
+
+    /// The first acquisition of any kind outside NMI context.
+    pub fn first_other_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_other.get()
     }
 
     pub(crate) fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {

@@ -15,40 +15,57 @@
 //! The order graph: every CPU keeps the locks it holds, all contexts
 //! together (an interrupt's locks go on top of those of the context it
 //! interrupted, as they go on the interrupted task's list in the kernel);
-//! taking a lock without a trylock adds an edge from every lock held to
-//! it. Each report carries the kernel's "Possible unsafe locking scenario"
+//! taking a lock without a trylock adds an edge to it from every lock held
+//! in the same context, as `check_prevs_add()` does: an order between a
+//! lock held in task context and one taken in an interrupt handler on the
+//! same CPU is for the usage rules, not for the order graph. Each report carries the kernel's "Possible unsafe locking scenario"
 //! box. Not modelled: sleeping in atomic context (no design here sleeps).
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use crate::lock::LockCore;
+use crate::context::Context;
+use crate::era::Kernel;
+use crate::lock::{LockCore, Owner};
 
 /// How many locks one CPU may hold at once for the order graph (deeper
 /// nesting is counted but not tracked).
 pub const MAX_HELD: usize = 8;
 
-/// The locks one CPU holds, all its contexts together, innermost last.
-/// Changed only by the owning CPU (an interrupt's pushes and pops are
-/// balanced before it returns); atomics so the watchdog could read it.
+/// The locks one CPU holds, all its contexts together, innermost last,
+/// each with the context it was taken in (an interrupt's locks go on top of
+/// those of the context it interrupted, as on the interrupted task's list
+/// in the kernel). Changed only by the owning CPU (an interrupt's pushes and
+/// pops are balanced before it returns); atomics so the watchdog could read
+/// it.
 #[derive(Debug, Default)]
 pub struct Held {
     depth: AtomicUsize,
     ids: [AtomicUsize; MAX_HELD],
+    contexts: [AtomicU8; MAX_HELD],
 }
 
 impl Held {
-    /// Every lock id held now, outermost first.
-    pub fn each(&self, mut f: impl FnMut(usize)) {
+    /// The locks held now in the context at the top of the list,
+    /// innermost first, stopping where another context's begin: the ones
+    /// `check_prevs_add()` links a new acquisition to (it walks the held
+    /// locks back and stops where `irq_context` changes). `context` is the
+    /// acquiring context's level; locks of another are never visited.
+    pub fn each_in_context(&self, context: u8, mut f: impl FnMut(usize)) {
         let d = self.depth.load(Ordering::Relaxed).min(MAX_HELD);
-        for slot in self.ids.iter().take(d) {
+        for (slot, ctx) in self.ids.iter().zip(&self.contexts).take(d).rev() {
+            if ctx.load(Ordering::Relaxed) != context {
+                break;
+            }
             f(slot.load(Ordering::Relaxed));
         }
     }
 
-    pub(crate) fn push(&self, id: usize) {
+    pub(crate) fn push(&self, id: usize, context: u8) {
         let d = self.depth.load(Ordering::Relaxed);
-        if let Some(slot) = self.ids.get(d) {
+        if let (Some(slot), Some(ctx)) = (self.ids.get(d), self.contexts.get(d)) {
             slot.store(id, Ordering::Relaxed);
+            ctx.store(context, Ordering::Relaxed);
         }
         self.depth.store(d + 1, Ordering::Relaxed);
     }
@@ -72,6 +89,9 @@ impl Held {
         };
         for i in at..d - 1 {
             if let (Some(to), Some(from)) = (self.ids.get(i), self.ids.get(i + 1)) {
+                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            if let (Some(to), Some(from)) = (self.contexts.get(i), self.contexts.get(i + 1)) {
                 to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
@@ -98,66 +118,255 @@ pub mod usage {
     pub const IRQ_TRY: u32 = 1 << 6;
     /// Any use outside NMI context.
     pub const OUTSIDE_NMI: u32 = TASK_IRQS_ON | TASK_IRQS_OFF | SOFTIRQ | HARDIRQ | IRQ_TRY;
+    /// Not a usage: the first NMI use came after a use outside NMI (the
+    /// only order the kernel's `verify_lock_unused()` catches).
+    pub const NMI_AFTER_OTHER: u32 = 1 << 7;
+    /// Not a usage: the first hardirq use came after a task use with
+    /// interrupts on.
+    pub const HARDIRQ_AFTER_IRQS_ON: u32 = 1 << 8;
 }
 
 /// One lockdep finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    /// `nmi-unsafe-lock` or `inconsistent-irq-usage`.
+    /// `nmi-unsafe-lock`, `inconsistent-irq-usage` or `circular-lock-order`.
     pub rule: &'static str,
     /// The lock class.
     pub lock: &'static str,
-    /// The kernel's wording.
+    /// The kernel's wording, the first usage first.
     pub message: &'static str,
-    /// The first example: CPU, context and acquire point, where known.
+    /// The example: CPU, context and acquire point of the acquisition that
+    /// broke the rule, where known.
     pub example: Option<crate::lock::Owner>,
     /// The kernel's "Possible unsafe locking scenario" box.
     pub scenario: String,
-    /// The first example's call trace, outermost first, where known.
+    /// The example's call trace, outermost first, where known.
     pub stack: Vec<&'static str>,
+    /// Whether the design's kernel's lockdep would have printed this; if
+    /// not, it is printk-sim's own finding, and `why` says why.
+    pub kernel: bool,
+    /// Why the kernel of the design's era would not have printed it
+    /// (empty when it would have).
+    pub why: &'static str,
+    /// The whole report as that kernel's lockdep prints it.
+    pub report: String,
 }
 
-fn irq_box(lock: &str, interrupt: &str) -> String {
-    format!(
-        " Possible unsafe locking scenario:\n\n       CPU0\n       ----\n  lock({lock});\n  <{interrupt}>\n    lock({lock});\n\n *** DEADLOCK ***\n"
-    )
+/// The task name and pid a report shows for CPU `cpu`'s task.
+fn task(cpu: usize) -> String {
+    format!("printk_workload/{}", 100 + cpu)
 }
 
-fn abba_box(a: &str, b: &str) -> String {
-    let pad = |s: String| format!("{s:<32}");
-    let mut out = String::from(" Possible unsafe locking scenario:\n\n");
-    out.push_str(&format!("       {}CPU1\n", pad("CPU0".into())));
-    out.push_str(&format!("       {}----\n", pad("----".into())));
-    out.push_str(&format!("  lock({a});\n"));
-    out.push_str(&format!("       {}lock({b});\n", pad(String::new())));
-    out.push_str(&format!("       {}lock({a});\n", pad(String::new())));
-    out.push_str(&format!("  lock({b});\n\n *** DEADLOCK ***\n"));
+/// `print_kernel_ident()`: release, version, taint.
+fn ident(kernel: Kernel) -> String {
+    format!("{kernel}.0-printk-sim #1 Not tainted")
+}
+
+/// The banner of a lockdep report: `title` between rules as wide as it,
+/// "WARNING: ..." from 4.11, "[ INFO: ... ]" before.
+fn banner(out: &mut String, kernel: Kernel, title: &str) {
+    let title = if kernel.lockdep_warning_banner() {
+        format!("WARNING: {title}")
+    } else {
+        format!("[ INFO: {title} ]")
+    };
+    let _ = write!(
+        out,
+        "\n{}\n{title}\n{}\n{}\n",
+        "=".repeat(title.len()),
+        ident(kernel),
+        "-".repeat(title.len())
+    );
+}
+
+/// `[HC%u[%lu]:SC%u[%lu]:HE%u:SE%u]` for an acquisition in `context`.
+fn irq_state(context: Context) -> &'static str {
+    match context {
+        Context::Nmi | Context::Hardirq => "[HC1[1]:SC0[0]:HE0:SE1]",
+        Context::Softirq => "[HC0[0]:SC1[1]:HE1:SE0]",
+        Context::Task => "[HC0[0]:SC0[0]:HE1:SE1]",
+    }
+}
+
+/// `print_lock()`: " (name){usage}, at: where".
+fn lock_line(lock: &LockCore, stack: &[&str]) -> String {
+    let used = lock.usage();
+    // get_usage_chars(): per state, '-' used in that interrupt, '+' used
+    // with it enabled, '?' both, '.' neither; write then read.
+    let state = |in_irq: u32, enabled: u32| match (used & in_irq != 0, used & enabled != 0) {
+        (true, true) => '?',
+        (true, false) => '-',
+        (false, true) => '+',
+        (false, false) => '.',
+    };
+    let hard = state(usage::HARDIRQ, usage::TASK_IRQS_ON);
+    let soft = state(usage::SOFTIRQ, usage::TASK_IRQS_ON);
+    let at = stack.last().copied().unwrap_or("?");
+    format!(" ({}){{{hard}.{soft}.}}, at: {at}+0x0/0x0\n", lock.name())
+}
+
+fn trace(out: &mut String, stack: &[&str]) {
+    for frame in stack.iter().rev() {
+        let _ = writeln!(out, "  {frame}+0x0/0x0");
+    }
+}
+
+/// `print_usage_bug()`: `first` was registered, `then` happened at `ex`.
+fn usage_report(
+    kernel: Kernel,
+    lock: &LockCore,
+    (first, first_ex): (&str, Option<(Owner, Vec<&'static str>)>),
+    (then, then_ex): (&str, Option<(Owner, Vec<&'static str>)>),
+) -> String {
+    let mut out = String::new();
+    banner(&mut out, kernel, "inconsistent lock state");
+    let _ = writeln!(out, "inconsistent {{{first}}} -> {{{then}}} usage.");
+    let (cpu, context, stack) = then_ex.map_or((0, Context::Task, Vec::new()), |(o, s)| {
+        (o.cpu, o.context, s)
+    });
+    let _ = writeln!(out, "{} {} takes:", task(cpu), irq_state(context));
+    out.push_str(&lock_line(lock, &stack));
+    let _ = writeln!(out, "{{{first}}} state was registered at:");
+    trace(&mut out, first_ex.as_ref().map_or(&[][..], |e| &e.1[..]));
+    out.push_str("\nother info that might help us debug this:\n");
+    out.push_str(&irq_box(lock.name()));
+    out.push_str("\nstack backtrace:\n");
+    trace(&mut out, &stack);
     out
 }
 
-/// The findings for these lock classes, once each.
-pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
+/// `print_usage_bug_scenario()`. The kernel prints `<Interrupt>` for
+/// every kind of interrupt, an NMI included.
+fn irq_box(lock: &str) -> String {
+    format!(
+        " Possible unsafe locking scenario:\n\n       CPU0\n       ----\n  lock({lock});\n  <Interrupt>\n    lock({lock});\n\n *** DEADLOCK ***\n\n"
+    )
+}
+
+/// `print_circular_lock_scenario()`: CPU 0 holds `target` and takes
+/// `source`; CPU 1 took `parent` (the lock just before `target` in the
+/// existing chain) and takes `target`.
+fn circular_box(source: &str, parent: &str, target: &str, chain: &[&str]) -> String {
+    let col = " ".repeat(31);
+    let mut out = String::new();
+    if parent != source {
+        let _ = write!(out, "Chain exists of:\n  {}\n\n", chain.join(" --> "));
+    }
+    out.push_str(" Possible unsafe locking scenario:\n\n");
+    out.push_str("       CPU0                    CPU1\n");
+    out.push_str("       ----                    ----\n");
+    let _ = writeln!(out, "  lock({target});");
+    let _ = writeln!(out, "{col}lock({parent});");
+    let _ = writeln!(out, "{col}lock({target});");
+    let _ = writeln!(out, "  lock({source});");
+    out.push_str("\n *** DEADLOCK ***\n\n");
+    out
+}
+
+/// `print_circular_bug()`: the acquisition of `source` at `ex` while
+/// holding `target` closed `cycle` (source first, target last).
+fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (String, String) {
+    let (Some(source), Some(target)) = (cycle.first(), cycle.last()) else {
+        return (String::new(), String::new());
+    };
+    let parent = cycle
+        .len()
+        .checked_sub(2)
+        .and_then(|i| cycle.get(i))
+        .unwrap_or(source);
+    let names: Vec<&str> = cycle.iter().map(|l| l.name()).collect();
+    let scenario = circular_box(source.name(), parent.name(), target.name(), &names);
+    let mut out = String::new();
+    banner(
+        &mut out,
+        kernel,
+        "possible circular locking dependency detected",
+    );
+    let cpu = ex.map_or(0, |o| o.cpu);
+    let _ = writeln!(out, "{} is trying to acquire lock:", task(cpu));
+    out.push_str(&lock_line(source, &[]));
+    out.push_str("\nbut task is already holding lock:\n");
+    out.push_str(&lock_line(target, &[]));
+    out.push_str("\nwhich lock already depends on the new lock.\n\n");
+    out.push_str("\nthe existing dependency chain (in reverse order) is:\n");
+    for (depth, l) in cycle.iter().enumerate().rev() {
+        let _ = write!(out, "\n-> #{depth} ({}):\n", l.name());
+    }
+    out.push_str("\nother info that might help us debug this:\n\n");
+    out.push_str(&scenario);
+    (scenario, out)
+}
+
+/// The findings for these lock classes, once each, told as the lockdep
+/// of `kernel` (the design's release) would, or marked as printk-sim's own.
+pub fn check(locks: &[&LockCore], kernel: Kernel) -> Vec<Finding> {
     let mut out = Vec::new();
     for lock in locks {
         let used = lock.usage();
         if used & usage::NMI != 0 && used & usage::OUTSIDE_NMI != 0 {
+            // verify_lock_unused() (5.9) catches only a lock used before
+            // it was taken in NMI context, and only while lockdep looks
+            // at NMIs at all.
+            let after = used & usage::NMI_AFTER_OTHER != 0;
+            let (kernel_sees, why) = match (kernel.lockdep_sees_nmi(), after) {
+                (true, true) => (true, ""),
+                (true, false) => (false, "the kernel checks only a lock used before its first NMI use (verify_lock_unused()); here the NMI came first"),
+                (false, _) => (false, "lockdep did not look at NMI context in this release (nmi_enter() turned it off until 5.9)"),
+            };
+            let (first, then) = if after {
+                (
+                    ("INITIAL USE", lock.first_other_use()),
+                    ("IN-NMI", lock.first_nmi_use()),
+                )
+            } else {
+                (
+                    ("IN-NMI", lock.first_nmi_use()),
+                    ("INITIAL USE", lock.first_other_use()),
+                )
+            };
             out.push(Finding {
                 rule: "nmi-unsafe-lock",
                 lock: lock.name(),
-                message: "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
+                message: if after {
+                    "inconsistent {INITIAL USE} -> {IN-NMI} usage."
+                } else {
+                    "inconsistent {IN-NMI} -> {INITIAL USE} usage."
+                },
                 example: lock.first_nmi_use().map(|e| e.0),
-                scenario: irq_box(lock.name(), "NMI"),
+                scenario: irq_box(lock.name()),
                 stack: lock.first_nmi_use().map(|e| e.1).unwrap_or_default(),
+                kernel: kernel_sees,
+                why,
+                report: usage_report(kernel, lock, first, then),
             });
         }
         if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
+            let after = used & usage::HARDIRQ_AFTER_IRQS_ON != 0;
+            let (first, then) = if after {
+                (
+                    ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
+                    ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+                )
+            } else {
+                (
+                    ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+                    ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
+                )
+            };
             out.push(Finding {
                 rule: "inconsistent-irq-usage",
                 lock: lock.name(),
-                message: "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
+                message: if after {
+                    "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
+                } else {
+                    "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."
+                },
                 example: lock.first_hardirq_use().map(|e| e.0),
-                scenario: irq_box(lock.name(), "Interrupt"),
+                scenario: irq_box(lock.name()),
                 stack: lock.first_hardirq_use().map(|e| e.1).unwrap_or_default(),
+                kernel: true,
+                why: "",
+                report: usage_report(kernel, lock, first, then),
             });
         }
     }
@@ -211,21 +420,23 @@ pub fn check(locks: &[&LockCore]) -> Vec<Finding> {
         }
         reported.push(key);
         cycle.reverse();
-        let a = locks[start].name();
-        let b = cycle
-            .iter()
-            .find(|&&i| i != start)
-            .map_or(a, |&i| locks[i].name());
+        // `cycle` runs start -> ... -> last, and taking `start` while
+        // holding `last` closed it: source `start`, target `last`.
+        let ring: Vec<&LockCore> = cycle.iter().map(|&i| locks[i]).collect();
+        let example = cycle
+            .last()
+            .and_then(|&i| locks[start].edge_example(locks[i].id()));
+        let (scenario, report) = circular_report(kernel, &ring, example);
         out.push(Finding {
             rule: "circular-lock-order",
-            lock: a,
+            lock: locks[start].name(),
             message: "possible circular locking dependency detected",
-            // The acquisition of this lock that closed the cycle.
-            example: cycle
-                .last()
-                .and_then(|&i| locks[start].edge_example(locks[i].id())),
-            scenario: abba_box(a, b),
+            example,
+            scenario,
             stack: Vec::new(),
+            kernel: true,
+            why: "",
+            report,
         });
     }
     out

@@ -88,7 +88,8 @@ pub struct RunReport {
     pub latency: [Summary; 4],
     /// What the console did.
     pub console: ConsoleStats,
-    /// The records left in the buffer.
+    /// The records left in the buffer, their timestamps in kernel time
+    /// (real time divided by the scenario's time scale).
     pub records: Vec<Record>,
     /// Per CPU: NMI handlers entered.
     pub nmis: Vec<u64>,
@@ -165,6 +166,7 @@ pub fn run(
             seed,
             backtrace_wait_ns: (10e9 * plan.time_scale) as u64,
             stop_wait_ns: (1e9 * plan.time_scale) as u64,
+            time_scale: plan.time_scale,
             // About a million events in all (32 MiB), at most 128 Ki per CPU.
             trace_capacity: if plan.timeline {
                 ((1 << 20) / n).clamp(1 << 12, 1 << 17)
@@ -191,6 +193,8 @@ pub fn run(
         hard_limit_ns: plan.hard_limit_ms * 1_000_000,
         splat,
         label: format!("{} on {}, seed {seed}", design.name, plan.name),
+        kernel: design.kernel,
+        time_scale: plan.time_scale,
     };
     irq::block_interrupts();
     let t0 = Instant::now();
@@ -298,7 +302,7 @@ pub fn run(
             m.panic_done.load(core::sync::atomic::Ordering::Acquire),
         )
     });
-    let lockdep = klog::lockdep::check(&m.locks());
+    let lockdep = klog::lockdep::check(&m.locks(), m.design_info.kernel);
     let timeline = m.trace.as_ref().map(|t| {
         let names: Vec<&'static str> = m.locks().iter().map(|l| l.name()).collect();
         Timeline {
@@ -312,7 +316,12 @@ pub fn run(
     let design_mut = m.design_mut();
     let invariant_violation = design_mut.check().err();
     let accounts = design_mut.accounts();
-    let records = design_mut.records();
+    // Kernel time, as the log the kernel would have kept: a run at
+    // time_scale 0.01 that lasted 300 ms real is 30 s of kernel time.
+    let mut records = design_mut.records();
+    for r in &mut records {
+        r.ts_ns = (r.ts_ns as f64 / plan.time_scale) as u64;
+    }
     let outcome = if report.timed_out {
         Outcome::Timeout
     } else if report

@@ -71,6 +71,11 @@ pub struct WatchdogConfig {
     pub hard_limit_ns: u64,
     /// Print each finding as a splat on stderr when it is found.
     pub splat: bool,
+    /// The release whose watchdog messages the splats quote.
+    pub kernel: klog::Kernel,
+    /// The scenario's time scale: the kernel's messages speak kernel time
+    /// (real time divided by it).
+    pub time_scale: f64,
     /// Names the run in splats (design and seed).
     pub label: String,
 }
@@ -285,7 +290,8 @@ struct CpuWatch {
     progress: u64,
     progress_at: u64,
     hard_reported: bool,
-    soft_reported: bool,
+    /// When the current soft lockup was last reported.
+    soft_reported_at: Option<u64>,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -409,7 +415,7 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                 OnDeadlock::Off => {}
             }
             if cfg.splat {
-                eprint!("{}", splat(&finding, &cfg.label));
+                eprint!("{}", splat(&finding, cfg));
             }
             report.findings.push(finding);
         }
@@ -433,7 +439,7 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             if progress != w.progress || w.progress_at == 0 {
                 w.progress = progress;
                 w.progress_at = now;
-                w.soft_reported = false;
+                w.soft_reported_at = None;
             }
             if !c.online.load(Ordering::Acquire) || in_chain[cpu] {
                 continue;
@@ -445,8 +451,22 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                 w.hard_reported = true;
                 due.push((cpu, FindingKind::HardLockup, w.heartbeat_at));
             }
-            if !w.soft_reported && now.saturating_sub(w.progress_at) >= 2 * cfg.threshold_ns {
-                w.soft_reported = true;
+            // The soft-lockup check runs in the CPU's own timer interrupt
+            // (watchdog_timer_fn(), hardirq context): a CPU with interrupts
+            // off cannot report it (that is the hard-lockup detector's
+            // case). Reported once per lockup, or (about 5.11 on) again
+            // every further 2 x threshold while it lasts.
+            let timer_runs = now.saturating_sub(w.heartbeat_at) < cfg.threshold_ns / 2;
+            let stuck = now.saturating_sub(w.progress_at);
+            let due_soft = match w.soft_reported_at {
+                None => stuck >= 2 * cfg.threshold_ns,
+                Some(at) => {
+                    cfg.kernel.soft_lockup_repeats()
+                        && now.saturating_sub(at) >= 2 * cfg.threshold_ns
+                }
+            };
+            if due_soft && timer_runs {
+                w.soft_reported_at = Some(now);
                 due.push((cpu, FindingKind::SoftLockup, w.progress_at));
             }
         }
@@ -518,7 +538,7 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
         }
         for f in fresh {
             if cfg.splat {
-                eprint!("{}", splat(&f, &cfg.label));
+                eprint!("{}", splat(&f, cfg));
             }
             report.findings.push(f);
         }
@@ -587,14 +607,29 @@ fn deadlock_finding(
 }
 
 /// A finding as a kernel-style report.
-pub fn splat(f: &Finding, label: &str) -> String {
+/// The splat for finding `f`: a lockup in the words of `cfg.kernel`'s
+/// watchdog, in kernel time, followed by printk-sim's own line in real
+/// time; a deadlock in printk-sim's own words (the kernel has no such
+/// check), marked as such.
+pub fn splat(f: &Finding, cfg: &WatchdogConfig) -> String {
+    let label = &cfg.label;
     let mut s = String::new();
     let rule = "=".repeat(60);
     let _ = writeln!(s, "{rule}");
     let me = format!("cpu{}/{}", f.cpu, f.context);
+    // The kernel's seconds: real time divided by the time scale.
+    let kernel_s = (f.detected_after_ms / 1000.0 / cfg.time_scale.max(1e-9)) as u64;
+    let task = format!("printk_workload:{}", 100 + f.cpu);
     match f.kind {
         FindingKind::Deadlock => {
-            let _ = writeln!(s, "WARNING: possible deadlock detected [{label}]");
+            let _ = writeln!(
+                s,
+                "printk-sim: WARNING: possible deadlock detected [{label}]"
+            );
+            let _ = writeln!(
+                s,
+                "(printk-sim's own report: the kernel has no deadlock check, only the lockup detectors below)"
+            );
             let _ = writeln!(s, "{}", "-".repeat(60));
             let _ = writeln!(
                 s,
@@ -623,9 +658,26 @@ pub fn splat(f: &Finding, label: &str) -> String {
             }
         }
         FindingKind::HardLockup => {
+            // WARN() before 4.11; pr_emerg() in watchdog_hld.c, later
+            // watchdog.c.
+            if cfg.kernel.hard_lockup_is_warn() {
+                let _ = writeln!(s, "------------[ cut here ]------------");
+                let _ = writeln!(
+                    s,
+                    "WARNING: CPU: {} PID: {} at watchdog_overflow_callback+0x0/0x0",
+                    f.cpu,
+                    100 + f.cpu
+                );
+            }
             let _ = writeln!(
                 s,
-                "Watchdog detected hard LOCKUP on cpu {} [{label}]: no timer tick handled for {:.1} ms",
+                "{}Watchdog detected hard LOCKUP on cpu {}",
+                cfg.kernel.hard_lockup_prefix(),
+                f.cpu
+            );
+            let _ = writeln!(
+                s,
+                "(printk-sim [{label}]: no timer tick handled on cpu{} for {:.1} ms real time)",
                 f.cpu, f.detected_after_ms
             );
             if let Some(l) = f.lock {
@@ -633,9 +685,17 @@ pub fn splat(f: &Finding, label: &str) -> String {
             }
         }
         FindingKind::SoftLockup => {
+            // watchdog_timer_fn(): "BUG: soft lockup - CPU#%d stuck for
+            // %us! [%s:%d]", pr_emerg() with the era's pr_fmt prefix.
             let _ = writeln!(
                 s,
-                "BUG: soft lockup - CPU#{} stuck for {:.1} ms! [{label}]",
+                "{}BUG: soft lockup - CPU#{} stuck for {kernel_s}s! [{task}]",
+                cfg.kernel.watchdog_prefix(),
+                f.cpu
+            );
+            let _ = writeln!(
+                s,
+                "(printk-sim [{label}]: no progress on cpu{} for {:.1} ms real time)",
                 f.cpu, f.detected_after_ms
             );
         }

@@ -349,6 +349,12 @@ impl Workload {
                     }
                 });
                 let t0 = m.now_ns();
+                // __warn() (4.6 on, without a file and line): CUT_HERE,
+                // then the WARNING line, both pr_warn().
+                m.printk(
+                    Level::Warning,
+                    format_args!("------------[ cut here ]------------\n"),
+                );
                 m.printk(
                     Level::Warning,
                     format_args!(

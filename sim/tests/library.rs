@@ -56,13 +56,22 @@ fn rcu_stall_part_1_the_nmi_backtrace_deadlocks_legacy_in_printk() {
         let r = run(&p, d);
         assert_balanced(&r);
         assert!(deadlocks(&r).is_empty(), "{d}");
-        let splat = "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 } (detected by 0, t=";
-        assert_eq!(
-            r.records
-                .iter()
-                .filter(|rec| rec.text.starts_with(splat))
-                .count(),
-            1,
+        // print_other_cpu_stall() as 4.11 (one line per stalled CPU) and
+        // 6.1 ("rcu: " prefix, ncpus) printed it.
+        let (head, tail) = if d == "lockless" {
+            (
+                "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:",
+                "rcu: \t(detected by 0, t=",
+            )
+        } else {
+            (
+                "INFO: rcu_sched detected stalls on CPUs/tasks:",
+                "\t(detected by 0, t=",
+            )
+        };
+        assert_eq!(count(&r, head), 1, "{d}");
+        assert!(
+            r.records.iter().any(|rec| rec.text.starts_with(tail)),
             "{d}"
         );
         for cpu in 1..4 {
@@ -162,21 +171,18 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
         ]
     );
     assert_eq!(f.point, Some("console_unlock:logbuf_locked"));
-    // lockdep saw both orders, once, with the kernel's box.
+    // lockdep: logbuf_lock taken in NMI context and outside it. The two
+    // orders are no circular dependency to lockdep: CPU 1 took the
+    // backtrace lock in NMI context on top of logbuf_lock held by its task,
+    // and lockdep links only locks held in the same context.
     let rules: Vec<(&str, &str)> = r.lockdep.iter().map(|l| (l.rule, l.lock)).collect();
-    assert_eq!(
-        rules,
-        [
-            ("nmi-unsafe-lock", "logbuf_lock"),
-            ("circular-lock-order", "logbuf_lock")
-        ]
-    );
-    assert!(r.lockdep[1].scenario.contains("lock(nmi_backtrace_lock);"));
-    // The example: CPU 0's NMI taking logbuf_lock while holding the
-    // backtrace lock, the acquisition that closed the cycle.
-    let ex = r.lockdep[1].example.unwrap();
-    assert_eq!((ex.cpu, ex.context), (0, Context::Nmi));
-    assert!(r.lockdep[0].scenario.contains("<NMI>"));
+    assert_eq!(rules, [("nmi-unsafe-lock", "logbuf_lock")]);
+    let ex = r.lockdep[0].example.unwrap();
+    assert_eq!(ex.context, Context::Nmi);
+    // The kernel prints <Interrupt> for every kind of interrupt, an NMI
+    // included; 3.16's lockdep would not have seen this at all.
+    assert!(r.lockdep[0].scenario.contains("  <Interrupt>\n"));
+    assert!(!r.lockdep[0].kernel);
     let r = run(&p, "nmi_buffers");
     assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
     assert_eq!(r.outcome, Outcome::Clean);
@@ -271,10 +277,16 @@ fn a_slow_console_says_exactly_how_many_records_it_missed() {
             .console_text()
             .lines()
             .filter_map(|l| {
-                l.strip_prefix("** ")?
-                    .strip_suffix(" printk messages dropped **")?
-                    .parse::<u64>()
-                    .ok()
+                // legacy (3.x) ends the line in a space, the next record
+                // following on it; later releases end it in a newline.
+                let (n, rest) = l
+                    .strip_prefix("** ")?
+                    .split_once(" printk messages dropped **")?;
+                assert!(
+                    rest.is_empty() || (d == "legacy" && rest.starts_with(" [")),
+                    "{d}: {l:?}"
+                );
+                n.parse::<u64>().ok()
             })
             .sum();
         assert_eq!(announced, r.console.skipped, "{d}");

@@ -260,7 +260,8 @@ impl Legacy {
             logbuf_cpu: AtomicUsize::new(NO_CPU),
             recursion_bug: AtomicBool::new(false),
             console_sem: Semaphore::new("console_sem", "(console_sem).lock"),
-            console: Console::new(config.console, config.nr_cpus),
+            console: Console::new(config.console, config.nr_cpus)
+                .for_kernel(super::kernel_of(flavour.name())),
             counters: Counters::default(),
             dropped_recursion: AtomicU64::new(0),
             dropped_no_space: AtomicU64::new(0),

@@ -229,7 +229,8 @@ impl Lockless {
             handoff: Handoff::new(true),
             console_seq: AtomicU64::new(0),
             console_dropped: AtomicU64::new(0),
-            console: Console::new(config.console, config.nr_cpus),
+            console: Console::new(config.console, config.nr_cpus)
+                .for_kernel(super::kernel_of("lockless")),
             cpu_sync: CpuSync::new(),
         }
     }

@@ -24,6 +24,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::Arch;
 use crate::console::{Console, ConsoleConfig, ConsoleStats};
+use crate::era::Kernel;
 use crate::lock::LockCore;
 use crate::point::{self, Point};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
@@ -289,6 +290,9 @@ pub struct DesignInfo {
     pub summary: &'static str,
     /// The injection points this design passes.
     pub points: &'static [PointUse],
+    /// The release whose messages it prints (lockdep's reports, the
+    /// watchdog's lines, printk's own lines).
+    pub kernel: Kernel,
 }
 
 impl DesignInfo {
@@ -384,26 +388,31 @@ const RING_POINTS: [PointUse; 6] = [
 pub const DESIGNS: &[DesignInfo] = &[
     DesignInfo {
         name: "legacy",
+        kernel: Kernel::new(3, 16),
         summary: "3.x-4.10 printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records; an NMI's printk goes to the console too",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "trylock",
+        kernel: Kernel::new(3, 16),
         summary: "the proposed NMI wrapper (never merged): legacy, but in NMI one trylock of logbuf_lock, the message dropped on failure; console deferred to irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "nmi_buffers",
+        kernel: Kernel::new(4, 11),
         summary: "4.11-4.12: 4.7's printk_nmi + 4.11's printk_safe, per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "legacy_handoff",
+        kernel: Kernel::new(4, 16),
         summary: "4.16: printk_safe with 4.13's deferred NMI mode, and the console_owner/console_waiter hand-off (spinning even in a panic)",
         points: LEGACY_POINTS,
     },
     DesignInfo {
         name: "lockless",
+        kernel: Kernel::new(6, 1),
         summary: "5.18-6.5: the 5.10 printk_ringbuffer, no lock on the store path, console deferred from NMI, the console hand-off (no spinning in a panic)",
         points: &[
             PointUse {
@@ -431,6 +440,7 @@ pub const DESIGNS: &[DesignInfo] = &[
     },
     DesignInfo {
         name: "nbcon",
+        kernel: Kernel::new(6, 12),
         summary: "6.12 atomic consoles on the lockless ring: console ownership by priority, handover, panic takeover, a printer thread",
         points: &[
             PointUse {
@@ -462,6 +472,12 @@ pub const DESIGNS: &[DesignInfo] = &[
         ],
     },
 ];
+
+/// The release design `name` prints its messages in (the newest one if
+/// `name` is not in the catalogue).
+pub(crate) fn kernel_of(name: &str) -> Kernel {
+    design(name).map_or(Kernel::new(6, 12), |d| d.kernel)
+}
 
 /// The design called `name`.
 pub fn design(name: &str) -> Option<&'static DesignInfo> {

@@ -273,7 +273,8 @@ impl Nbcon {
             seq: AtomicU64::new(0),
             prev_seq: AtomicU64::new(u64::MAX),
             dropped: AtomicU64::new(0),
-            console: Console::new(config.console, config.nr_cpus + 1),
+            console: Console::new(config.console, config.nr_cpus + 1)
+                .for_kernel(super::kernel_of("nbcon")),
             emergency: (0..config.nr_cpus).map(|_| AtomicU32::new(0)).collect(),
             printer_running: AtomicBool::new(false),
             dropped_panic: AtomicU64::new(0),
@@ -640,9 +641,9 @@ impl Nbcon {
             out.push_bytes(b"** replaying previous printk message **\n");
         }
         if dropped > 0 {
-            out.push_bytes(Console::dropped_line(dropped).as_bytes());
+            out.push_bytes(self.console.dropped_line(dropped).as_bytes());
         }
-        out.push_bytes(Console::line(&r.meta, text.as_bytes()).as_bytes());
+        out.push_bytes(self.console.line(&r.meta, text.as_bytes()).as_bytes());
         if !self.update_unsafe(ctxt, false) {
             return Emit::Lost;
         }
@@ -941,6 +942,7 @@ mod tests {
                 ns_per_char: 0,
                 sink_bytes: 1 << 16,
                 registered: true,
+                time_scale: 1.0,
             },
         }
     }

@@ -15,8 +15,8 @@
 //! raw spinlock `read_lock`, stores each complete line into the main log,
 //! and swaps the length back to zero only if no writer appended meanwhile
 //! (otherwise it goes on from where it stopped). Lost messages are reported
-//! in the log as "BAD LUCK: lost N message(s) from NMI context!" (NMI
-//! buffer) or "Lost N message(s)!" (safe buffer). The per-CPU text carries
+//! in the log as "Lost N message(s)!", as 4.11's `report_message_lost()`
+//! did for either buffer. The per-CPU text carries
 //! no timestamp or origin: a flushed record has the flusher's time, CPU and
 //! context, as in the kernel.
 //!
@@ -273,15 +273,15 @@ impl SafeBuffers {
                     break;
                 }
             }
+            // report_message_lost(): printk_deferred("Lost %d
+            // message(s)!\n") with no level of its own, so at the default
+            // loglevel (4), for either buffer. (4.7-4.10's nmi.c said "BAD
+            // LUCK: lost %d message(s) from NMI context!" at level 2; no
+            // design here follows those releases.)
             let lost = b.lost.swap(0, Ordering::Relaxed);
             if lost > 0 {
                 let mut msg = TextBuf::<96>::new();
-                match kind {
-                    Kind::Nmi => msg.format(format_args!(
-                        "BAD LUCK: lost {lost} message(s) from NMI context!"
-                    )),
-                    Kind::Safe => msg.format(format_args!("Lost {lost} message(s)!")),
-                }
+                msg.format(format_args!("Lost {lost} message(s)!"));
                 store(Level::Warning, msg.as_bytes(), true);
             }
         }
@@ -369,14 +369,7 @@ mod tests {
         let out = flushed(&s, &arch);
         assert_eq!(out.len(), 10);
         assert_eq!(out[8].1.len(), SAFE_BUF_SIZE - 8 * 1003 - 2);
-        assert_eq!(
-            out[9],
-            (
-                Level::Warning,
-                "BAD LUCK: lost 1 message(s) from NMI context!".into(),
-                true
-            )
-        );
+        assert_eq!(out[9], (Level::Warning, "Lost 1 message(s)!".into(), true));
         assert_eq!(s.unreported_lost(), 0);
     }
 

@@ -62,6 +62,10 @@ pub struct MachineConfig {
     pub stop_wait_ns: u64,
     /// Timeline events kept per CPU for `--trace`/`--svg` (0: no tracing).
     pub trace_capacity: usize,
+    /// The scenario's time scale: kernel time is real time divided by it
+    /// (jiffies, log timestamps and the kernel's own messages use kernel
+    /// time).
+    pub time_scale: f64,
 }
 
 /// One machine, for one run of one design.
@@ -227,6 +231,13 @@ impl Machine {
 
     /// printk through the design, marked on the timeline.
     pub(crate) fn printk(&self, level: klog::Level, args: core::fmt::Arguments<'_>) {
+        // A CPU released from a halt or a hang when the run ended says no
+        // more: what it was printing belongs to a run that is over.
+        if self.stop.load(Ordering::Relaxed)
+            && self.panic_cpu().is_some_and(|p| Some(p) != cpu::this_cpu())
+        {
+            return;
+        }
         self.trace(trace::Kind::Printk(self.context()));
         self.design.printk(self, level, args);
     }

@@ -207,25 +207,79 @@ impl Machine {
         self.pop_frame();
     }
 
-    /// "INFO: rcu_sched detected stalls on CPUs/tasks: { 1 3 } (detected by
-    /// 0, t=N jiffies)", the stalled CPUs being those stuck on purpose.
+    /// `print_other_cpu_stall()`'s report in the words of the design's
+    /// release, the stalled CPUs being those stuck on purpose, `t` in
+    /// kernel jiffies. Not modelled: grace periods (the first one, `g=1`,
+    /// never completes, `c=0`), callbacks (`q=0`), the per-CPU line's
+    /// counters (zero).
     fn rcu_stall_splat(&self, me: usize) {
-        let mut list = klog::record::TextBuf::<256>::new();
-        for (i, c) in self.cpus.iter().enumerate() {
-            if c.stalled.load(Ordering::Relaxed) {
+        let kernel = self.design_info.kernel;
+        let jiffies = (self.now_ns() as f64
+            / self.config.time_scale
+            / (1e9 / f64::from(self.config.hz.max(1)))) as u64;
+        let stalled = || {
+            self.cpus
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.stalled.load(Ordering::Relaxed))
+                .map(|(i, _)| i)
+        };
+        let pre = kernel.rcu_prefix();
+        if kernel.rcu_stall_braces() {
+            // 3.3-4.1 with CONFIG_RCU_CPU_STALL_INFO=n: "{ 1 3} (detected
+            // by 0, t=2102 jiffies, g=..., c=..., q=...)" on one line.
+            let mut list = klog::record::TextBuf::<256>::new();
+            for i in stalled() {
                 list.format(format_args!(" {i}"));
             }
+            let cpus = core::str::from_utf8(list.as_bytes()).unwrap_or("");
+            self.printk(Level::Err, format_args!(
+                "INFO: rcu_sched detected stalls on CPUs/tasks: {{{cpus}}} (detected by {me}, t={jiffies} jiffies, g=1, c=0, q=0)\n"
+            ));
+            return;
         }
-        let jiffies = self.now_ns() / (1_000_000_000 / u64::from(self.config.hz.max(1)));
-        let stalled = core::str::from_utf8(list.as_bytes()).unwrap_or("");
-        self.printk(Level::Err,
-            format_args!("INFO: rcu_sched detected stalls on CPUs/tasks: {{{stalled} }} (detected by {me}, t={jiffies} jiffies)\n"),
+        self.printk(
+            Level::Err,
+            format_args!("{pre}INFO: rcu_sched detected stalls on CPUs/tasks:\n"),
         );
+        for i in stalled() {
+            self.printk(
+                Level::Err,
+                format_args!(
+                    "{pre}\t{i}-...!: (0 ticks this GP) idle=000/0/0x0 softirq=0/0 fqs=0\n"
+                ),
+            );
+        }
+        if kernel >= klog::Kernel::new(5, 2) {
+            let n = self.cpus.len();
+            self.printk(
+                Level::Err,
+                format_args!(
+                    "{pre}\t(detected by {me}, t={jiffies} jiffies, g=1, q=0 ncpus={n})\n"
+                ),
+            );
+        } else {
+            self.printk(
+                Level::Err,
+                format_args!("{pre}\t(detected by {me}, t={jiffies} jiffies, g=1, c=0, q=0)\n"),
+            );
+        }
     }
 
     /// NMI every other online CPU (or arrange for the NMI to land at
     /// `land_at`) and wait (up to the scaled 10 s) until each has answered.
     fn backtrace_by_nmi(&self, cpu: usize, source: usize, land_at: Option<klog::Point>) {
+        // The CPUs asked, for the "Sending NMI" line below.
+        let mut targets = [0usize; 64];
+        let mut n = 0;
+        for (i, c) in self.cpus.iter().enumerate() {
+            if i != cpu && c.online.load(Ordering::Acquire) {
+                if let Some(slot) = targets.get_mut(n) {
+                    *slot = i;
+                    n += 1;
+                }
+            }
+        }
         for (i, c) in self.cpus.iter().enumerate() {
             if i == cpu || !c.online.load(Ordering::Acquire) {
                 continue;
@@ -250,6 +304,16 @@ impl Machine {
                 c.backtrace_mark.store(0, Ordering::Release);
             }
         }
+        // "Sending NMI from CPU %d to CPUs %*pbl:" (pr_info), in the
+        // design's release's words. The kernel prints it just before the
+        // NMIs go out; here just after, so that a CPU a scenario holds in
+        // printk with logbuf_lock does not stop the request itself.
+        let mut line = klog::record::TextBuf::<512>::new();
+        self.design_info
+            .kernel
+            .sending_nmi_line(&mut line, cpu, targets.get(..n).unwrap_or(&[]));
+        let text = core::str::from_utf8(line.as_bytes()).unwrap_or("");
+        self.printk(Level::Info, format_args!("{text}"));
         let start = mono_ns();
         let deadline = start.saturating_add(self.config.backtrace_wait_ns);
         // A target that does not pass the landing point soon (it is not

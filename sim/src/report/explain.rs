@@ -379,7 +379,20 @@ pub fn explain(plan: &Plan, runs: &[RunReport], focus: &str) -> String {
             _ => l.lock.to_string(),
         };
         let _ = writeln!(s, "Rule broken (lockdep: \"{}\"): {why}.", l.message);
-        s.push_str(&l.scenario);
+        let kernel = klog::printk::design(r.design).map(|d| d.kernel);
+        match (l.kernel, kernel) {
+            (true, Some(k)) => {
+                let _ = writeln!(s, "{k}'s lockdep would have printed it, in these words:");
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "printk-sim's own finding, not the kernel's: {}. Had it printed it, in these words:",
+                    l.why
+                );
+            }
+        }
+        s.push_str(&l.report);
         if let Some(e) = l.example {
             let _ = writeln!(
                 s,

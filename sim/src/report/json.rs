@@ -12,7 +12,18 @@ struct Report<'a> {
     seed: u64,
     cpus: usize,
     duration_ms: u64,
+    /// Which clock the numbers use: `*_ms`, `*_ns` and latencies are real
+    /// time; records' timestamps and the kernel's own messages are kernel
+    /// time (real time divided by `time_scale`).
+    time: Time,
     runs: Vec<Run<'a>>,
+}
+
+#[derive(Serialize)]
+struct Time {
+    time_scale: f64,
+    numbers: &'static str,
+    records_and_kernel_messages: &'static str,
 }
 
 #[derive(Serialize)]
@@ -90,6 +101,12 @@ struct Lockdep<'a> {
     cpu: Option<usize>,
     context: Option<&'a str>,
     point: Option<&'a str>,
+    /// Whether the design's kernel's lockdep would have printed it (false:
+    /// printk-sim's own extension, `why` says why).
+    kernel: bool,
+    why: &'a str,
+    /// The report as that kernel prints it.
+    report: &'a str,
 }
 
 #[derive(Serialize)]
@@ -138,6 +155,11 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
         seed: plan.seed,
         cpus: plan.cpus,
         duration_ms: plan.duration_ms,
+        time: Time {
+            time_scale: plan.time_scale,
+            numbers: "real",
+            records_and_kernel_messages: "kernel (real / time_scale)",
+        },
         runs: runs
             .iter()
             .map(|r| {
@@ -184,6 +206,9 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                             cpu: f.example.map(|o| o.cpu),
                             context: f.example.map(|o| o.context.name()),
                             point: f.example.and_then(|o| o.point).map(|p| p.name),
+                            kernel: f.kernel,
+                            why: f.why,
+                            report: &f.report,
                         })
                         .collect(),
                     latency_ns: latency,

@@ -175,11 +175,10 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
         });
     }
     row("lockdep findings", &|r| {
-        list(
-            r.lockdep
-                .iter()
-                .map(|f| format!("{} on {}", f.rule, f.lock)),
-        )
+        list(r.lockdep.iter().map(|f| {
+            let own = if f.kernel { "" } else { " (printk-sim)" };
+            format!("{} on {}{own}", f.rule, f.lock)
+        }))
     });
 
     let label_w = rows
@@ -212,6 +211,11 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
         }
         s.push('\n');
     }
+    let _ = writeln!(
+        s,
+        "times above are real; logs, the console and the kernel's messages speak kernel time (real / {})",
+        plan.time_scale
+    );
     s
 }
 
