@@ -487,7 +487,10 @@ fn list(points: bool) {
     }
     println!("designs:");
     for d in klog::printk::DESIGNS {
-        println!("  {:<24} {}", d.name, d.summary);
+        println!(
+            "  {:<24} {} [messages of {}; docs/FIDELITY.md]",
+            d.name, d.summary, d.kernel
+        );
         if points {
             for p in d.points {
                 println!("      {:<32} {}", p.point.name, p.about);

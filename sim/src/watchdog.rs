@@ -628,7 +628,7 @@ pub fn splat(f: &Finding, cfg: &WatchdogConfig) -> String {
             );
             let _ = writeln!(
                 s,
-                "(printk-sim's own report: the kernel has no deadlock check, only the lockup detectors below)"
+                "(printk-sim's own report: the kernel has no deadlock check, only its lockup detectors)"
             );
             let _ = writeln!(s, "{}", "-".repeat(60));
             let _ = writeln!(
