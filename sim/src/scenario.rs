@@ -1144,24 +1144,7 @@ impl Scenario {
                 let Some(p) = &n.point else {
                     return Err(self.err(n.kind.span(), &k("point"), "kind `at_point` needs a `point`"));
                 };
-                let point = point::by_name(p.get_ref()).ok_or_else(|| {
-                    self.err(
-                        p.span(),
-                        &k("point"),
-                        format!(
-                            "unknown point `{}` (`printk-sim list --points` lists them)",
-                            p.get_ref()
-                        ),
-                    )
-                })?;
-                if !designs.iter().any(|d| d.has_point(point)) {
-                    let names: Vec<&str> = designs.iter().map(|d| d.name).collect();
-                    return Err(self.err(
-                        p.span(),
-                        &k("point"),
-                        format!("no design of this scenario ({}) passes point `{}`", names.join(", "), point.name),
-                    ));
-                }
+                let point = self.design_point(p, &k("point"), designs)?;
                 let hit_on = match (&n.hit_on, targets) {
                     // The design's printer thread, which calls itself CPU
                     // `cpus` (see machine/printer.rs).
@@ -1274,13 +1257,24 @@ impl Scenario {
         k: &dyn Fn(&str) -> String,
         designs: &[&'static DesignInfo],
     ) -> Result<Option<point::Point>, InputError> {
-        let Some(v) = &n.stop_at else {
-            return Ok(None);
-        };
+        n.stop_at
+            .as_ref()
+            .map(|v| self.design_point(v, &k("stop_at"), designs))
+            .transpose()
+    }
+
+    /// The point named by `v` (at key `key`), which some design of the
+    /// scenario must pass.
+    fn design_point(
+        &self,
+        v: &Spanned<String>,
+        key: &str,
+        designs: &[&'static DesignInfo],
+    ) -> Result<point::Point, InputError> {
         let point = point::by_name(v.get_ref()).ok_or_else(|| {
             self.err(
                 v.span(),
-                &k("stop_at"),
+                key,
                 format!(
                     "unknown point `{}` (`printk-sim list --points` lists them)",
                     v.get_ref()
@@ -1291,7 +1285,7 @@ impl Scenario {
             let names: Vec<&str> = designs.iter().map(|d| d.name).collect();
             return Err(self.err(
                 v.span(),
-                &k("stop_at"),
+                key,
                 format!(
                     "no design of this scenario ({}) passes point `{}`",
                     names.join(", "),
@@ -1299,7 +1293,7 @@ impl Scenario {
                 ),
             ));
         }
-        Ok(Some(point))
+        Ok(point)
     }
 }
 

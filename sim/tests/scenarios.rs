@@ -124,3 +124,40 @@ fn the_storm_delivers_periodic_nmis_to_every_cpu() {
     assert!(task.caller.to_string().starts_with('T'));
     assert!(task.text.starts_with(&format!("cpu{} task #", task.cpu)));
 }
+
+/// `stop_at` names a point some design passes, on a panic only; anything
+/// else is refused with the file, line and key.
+#[test]
+fn stop_at_is_checked() {
+    let base = |extra: &str| {
+        format!(
+            "name = \"s\"\ncpus = 2\nduration_ms = 50\ndesigns = [\"legacy\"]\n[[nmi]]\nkind = \"panic\"\nat_ms = 10\n{extra}\n"
+        )
+    };
+    let err = |text: &str| {
+        printk_sim::scenario::Scenario::parse("s.toml", text)
+            .and_then(|s| s.plan(&Overrides::default()))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(&base("stop_at = \"nope\""));
+    assert!(
+        e.contains("s.toml:8:") && e.contains("nmi[0].stop_at") && e.contains("unknown point"),
+        "{e}"
+    );
+    let e = err(&base("stop_at = \"nbcon:unsafe\""));
+    assert!(
+        e.contains("no design of this scenario (legacy) passes point `nbcon:unsafe`"),
+        "{e}"
+    );
+    let text = "name = \"s\"\ncpus = 2\nduration_ms = 50\n[[nmi]]\nkind = \"periodic\"\nperiod_us = 100\nstop_at = \"up:sem_locked\"\n";
+    let e = err(text);
+    assert!(
+        e.contains("nmi[0].stop_at") && e.contains("applies to a panic only"),
+        "{e}"
+    );
+    let ok =
+        printk_sim::scenario::Scenario::parse("s.toml", &base("stop_at = \"serial:port_locked\""))
+            .and_then(|s| s.plan(&Overrides::default()));
+    assert!(ok.is_ok());
+}
