@@ -302,76 +302,86 @@ fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (S
 pub fn check(locks: &[&LockCore], kernel: Kernel) -> Vec<Finding> {
     let mut out = Vec::new();
     for lock in locks {
-        let used = lock.usage();
-        if used & usage::NMI != 0 && used & usage::OUTSIDE_NMI != 0 {
-            // verify_lock_unused() (5.9) catches only a lock used before
-            // it was taken in NMI context, and only while lockdep looks
-            // at NMIs at all.
-            let after = used & usage::NMI_AFTER_OTHER != 0;
-            let (kernel_sees, why) = match (kernel.lockdep_sees_nmi(), after) {
+        usage_findings(lock, kernel, &mut out);
+    }
+    cycle_findings(locks, kernel, &mut out);
+    out
+}
+
+/// The usage rules for one lock class.
+fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
+    let used = lock.usage();
+    if used & usage::NMI != 0 && used & usage::OUTSIDE_NMI != 0 {
+        // verify_lock_unused() (5.9) catches only a lock used before
+        // it was taken in NMI context, and only while lockdep looks
+        // at NMIs at all.
+        let after = used & usage::NMI_AFTER_OTHER != 0;
+        let (kernel_sees, why) = match (kernel.lockdep_sees_nmi(), after) {
                 (true, true) => (true, ""),
                 (true, false) => (false, "the kernel checks only a lock used before its first NMI use (verify_lock_unused()); here the NMI came first"),
                 (false, _) => (false, "lockdep did not look at NMI context in this release (nmi_enter() turned it off until 5.9)"),
             };
-            let (first, then) = if after {
-                (
-                    ("INITIAL USE", lock.first_other_use()),
-                    ("IN-NMI", lock.first_nmi_use()),
-                )
+        let (first, then) = if after {
+            (
+                ("INITIAL USE", lock.first_other_use()),
+                ("IN-NMI", lock.first_nmi_use()),
+            )
+        } else {
+            (
+                ("IN-NMI", lock.first_nmi_use()),
+                ("INITIAL USE", lock.first_other_use()),
+            )
+        };
+        out.push(Finding {
+            rule: "nmi-unsafe-lock",
+            lock: lock.name(),
+            message: if after {
+                "inconsistent {INITIAL USE} -> {IN-NMI} usage."
             } else {
-                (
-                    ("IN-NMI", lock.first_nmi_use()),
-                    ("INITIAL USE", lock.first_other_use()),
-                )
-            };
-            out.push(Finding {
-                rule: "nmi-unsafe-lock",
-                lock: lock.name(),
-                message: if after {
-                    "inconsistent {INITIAL USE} -> {IN-NMI} usage."
-                } else {
-                    "inconsistent {IN-NMI} -> {INITIAL USE} usage."
-                },
-                example: lock.first_nmi_use().map(|e| e.0),
-                scenario: irq_box(lock.name()),
-                stack: lock.first_nmi_use().map(|e| e.1).unwrap_or_default(),
-                kernel: kernel_sees,
-                why,
-                report: usage_report(kernel, lock, first, then),
-            });
-        }
-        if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
-            let after = used & usage::HARDIRQ_AFTER_IRQS_ON != 0;
-            let (first, then) = if after {
-                (
-                    ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
-                    ("IN-HARDIRQ-W", lock.first_hardirq_use()),
-                )
-            } else {
-                (
-                    ("IN-HARDIRQ-W", lock.first_hardirq_use()),
-                    ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
-                )
-            };
-            out.push(Finding {
-                rule: "inconsistent-irq-usage",
-                lock: lock.name(),
-                message: if after {
-                    "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
-                } else {
-                    "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."
-                },
-                example: lock.first_hardirq_use().map(|e| e.0),
-                scenario: irq_box(lock.name()),
-                stack: lock.first_hardirq_use().map(|e| e.1).unwrap_or_default(),
-                kernel: true,
-                why: "",
-                report: usage_report(kernel, lock, first, then),
-            });
-        }
+                "inconsistent {IN-NMI} -> {INITIAL USE} usage."
+            },
+            example: lock.first_nmi_use().map(|e| e.0),
+            scenario: irq_box(lock.name()),
+            stack: lock.first_nmi_use().map(|e| e.1).unwrap_or_default(),
+            kernel: kernel_sees,
+            why,
+            report: usage_report(kernel, lock, first, then),
+        });
     }
-    // The order graph: a cycle through each lock, reported once per cycle
-    // (at its first lock in `locks` order).
+    if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
+        let after = used & usage::HARDIRQ_AFTER_IRQS_ON != 0;
+        let (first, then) = if after {
+            (
+                ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
+                ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+            )
+        } else {
+            (
+                ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+                ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
+            )
+        };
+        out.push(Finding {
+            rule: "inconsistent-irq-usage",
+            lock: lock.name(),
+            message: if after {
+                "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
+            } else {
+                "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."
+            },
+            example: lock.first_hardirq_use().map(|e| e.0),
+            scenario: irq_box(lock.name()),
+            stack: lock.first_hardirq_use().map(|e| e.1).unwrap_or_default(),
+            kernel: true,
+            why: "",
+            report: usage_report(kernel, lock, first, then),
+        });
+    }
+}
+
+/// The order graph: a cycle through each lock, reported once per cycle
+/// (at its first lock in `locks` order).
+fn cycle_findings(locks: &[&LockCore], kernel: Kernel, out: &mut Vec<Finding>) {
     let index = |id: usize| locks.iter().position(|l| l.id() == id);
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); locks.len()];
     for (b, l) in locks.iter().enumerate() {
@@ -439,5 +449,4 @@ pub fn check(locks: &[&LockCore], kernel: Kernel) -> Vec<Finding> {
             report,
         });
     }
-    out
 }
