@@ -267,7 +267,7 @@ impl Legacy {
             dropped_no_space: AtomicU64::new(0),
             dropped_nmi_trylock: AtomicU64::new(0),
             dropped_buffer_full: AtomicU64::new(0),
-            // 4.16 ran 4.15's printk_safe and printk_nmi, with 4.13's
+            // 4.16 ran 4.11's printk_safe and 4.7's printk_nmi, with 4.13's
             // deferred NMI mode, under the hand-off.
             handoff: (flavour == Flavour::Handoff).then(|| Handoff::new(false)),
             safe: matches!(flavour, Flavour::NmiBuffers | Flavour::Handoff)
