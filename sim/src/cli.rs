@@ -257,6 +257,19 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         expect.retain(|(x, _)| *x != d);
         expect.push((d, o));
     }
+    // Every output is a file in a directory that exists: a directory
+    // given as a file would otherwise become `DIR.legacy` next to it.
+    for (opt, path) in [
+        ("--json", &args.json),
+        ("--log", &args.log),
+        ("--kmsg", &args.kmsg),
+        ("--svg", &args.svg),
+        ("--trace", &args.trace),
+    ] {
+        if let Some(path) = path.as_deref().filter(|p| *p != "-") {
+            check_output_path(opt, path)?;
+        }
+    }
     // Open the output before running, so a bad path fails up front.
     let mut json_out: Option<Box<dyn Write>> = match args.json.as_deref() {
         None => None,
@@ -496,6 +509,25 @@ fn list(points: bool) {
                 println!("      {:<32} {}", p.point.name, p.about);
             }
         }
+    }
+}
+
+/// An output path must name a file (not a directory) in a directory that
+/// exists.
+fn check_output_path(opt: &str, path: &str) -> Result<(), InputError> {
+    let p = std::path::Path::new(path);
+    if path.ends_with('/') || p.is_dir() {
+        return Err(InputError::option(
+            opt,
+            format!("`{path}` is a directory; give a file name"),
+        ));
+    }
+    match p.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(InputError::option(
+            opt,
+            format!("`{path}`: directory `{}` does not exist", dir.display()),
+        )),
+        _ => Ok(()),
     }
 }
 

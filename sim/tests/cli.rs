@@ -515,3 +515,42 @@ fn bench_measures_every_design_side_by_side_and_writes_the_json() {
     assert_eq!(sim(&["bench", "--design", "fancy"]).status.code(), Some(2));
     assert_eq!(sim(&["bench", "--cpus", "0"]).status.code(), Some(2));
 }
+
+/// An output path that is a directory, or in a directory that does not
+/// exist, is bad input: exit 2 naming the option, nothing runs, nothing is
+/// written next to it.
+#[test]
+fn output_paths_must_be_files_in_existing_directories() {
+    let dir = std::env::temp_dir().join(format!("printk-sim-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    for (opt, path) in [
+        ("--log", d.to_string()),
+        ("--kmsg", format!("{d}/")),
+        ("--svg", d.to_string()),
+        ("--trace", d.to_string()),
+        ("--json", d.to_string()),
+        ("--log", format!("{d}/missing/x.log")),
+        ("--json", format!("{d}/missing/x.json")),
+    ] {
+        let o = sim(&["run", "nmi-storm", "--duration-ms", "20", opt, &path]);
+        assert_eq!(o.status.code(), Some(2), "{opt} {path}");
+        let err = text(&o.stderr);
+        assert!(err.contains(opt), "{err}");
+        assert!(err.contains("directory"), "{err}");
+        assert!(o.stdout.is_empty(), "nothing ran");
+    }
+    // Nothing was written beside the directory.
+    let parent = dir.parent().unwrap();
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let stray = std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}.")))
+        });
+    assert!(!stray);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
