@@ -411,3 +411,65 @@ fn lockdep_finds_an_ab_ba_order_once_with_the_kernels_box() {
         assert!(f[0].scenario.contains(line), "{}", f[0].scenario);
     }
 }
+
+/// vprintk_store() (5.10 on): a reservation that fails is tried once more
+/// with the text cut to a quarter of the ring, ending in "<truncated>"
+/// (truncate_msg()); the message is stored, not dropped.
+#[test]
+fn lockless_truncates_a_message_too_big_for_its_ring_and_stores_it() {
+    let arch = FakeArch::new(0, 1);
+    let info = klog::printk::design("lockless").unwrap();
+    // 1 KiB of text: a block may take at most half of it.
+    let mut d = info.build::<FakeArch>(&config(1024));
+    let long = "x".repeat(1000);
+    d.printk(&arch, Level::Info, format_args!("{long}\n"));
+    let recs = d.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].text, format!("{}<truncated>", "x".repeat(256 - 11)));
+    let a = d.accounts();
+    assert_eq!((a.attempted, a.stored, a.dropped), (1, 1, 0));
+    assert!(a.balanced());
+}
+
+static ZAP: std::sync::OnceLock<Legacy> = std::sync::OnceLock::new();
+
+/// An NMI's printk on the CPU inside vprintk_emit()'s locked window.
+fn nmi_printk_inside_the_window(a: &FakeArch, _: Point) {
+    a.preempt_count
+        .store(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
+    if let Some(d) = ZAP.get() {
+        d.printk(a, Level::Emerg, format_args!("from the NMI\n"));
+    }
+    a.preempt_count.store(0, Ordering::Relaxed);
+}
+
+/// 3.x/4.x zap_locks(): printk recursing on the CPU that holds logbuf_lock
+/// while an oops (here a panic) is in progress re-initialises the locks and
+/// barges on, instead of losing the message to the recursion check.
+#[test]
+fn legacy_zaps_its_locks_when_printk_recurses_during_a_panic() {
+    use klog::printk::ReadAt;
+    use klog::record::{TextBuf, TEXT_MAX};
+    let d = ZAP.get_or_init(|| Legacy::new(&config(1 << 16)));
+    let arch =
+        FakeArch::new(0, 1).with_hook(point::VPRINTK_LOGBUF_LOCKED, nmi_printk_inside_the_window);
+    arch.set_panic_cpu(Some(0));
+    d.printk(&arch, Level::Info, format_args!("the interrupted one\n"));
+    let dropped: Vec<(&str, u64)> = Printk::<FakeArch>::drop_reasons(d)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(dropped.is_empty(), "nothing dropped: {dropped:?}");
+    // Both stored, the NMI's first: it got in while the interrupted printk
+    // held the lock it re-initialised.
+    let quiet = klog::arch::Quiet;
+    let read = |seq| {
+        let mut t = TextBuf::<TEXT_MAX>::new();
+        match Printk::<klog::arch::Quiet>::read_at(d, &quiet, seq, &mut t) {
+            ReadAt::Record(_) => String::from_utf8_lossy(t.as_bytes()).into_owned(),
+            other => format!("{other:?}"),
+        }
+    };
+    assert_eq!(read(0), "from the NMI");
+    assert_eq!(read(1), "the interrupted one");
+}
