@@ -13,7 +13,7 @@
 //!
 //! Every path a design's `printk` can take is callable from a signal
 //! handler: no allocation, no std or parking_lot locks, no printing, no
-//! panics (SPEC §8). Allocation happens only in constructors and in the
+//! panics (ARCHITECTURE.md, Invariants). Allocation happens only in constructors and in the
 //! after-the-run readers ([`printk::Printk::records`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]

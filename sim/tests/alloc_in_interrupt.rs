@@ -1,4 +1,4 @@
-//! Nothing allocates inside a simulated interrupt (SPEC §8). Every
+//! Nothing allocates inside a simulated interrupt (ARCHITECTURE.md, Invariants). Every
 //! simulator test binary installs the counting allocator of
 //! `common/mod.rs` and checks it after each run; this test runs every
 //! design through every kind of interrupt work there is (NMI printk and

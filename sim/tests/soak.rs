@@ -1,7 +1,7 @@
 //! Soak: every design over many seeds with random NMIs and random IRQs
 //! that print on every CPU, and task-context printk in pieces, on a buffer
 //! that wraps. On every run the
-//! accounts of SPEC §3 hold exactly, the buffer's invariants hold, and the
+//! accounts (`klog::printk`) hold exactly, the buffer's invariants hold, and the
 //! run ends on its own (no timeout). `PRINTK_SIM_SOAK_SEEDS` sets the
 //! number of seeds (default 8).
 

@@ -151,7 +151,7 @@ pub enum FlushType {
     Atomic,
 }
 
-/// The flush-type table of 6.12 (KERNEL-PRINTK.md §6.7), nbcon column:
+/// The flush-type table of 6.12 (`printk_get_console_flush_type()`, kernel/printk/internal.h), nbcon column:
 ///
 /// | prio | printer thread running | not running |
 /// |---|---|---|

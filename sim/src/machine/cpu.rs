@@ -3,8 +3,8 @@
 //! Everything a signal handler may touch is here, allocated before any CPU
 //! thread starts, in cache-padded atomics. A CPU thread names itself
 //! `cpuN`, installs its own 64 KiB alternate signal stack with a guard page
-//! (std's 8 KiB one is too small for an NMI nested in an IRQ, see
-//! MACHINE-NOTES.md), unblocks the interrupt signals and runs its workload.
+//! (std's 8 KiB one is too small for an NMI nested in an IRQ, as measured
+//! when the machine was built), unblocks the interrupt signals and runs its workload.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! The JSON report (`--json FILE`): stable keys, documented in SPEC §7.
+//! The JSON report (`--json FILE`): stable keys, those of the structs below.
 
 use serde::Serialize;
 

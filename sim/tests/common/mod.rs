@@ -10,7 +10,7 @@ use printk_sim::runner::{self, RunReport};
 use printk_sim::scenario::{self, Overrides, Plan};
 
 /// Every simulator test binary counts allocations made inside a simulated
-/// interrupt (SPEC §8); `run` fails on any.
+/// interrupt (ARCHITECTURE.md, Invariants); `run` fails on any.
 struct Watch;
 
 /// Allocations and frees inside simulated interrupts, in this process.
@@ -74,7 +74,7 @@ pub fn run_seed(plan: &Plan, design_name: &str, seed: u64) -> RunReport {
     r
 }
 
-/// The accounts identities of SPEC §3, and the buffer's invariants, with
+/// The accounts identities (`klog::printk`), and the buffer's invariants, with
 /// the run named on failure.
 pub fn assert_balanced(r: &RunReport) {
     assert_eq!(
