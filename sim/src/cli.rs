@@ -67,6 +67,14 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<String>,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell) on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `printk-sim man > printk-sim.1`.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -179,6 +187,12 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Check { scenarios }) => check(&scenarios),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "printk-sim", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => man(),
         Some(Command::Bench {
             designs,
             cpus,
@@ -529,6 +543,16 @@ fn check_output_path(opt: &str, path: &str) -> Result<(), InputError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The manual page, generated from the clap definition.
+fn man() -> Result<(), Failure> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .and_then(|()| std::io::stdout().write_all(&out))
+        .map_err(|e| Failure::Internal(format!("man: {e}")))
 }
 
 fn check(names: &[String]) -> Result<(), Failure> {

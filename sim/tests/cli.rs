@@ -554,3 +554,45 @@ fn output_paths_must_be_files_in_existing_directories() {
     assert!(!stray);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Completion scripts and the manual page come from the clap definition:
+/// the bash script parses in bash and completes every subcommand, the man
+/// page is roff naming them, and an unknown shell is bad input.
+#[test]
+fn completions_and_man_page() {
+    let o = sim(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0));
+    let script = text(&o.stdout);
+    for sub in [
+        "run",
+        "explain",
+        "list",
+        "bench",
+        "check",
+        "completions",
+        "man",
+    ] {
+        assert!(script.contains(sub), "{sub}");
+    }
+    let path = std::env::temp_dir().join(format!("printk-sim-{}.bash", std::process::id()));
+    std::fs::write(&path, &script).unwrap();
+    let bash = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    std::fs::remove_file(&path).unwrap();
+    for shell in ["zsh", "fish"] {
+        let o = sim(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(text(&o.stdout).contains("printk-sim"), "{shell}");
+    }
+    let o = sim(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = text(&o.stdout);
+    assert!(page.contains(".TH printk-sim 1"), "{page}");
+    assert!(
+        page.contains(".SH SUBCOMMANDS") && page.contains("printk\\-sim\\-run"),
+        "{page}"
+    );
+    let o = sim(&["completions", "nosh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("nosh"));
+}
