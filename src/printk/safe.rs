@@ -182,16 +182,6 @@ impl SafeBuffers {
         (depth.load(Ordering::Relaxed) > 0).then_some(Kind::Safe)
     }
 
-    /// Whether the flushers' `read_lock` is held (by anyone).
-    pub fn read_locked(&self) -> bool {
-        self.read_lock.core().owner().is_some()
-    }
-
-    /// `raw_spin_lock_init(&read_lock)` (5.12's panic fix).
-    pub fn reinit_read_lock(&self) {
-        self.read_lock.reinit();
-    }
-
     /// `printk_safe_enter()`: this CPU now holds printk's locks.
     pub fn enter<A: Arch>(&self, arch: &A) {
         if let Some(d) = self.safe_depth.get(arch.this_cpu()) {

@@ -385,19 +385,8 @@ impl Ring {
         }
     }
 
-    /// How many sequence numbers have been handed out (records reserved,
-    /// with or without data). Only meaningful when no writer is running.
-    pub fn reserved_total(&self) -> u64 {
-        let head = self.head_id.load(Acquire);
-        if head == self.boot_id {
-            return 0;
-        }
-        self.info(head)
-            .map_or(0, |i| i.seq.load(Relaxed).wrapping_add(1))
-    }
-
     /// `prb_next_reserve_seq()`: the sequence number the next reservation
-    /// will get. Unlike [`Ring::reserved_total`], valid while writers run:
+    /// will get. Valid while writers run:
     /// ids are handed out densely from the bootstrap id and the first
     /// reservation (`boot_id + 1`) gets sequence 0, so the head id alone
     /// gives the answer, without reading a descriptor that a writer may be
@@ -1092,18 +1081,6 @@ impl Ring {
             }
         }
         Ok(())
-    }
-
-    /// Count the readable records (after the run, for the accounts).
-    pub fn count_readable<A: Arch>(&self, arch: &A) -> u64 {
-        let mut seq = self.first_seq();
-        let mut text = TextBuf::<{ crate::record::TEXT_MAX }>::new();
-        let mut n = 0;
-        while let Some(r) = self.read_valid(arch, &mut seq, &mut text) {
-            n += 1;
-            seq = r.seq + 1;
-        }
-        n
     }
 
     /// The first readable record at or after `*seq`; `*seq` is left on it.
