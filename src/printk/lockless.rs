@@ -351,14 +351,13 @@ impl<A: Arch> Printk<A> for Lockless {
     }
 
     fn panic_flush(&self, arch: &A) {
-        // console_flush_on_panic(), with oops_in_progress still set (5.0
-        // stopped clearing it before the flush): print whether or not
-        // console_sem could be taken; the serial driver only tries
-        // port->lock.
+        // console_flush_on_panic(), with oops_in_progress still set from
+        // panic()'s bust_spinlocks(1) (5.0 stopped clearing it before the
+        // flush): print whether or not console_sem could be taken; the
+        // serial driver only tries port->lock.
         if !self.console.registered() {
             return;
         }
-        self.console.bust_spinlocks(true);
         let _ = self.console_sem.try_down(arch, None);
         self.console_unlock(arch);
     }
