@@ -215,8 +215,8 @@ fn trace(out: &mut String, stack: &[&str]) {
 fn usage_report(
     kernel: Kernel,
     lock: &LockCore,
-    (first, first_ex): (&str, Option<(Owner, Vec<&'static str>)>),
-    (then, then_ex): (&str, Option<(Owner, Vec<&'static str>)>),
+    (first, first_ex): Usage,
+    (then, then_ex): Usage,
 ) -> String {
     let mut out = String::new();
     banner(&mut out, kernel, "inconsistent lock state");
@@ -317,65 +317,77 @@ fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
         // at NMIs at all.
         let after = used & usage::NMI_AFTER_OTHER != 0;
         let (kernel_sees, why) = match (kernel.lockdep_sees_nmi(), after) {
-                (true, true) => (true, ""),
-                (true, false) => (false, "the kernel checks only a lock used before its first NMI use (verify_lock_unused()); here the NMI came first"),
-                (false, _) => (false, "lockdep did not look at NMI context in this release (nmi_enter() turned it off until 5.9)"),
-            };
-        let (first, then) = if after {
-            (
-                ("INITIAL USE", lock.first_other_use()),
-                ("IN-NMI", lock.first_nmi_use()),
-            )
-        } else {
-            (
-                ("IN-NMI", lock.first_nmi_use()),
-                ("INITIAL USE", lock.first_other_use()),
-            )
+            (true, true) => (true, ""),
+            (true, false) => (false, "the kernel checks only a lock used before its first NMI use (verify_lock_unused()); here the NMI came first"),
+            (false, _) => (false, "lockdep did not look at NMI context in this release (nmi_enter() turned it off until 5.9)"),
         };
-        out.push(Finding {
-            rule: "nmi-unsafe-lock",
-            lock: lock.name(),
-            message: if after {
-                "inconsistent {INITIAL USE} -> {IN-NMI} usage."
-            } else {
-                "inconsistent {IN-NMI} -> {INITIAL USE} usage."
-            },
-            example: lock.first_nmi_use().map(|e| e.0),
-            scenario: irq_box(lock.name()),
-            stack: lock.first_nmi_use().map(|e| e.1).unwrap_or_default(),
-            kernel: kernel_sees,
-            why,
-            report: usage_report(kernel, lock, first, then),
-        });
+        out.push(usage_bug(
+            lock,
+            kernel,
+            "nmi-unsafe-lock",
+            ("INITIAL USE", lock.first_other_use()),
+            ("IN-NMI", lock.first_nmi_use()),
+            after,
+            [
+                "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
+                "inconsistent {IN-NMI} -> {INITIAL USE} usage.",
+            ],
+            (kernel_sees, why),
+        ));
     }
     if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
-        let after = used & usage::HARDIRQ_AFTER_IRQS_ON != 0;
-        let (first, then) = if after {
-            (
-                ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
-                ("IN-HARDIRQ-W", lock.first_hardirq_use()),
-            )
-        } else {
-            (
-                ("IN-HARDIRQ-W", lock.first_hardirq_use()),
-                ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
-            )
-        };
-        out.push(Finding {
-            rule: "inconsistent-irq-usage",
-            lock: lock.name(),
-            message: if after {
-                "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
-            } else {
-                "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."
-            },
-            example: lock.first_hardirq_use().map(|e| e.0),
-            scenario: irq_box(lock.name()),
-            stack: lock.first_hardirq_use().map(|e| e.1).unwrap_or_default(),
-            kernel: true,
-            why: "",
-            report: usage_report(kernel, lock, first, then),
-        });
+        out.push(usage_bug(
+            lock,
+            kernel,
+            "inconsistent-irq-usage",
+            ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
+            ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+            used & usage::HARDIRQ_AFTER_IRQS_ON != 0,
+            [
+                "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
+                "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage.",
+            ],
+            (true, ""),
+        ));
+    }
+}
+
+/// A usage name and the first acquisition that made it.
+type Usage = (&'static str, Option<(Owner, Vec<&'static str>)>);
+
+/// One usage rule broken: `plain` (outside the interrupt) and `irq` (in
+/// it) told in the order they happened (`messages[0]` when `plain` came
+/// first), the example being the interrupt's acquisition.
+#[allow(clippy::too_many_arguments)]
+fn usage_bug(
+    lock: &LockCore,
+    kernel: Kernel,
+    rule: &'static str,
+    plain: Usage,
+    irq: Usage,
+    plain_first: bool,
+    messages: [&'static str; 2],
+    (kernel_sees, why): (bool, &'static str),
+) -> Finding {
+    let (example, stack) = irq
+        .1
+        .clone()
+        .map_or((None, Vec::new()), |(o, s)| (Some(o), s));
+    let (message, report) = if plain_first {
+        (messages[0], usage_report(kernel, lock, plain, irq))
+    } else {
+        (messages[1], usage_report(kernel, lock, irq, plain))
+    };
+    Finding {
+        rule,
+        lock: lock.name(),
+        message,
+        example,
+        scenario: irq_box(lock.name()),
+        stack,
+        kernel: kernel_sees,
+        why,
+        report,
     }
 }
 
