@@ -235,6 +235,20 @@ fn stall_spin(
 }
 
 impl Workload {
+    /// When `cpu`'s first message is due: the CPUs with a load start spread
+    /// evenly over one period of its rate (CPU 0 at once), so which CPU
+    /// prints first, and how their periods interleave, follows from the
+    /// scenario and not from which thread woke first at the start gate.
+    fn first_print_ns(&self, cpu: usize, cpus: usize) -> u64 {
+        match self.tasks.get(cpu).copied().flatten() {
+            Some(t) if t.printk_hz > 0 && cpus > 0 => {
+                let gap_ns = 1_000_000_000 / u64::from(t.printk_hz);
+                gap_ns / cpus as u64 * cpu as u64
+            }
+            _ => 0,
+        }
+    }
+
     /// The task-context loop of `cpu`, until the machine stops.
     pub(crate) fn task_loop(&self, m: &Machine, cpu: usize) {
         let Some(c) = m.cpus.get(cpu) else {
@@ -245,7 +259,7 @@ impl Workload {
         c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
         c.irq_rng.store(rng.next_u64(), Ordering::Relaxed);
         m.push_frame(Machine::idle_frame());
-        let mut next = m.now_ns();
+        let mut next = m.now_ns().max(self.first_print_ns(cpu, m.cpus.len()));
         let mut n = 0;
         let mut stall = spec.and_then(|t| t.stall);
         let print_one = |rng: &mut Rng, n: &mut u64, t: &TaskSpec| {
@@ -261,6 +275,10 @@ impl Workload {
             m.pop_frame();
             *n += 1;
         };
+        while !m.stop.load(Ordering::Relaxed) && m.now_ns() < next {
+            let left = next.saturating_sub(m.now_ns());
+            std::thread::sleep(Duration::from_nanos(left.min(1_000_000)));
+        }
         while !m.stop.load(Ordering::Relaxed) {
             if let (Some(st), Some(t)) = (stall.filter(|st| m.now_ns() >= st.at_ns), spec) {
                 stall = None;
