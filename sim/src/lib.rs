@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod latency;
 pub mod machine;
+pub mod outcome;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -7,134 +7,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use klog::console::{ConsoleConfig, ConsoleStats};
-use klog::printk::{Accounts, DesignConfig, DesignInfo};
-use klog::Record;
+use klog::console::ConsoleConfig;
+use klog::printk::{DesignConfig, DesignInfo};
 
-use crate::latency::Summary;
 use crate::machine::irq::{self, Handlers};
 use crate::machine::{cpu, printer, reader, tick, Injector, Machine, MachineConfig};
 use crate::scenario::Plan;
-use crate::watchdog::{self, Finding, FindingKind, Stuck, WatchdogConfig};
+use crate::watchdog::{self, FindingKind, WatchdogConfig};
 use crate::workload::Workload;
 
-/// The most serious thing that happened in a run; later variants are more
-/// serious.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Nothing lost, nothing stuck.
-    Clean,
-    /// A message never reached the buffer (dropped or lost in a deadlock).
-    Loss,
-    /// A hard or soft lockup without a cycle.
-    Lockup,
-    /// A cycle in the wait-for graph.
-    Deadlock,
-    /// The hard limit ended the run.
-    Timeout,
-}
-
-impl Outcome {
-    /// The word used in reports, `[expect]` and `--expect`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Clean => "clean",
-            Outcome::Loss => "loss",
-            Outcome::Lockup => "lockup",
-            Outcome::Deadlock => "deadlock",
-            Outcome::Timeout => "timeout",
-        }
-    }
-
-    /// The outcome called `name`.
-    pub fn by_name(name: &str) -> Option<Outcome> {
-        [
-            Outcome::Clean,
-            Outcome::Loss,
-            Outcome::Lockup,
-            Outcome::Deadlock,
-            Outcome::Timeout,
-        ]
-        .into_iter()
-        .find(|o| o.name() == name)
-    }
-}
-
-/// Everything one run of one design produced.
-#[derive(Debug)]
-pub struct RunReport {
-    /// The design.
-    pub design: &'static str,
-    /// The seed.
-    pub seed: u64,
-    /// The outcome.
-    pub outcome: Outcome,
-    /// Message accounts.
-    pub accounts: Accounts,
-    /// Why messages were dropped, adding up to `accounts.dropped`.
-    pub dropped_by: Vec<(&'static str, u64)>,
-    /// Watchdog findings in the order found.
-    pub findings: Vec<Finding>,
-    /// lockdep findings: rules broken whether or not a deadlock happened.
-    pub lockdep: Vec<klog::lockdep::Finding>,
-    /// Waits still spinning when the run was ended.
-    pub stuck: Vec<Stuck>,
-    /// Ctrl-C ended the run early.
-    pub interrupted: bool,
-    /// The buffer's invariants, checked after the run: the first violation.
-    pub invariant_violation: Option<String>,
-    /// printk latency per context level (task, softirq, hardirq, NMI).
-    pub latency: [Summary; 4],
-    /// What the console did.
-    pub console: ConsoleStats,
-    /// The records left in the buffer, their timestamps in kernel time
-    /// (real time divided by the scenario's time scale).
-    pub records: Vec<Record>,
-    /// Per CPU: NMI handlers entered.
-    pub nmis: Vec<u64>,
-    /// Per CPU: NMIs that merged into one already pending (hardware latches
-    /// one).
-    pub nmis_latched: Vec<u64>,
-    /// Per source: times it fired.
-    pub fired: Vec<u64>,
-    /// Wall-clock length of the run, ms.
-    pub wall_ms: f64,
-    /// What the console printed (the first MiB).
-    pub console_output: Vec<u8>,
-    /// What the design's own machinery did (console handovers, takeovers,
-    /// replays).
-    pub events: Vec<(&'static str, u64)>,
-    /// The CPU that panicked, and whether its panic ran to the end.
-    pub panic: Option<(usize, bool)>,
-    /// Stacks walked by a remote (non-NMI) dump.
-    pub remote_traces: u64,
-    /// Of those, the ones that changed during the walk.
-    pub torn_traces: u64,
-    /// The log reader (`[reader]`): records read, records missed (gone
-    /// before it got to them), times it was told it fell behind.
-    pub reader: Option<(u64, u64, u64)>,
-    /// Per CPU, the timeline events, when the plan asked for them.
-    pub timeline: Option<Timeline>,
-}
-
-/// A run's timeline.
-#[derive(Debug, Clone)]
-pub struct Timeline {
-    /// Per CPU, events in time order.
-    pub cpus: Vec<Vec<crate::machine::trace::Event>>,
-    /// Events that did not fit in the buffers.
-    pub lost: u64,
-    /// When the run ended, ns.
-    pub end_ns: u64,
-}
-
-impl RunReport {
-    /// The console output as text.
-    pub fn console_text(&self) -> String {
-        String::from_utf8_lossy(&self.console_output).into_owned()
-    }
-}
+pub use crate::outcome::{Outcome, PanicReport, ReaderReport, RunReport, Timeline};
 
 static RUN_LOCK: Mutex<()> = Mutex::new(());
 
@@ -296,11 +178,9 @@ pub fn run(
     let console_output = m.design().console().output();
     let dropped_by = m.design().drop_reasons();
     let events = m.design().events();
-    let panic = klog::Arch::panic_cpu(&m).map(|cpu| {
-        (
-            cpu,
-            m.panic_done.load(core::sync::atomic::Ordering::Acquire),
-        )
+    let panic = klog::Arch::panic_cpu(&m).map(|cpu| PanicReport {
+        cpu,
+        finished: m.panic_done.load(core::sync::atomic::Ordering::Acquire),
     });
     let lockdep = klog::lockdep::check(&m.locks(), m.design_info.kernel);
     let timeline = m.trace.as_ref().map(|t| {
@@ -364,11 +244,11 @@ pub fn run(
         reader: (plan.reader_hz > 0).then(|| {
             let l =
                 |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
-            (
-                l(&m.reader.read),
-                l(&m.reader.missed),
-                l(&m.reader.overruns),
-            )
+            ReaderReport {
+                read: l(&m.reader.read),
+                missed: l(&m.reader.missed),
+                overruns: l(&m.reader.overruns),
+            }
         }),
     })
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::machine::{Dump, Interrupt, NmiAction, NmiSource, Targets, Trigger};
-use crate::runner::Outcome;
+use crate::outcome::Outcome;
 use crate::watchdog::OnDeadlock;
 use crate::workload::TaskSpec;
 use crate::workload::{Stall, StallKind};

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_balanced, plan, run};
 use klog::{Context, Level};
-use printk_sim::runner::{Outcome, RunReport};
+use printk_sim::runner::{Outcome, PanicReport, RunReport};
 use printk_sim::scenario::Overrides;
 use printk_sim::workload::parse_msg;
 
@@ -275,7 +275,13 @@ fn panic_takes_the_console_from_a_stuck_owner_and_it_stays_unsafe() {
     let r = run(&p, "nbcon");
     assert_balanced(&r);
     assert_eq!(r.outcome, Outcome::Clean);
-    assert_eq!(r.panic, Some((0, true)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: true
+        })
+    );
     assert_eq!(event(&r, "hostile_takeovers"), 1);
     assert_eq!(event(&r, "unsafe_takeover"), 1);
     assert!(

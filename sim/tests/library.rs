@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_balanced, plan, run, run_seed};
 use klog::Context;
-use printk_sim::runner::{Outcome, RunReport};
+use printk_sim::runner::{Outcome, PanicReport, ReaderReport, RunReport};
 use printk_sim::scenario::Overrides;
 use printk_sim::watchdog::FindingKind;
 
@@ -201,7 +201,14 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
 fn panic_with_a_frozen_holder_hangs_3x_and_4_16_and_not_the_others() {
     let p = plan("panic-frozen-lock-holder", Overrides::default());
     let r = run(&p, "legacy");
-    assert_eq!(r.panic, Some((0, false)), "the panic never finished");
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: false
+        }),
+        "the panic never finished"
+    );
     let hard = r
         .findings
         .iter()
@@ -217,7 +224,14 @@ fn panic_with_a_frozen_holder_hangs_3x_and_4_16_and_not_the_others() {
     // held, but not by its own CPU in printk-safe context) and spins on
     // logbuf_lock behind the frozen holder: 03fc7f9c99c1's second case.
     let r = run(&p, "legacy_handoff");
-    assert_eq!(r.panic, Some((0, false)), "the panic never finished");
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: false
+        }),
+        "the panic never finished"
+    );
     let hard = r
         .findings
         .iter()
@@ -233,7 +247,14 @@ fn panic_with_a_frozen_holder_hangs_3x_and_4_16_and_not_the_others() {
     for d in ["nmi_buffers", "lockless", "nbcon"] {
         let r = run(&p, d);
         assert_balanced(&r);
-        assert_eq!(r.panic, Some((0, true)), "{d}");
+        assert_eq!(
+            r.panic,
+            Some(PanicReport {
+                cpu: 0,
+                finished: true
+            }),
+            "{d}"
+        );
         let out = r.console_text();
         assert!(
             out.contains("Kernel panic - not syncing: simulated panic on CPU 0"),
@@ -296,7 +317,11 @@ fn a_slow_console_says_exactly_how_many_records_it_missed() {
         );
         assert_eq!(r.accounts.dropped, 0, "{d}: writers never wait or drop");
         // The log reader fell behind too, was told so, and went on.
-        let (read, missed, overruns) = r.reader.unwrap();
+        let ReaderReport {
+            read,
+            missed,
+            overruns,
+        } = r.reader.unwrap();
         assert!(read >= 20, "{d}: {read}");
         assert!(missed > 0 && overruns > 0, "{d}: {missed} missed");
         assert!(read + missed <= r.accounts.stored, "{d}");
@@ -386,7 +411,7 @@ cpu = "all"
     );
     let r = run(&p, "trylock");
     assert_balanced(&r);
-    assert!(r.reader.unwrap().0 > 10, "the reader read");
+    assert!(r.reader.unwrap().read > 10, "the reader read");
     assert!(r.nmis.iter().sum::<u64>() > 10, "NMIs queued irq_work");
     assert!(r.lockdep.is_empty(), "{:#?}", r.lockdep);
 }
@@ -419,7 +444,13 @@ action = "panic"
     );
     let r = run(&p, "nmi_buffers");
     assert_balanced(&r);
-    assert_eq!(r.panic, Some((0, true)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: true
+        })
+    );
     let out = r.console_text();
     assert!(
         out.contains("Kernel panic - not syncing: simulated panic on CPU 0"),
@@ -466,7 +497,13 @@ fn the_locks_under_the_locks_and_the_later_kernels_own_hangs() {
     // stopped; 5.18 does not spin.
     let p = plan("panic-stops-console-owner", Overrides::default());
     let r = run(&p, "legacy_handoff");
-    assert_eq!(r.panic, Some((0, false)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: false
+        })
+    );
     let hard = r
         .findings
         .iter()
@@ -474,14 +511,26 @@ fn the_locks_under_the_locks_and_the_later_kernels_own_hangs() {
         .unwrap();
     assert_eq!((hard.cpu, hard.lock), (0, Some("console_sem")));
     let r = run(&p, "lockless");
-    assert_eq!(r.panic, Some((0, true)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: true
+        })
+    );
     assert!(r.console_text().contains("Kernel Offset: disabled"));
 
     // 4.x: console_flush_on_panic() spins on port->lock, oops_in_progress
     // already cleared; 5.0 on only tries it.
     let p = plan("panic-stops-port-lock-holder", Overrides::default());
     let r = run(&p, "legacy");
-    assert_eq!(r.panic, Some((0, false)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: false
+        })
+    );
     let hard = r
         .findings
         .iter()
@@ -489,6 +538,12 @@ fn the_locks_under_the_locks_and_the_later_kernels_own_hangs() {
         .unwrap();
     assert_eq!((hard.cpu, hard.lock), (0, Some("&port_lock_key")));
     let r = run(&p, "lockless");
-    assert_eq!(r.panic, Some((0, true)));
+    assert_eq!(
+        r.panic,
+        Some(PanicReport {
+            cpu: 0,
+            finished: true
+        })
+    );
     assert!(r.console_text().contains("---[ end Kernel panic"));
 }

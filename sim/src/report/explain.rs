@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use klog::Context;
 
+use crate::outcome::{Outcome, RunReport};
 use crate::report::timeline::{self, SpanKind};
-use crate::runner::{Outcome, RunReport};
 use crate::scenario::Plan;
 use crate::watchdog::{Finding, FindingKind};
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::runner::RunReport;
+use crate::outcome::RunReport;
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
 
@@ -236,13 +236,16 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                         .iter()
                         .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
                         .collect(),
-                    panic: r.panic.map(|(cpu, completed)| Panic { cpu, completed }),
+                    panic: r.panic.map(|p| Panic {
+                        cpu: p.cpu,
+                        completed: p.finished,
+                    }),
                     remote_traces: r.remote_traces,
                     torn_traces: r.torn_traces,
-                    reader: r.reader.map(|(read, missed, overruns)| Reader {
-                        read,
-                        missed,
-                        overruns,
+                    reader: r.reader.map(|rd| Reader {
+                        read: rd.read,
+                        missed: rd.missed,
+                        overruns: rd.overruns,
                     }),
                     wall_ms: round3(r.wall_ms),
                 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use klog::Context;
 
 use crate::machine::trace::{Event, Kind};
-use crate::runner::RunReport;
+use crate::outcome::RunReport;
 
 /// What a span shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,150 @@
+//! What a run produced: its [`Outcome`] and the [`RunReport`] every
+//! report is written from. Its own module, so that scenarios (which name
+//! expected outcomes), the runner (which fills reports) and the report
+//! layer (which reads them) depend on it and not on each other.
+
+use klog::console::ConsoleStats;
+use klog::printk::Accounts;
+use klog::Record;
+
+use crate::latency::Summary;
+use crate::watchdog::{Finding, Stuck};
+
+/// The most serious thing that happened in a run; later variants are more
+/// serious.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing lost, nothing stuck.
+    Clean,
+    /// A message never reached the buffer (dropped or lost in a deadlock).
+    Loss,
+    /// A hard or soft lockup without a cycle.
+    Lockup,
+    /// A cycle in the wait-for graph.
+    Deadlock,
+    /// The hard limit ended the run.
+    Timeout,
+}
+
+impl Outcome {
+    /// The word used in reports, `[expect]` and `--expect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Loss => "loss",
+            Outcome::Lockup => "lockup",
+            Outcome::Deadlock => "deadlock",
+            Outcome::Timeout => "timeout",
+        }
+    }
+
+    /// The outcome called `name`.
+    pub fn by_name(name: &str) -> Option<Outcome> {
+        [
+            Outcome::Clean,
+            Outcome::Loss,
+            Outcome::Lockup,
+            Outcome::Deadlock,
+            Outcome::Timeout,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
+    }
+}
+
+/// Everything one run of one design produced.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The design.
+    pub design: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Message accounts.
+    pub accounts: Accounts,
+    /// Why messages were dropped, adding up to `accounts.dropped`.
+    pub dropped_by: Vec<(&'static str, u64)>,
+    /// Watchdog findings in the order found.
+    pub findings: Vec<Finding>,
+    /// lockdep findings: rules broken whether or not a deadlock happened.
+    pub lockdep: Vec<klog::lockdep::Finding>,
+    /// Waits still spinning when the run was ended.
+    pub stuck: Vec<Stuck>,
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+    /// The buffer's invariants, checked after the run: the first violation.
+    pub invariant_violation: Option<String>,
+    /// printk latency per context level (task, softirq, hardirq, NMI).
+    pub latency: [Summary; 4],
+    /// What the console did.
+    pub console: ConsoleStats,
+    /// The records left in the buffer, their timestamps in kernel time
+    /// (real time divided by the scenario's time scale).
+    pub records: Vec<Record>,
+    /// Per CPU: NMI handlers entered.
+    pub nmis: Vec<u64>,
+    /// Per CPU: NMIs that merged into one already pending (hardware latches
+    /// one).
+    pub nmis_latched: Vec<u64>,
+    /// Per source: times it fired.
+    pub fired: Vec<u64>,
+    /// Wall-clock length of the run, ms.
+    pub wall_ms: f64,
+    /// What the console printed (the first MiB).
+    pub console_output: Vec<u8>,
+    /// What the design's own machinery did (console handovers, takeovers,
+    /// replays).
+    pub events: Vec<(&'static str, u64)>,
+    /// The CPU that panicked, and whether its panic ran to the end.
+    pub panic: Option<PanicReport>,
+    /// Stacks walked by a remote (non-NMI) dump.
+    pub remote_traces: u64,
+    /// Of those, the ones that changed during the walk.
+    pub torn_traces: u64,
+    /// The log reader (`[reader]`): records read, records missed (gone
+    /// before it got to them), times it was told it fell behind.
+    pub reader: Option<ReaderReport>,
+    /// Per CPU, the timeline events, when the plan asked for them.
+    pub timeline: Option<Timeline>,
+}
+
+/// A run's timeline.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// Per CPU, events in time order.
+    pub cpus: Vec<Vec<crate::machine::trace::Event>>,
+    /// Events that did not fit in the buffers.
+    pub lost: u64,
+    /// When the run ended, ns.
+    pub end_ns: u64,
+}
+
+impl RunReport {
+    /// The console output as text.
+    pub fn console_text(&self) -> String {
+        String::from_utf8_lossy(&self.console_output).into_owned()
+    }
+}
+
+/// A panic in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PanicReport {
+    /// The CPU that panicked.
+    pub cpu: usize,
+    /// Whether its panic ran to the end (the flush after stopping the
+    /// others).
+    pub finished: bool,
+}
+
+/// What the log reader (`[reader]`) managed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderReport {
+    /// Records read.
+    pub read: u64,
+    /// Records gone before it got to them.
+    pub missed: u64,
+    /// Times it was told it fell behind.
+    pub overruns: u64,
+}
