@@ -18,6 +18,10 @@ use crate::scenario::{self, InputError, Overrides};
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// When to colour the output: on a terminal (auto, and only without
+    /// NO_COLOR), always, or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: clap::ColorChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,6 +126,13 @@ struct RunArgs {
     /// internal error (exit 1) instead of a warning.
     #[arg(long)]
     check: bool,
+    /// Every measure, one row each, a column per design (as wide as it
+    /// takes) instead of the table fitted to the terminal.
+    #[arg(long)]
+    wide: bool,
+    /// Leave out the watchdog's and lockdep's splats on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 enum Failure {
@@ -149,6 +160,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    match cli.color {
+        clap::ColorChoice::Auto => anstream::ColorChoice::Auto,
+        clap::ColorChoice::Always => anstream::ColorChoice::Always,
+        clap::ColorChoice::Never => anstream::ColorChoice::Never,
+    }
+    .write_global();
     // Ctrl-C (or SIGTERM) once: the current run stops and reports; twice:
     // exit at once. Registered before any CPU starts.
     let flag = runner::interrupted().clone();
@@ -175,6 +192,8 @@ pub fn main() -> ExitCode {
             trace: None,
             svg: None,
             check: false,
+            wide: false,
+            quiet: false,
         }),
         Some(Command::Run(args)) => run(*args),
         Some(Command::Explain {
@@ -235,197 +254,271 @@ fn parse_expect(s: &str) -> Result<(&'static str, Outcome), InputError> {
     Ok((design.name, outcome))
 }
 
-fn run(args: RunArgs) -> Result<(), Failure> {
-    let sc = scenario::load(&args.scenario)?;
-    let plan = sc.plan(&Overrides {
-        designs: args.designs.clone(),
-        seed: args.seed,
-        cpus: args.cpus,
-        duration_ms: args.duration_ms,
-    })?;
-    if args.repeat == 0 || args.repeat > 100_000 {
-        return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
-    }
-    for (opt, given) in [("--trace", &args.trace), ("--svg", &args.svg)] {
-        if given.is_some() && args.repeat > 1 {
-            return Err(
-                InputError::option(opt, "a timeline shows one run: not with --repeat").into(),
-            );
-        }
-    }
-    let mut plan = plan;
-    plan.timeline = args.trace.is_some() || args.svg.is_some();
-    let mut expect: Vec<(&'static str, Outcome)> = plan
-        .expect
-        .iter()
-        .copied()
-        .filter(|(d, _)| plan.designs.iter().any(|x| x.name == *d))
-        .collect();
-    for e in &args.expects {
-        let (d, o) = parse_expect(e)?;
-        if !plan.designs.iter().any(|x| x.name == d) {
-            return Err(
-                InputError::option("--expect", format!("design `{d}` is not in this run")).into(),
-            );
-        }
-        expect.retain(|(x, _)| *x != d);
-        expect.push((d, o));
-    }
-    // Every output is a file in a directory that exists: a directory
-    // given as a file would otherwise become `DIR.legacy` next to it.
-    for (opt, path) in [
-        ("--json", &args.json),
-        ("--log", &args.log),
-        ("--kmsg", &args.kmsg),
-        ("--svg", &args.svg),
-        ("--trace", &args.trace),
-    ] {
-        if let Some(path) = path.as_deref().filter(|p| *p != "-") {
-            check_output_path(opt, path)?;
-        }
-    }
-    // Open the output before running, so a bad path fails up front.
-    let mut json_out: Option<Box<dyn Write>> = match args.json.as_deref() {
-        None => None,
-        Some("-") => Some(Box::new(std::io::stdout())),
-        Some(path) => Some(Box::new(std::fs::File::create(path).map_err(|e| {
-            InputError::option("--json", format!("cannot create `{path}`: {e}"))
-        })?)),
-    };
+/// A `run` command lowered from its arguments and checked, before anything
+/// runs: the plan, the expectations, and where each output goes.
+struct RunRequest {
+    plan: scenario::Plan,
+    args: RunArgs,
+    expect: Vec<(&'static str, Outcome)>,
+}
 
-    // Log files, one per design when there are several; created up front.
-    let log_path = |base: &str, design: &str| {
-        if plan.designs.len() > 1 {
+impl RunRequest {
+    fn new(args: RunArgs) -> Result<RunRequest, Failure> {
+        let mut plan = scenario::load(&args.scenario)?.plan(&Overrides {
+            designs: args.designs.clone(),
+            seed: args.seed,
+            cpus: args.cpus,
+            duration_ms: args.duration_ms,
+        })?;
+        if args.repeat == 0 || args.repeat > 100_000 {
+            return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
+        }
+        for (opt, given) in [("--trace", &args.trace), ("--svg", &args.svg)] {
+            if given.is_some() && args.repeat > 1 {
+                return Err(
+                    InputError::option(opt, "a timeline shows one run: not with --repeat").into(),
+                );
+            }
+        }
+        plan.timeline = args.trace.is_some() || args.svg.is_some();
+        let expect = Self::expectations(&plan, &args.expects)?;
+        // Every output is a file in a directory that exists: a directory
+        // given as a file would otherwise become `DIR.legacy` next to it.
+        for (opt, path) in [
+            ("--json", &args.json),
+            ("--log", &args.log),
+            ("--kmsg", &args.kmsg),
+            ("--svg", &args.svg),
+            ("--trace", &args.trace),
+        ] {
+            if let Some(path) = path.as_deref().filter(|p| *p != "-") {
+                check_output_path(opt, path)?;
+            }
+        }
+        Ok(RunRequest { plan, args, expect })
+    }
+
+    /// The scenario's `[expect]` for the designs that run, overridden by
+    /// `--expect`.
+    fn expectations(
+        plan: &scenario::Plan,
+        given: &[String],
+    ) -> Result<Vec<(&'static str, Outcome)>, Failure> {
+        let mut expect: Vec<(&'static str, Outcome)> = plan
+            .expect
+            .iter()
+            .copied()
+            .filter(|(d, _)| plan.designs.iter().any(|x| x.name == *d))
+            .collect();
+        for e in given {
+            let (d, o) = parse_expect(e)?;
+            if !plan.designs.iter().any(|x| x.name == d) {
+                return Err(InputError::option(
+                    "--expect",
+                    format!("design `{d}` is not in this run"),
+                )
+                .into());
+            }
+            expect.retain(|(x, _)| *x != d);
+            expect.push((d, o));
+        }
+        Ok(expect)
+    }
+
+    /// A per-design output file: with several designs, the design's name
+    /// goes before the suffix.
+    fn per_design(&self, base: &str, design: &str) -> String {
+        if self.plan.designs.len() > 1 {
             report::log::per_design(base, design)
         } else {
             base.to_string()
         }
-    };
-    if let Some(path) = &args.trace {
-        std::fs::File::create(path)
-            .map_err(|e| InputError::option("--trace", format!("cannot create `{path}`: {e}")))?;
-    }
-    for (opt, base) in [
-        ("--log", &args.log),
-        ("--kmsg", &args.kmsg),
-        ("--svg", &args.svg),
-    ] {
-        if let Some(base) = base {
-            for d in &plan.designs {
-                let path = log_path(base, d.name);
-                std::fs::File::create(&path)
-                    .map_err(|e| InputError::option(opt, format!("cannot create `{path}`: {e}")))?;
-            }
-        }
     }
 
-    let progress = args.repeat > 1 && std::io::stderr().is_terminal();
-    let total = args.repeat as usize * plan.designs.len();
-    let mut runs: Vec<RunReport> = Vec::with_capacity(total);
-    for seed in plan.seed..plan.seed + args.repeat {
-        for d in &plan.designs {
-            if progress {
-                eprint!(
-                    "\r{} {}/{total} ({} seed {seed})   ",
-                    plan.name,
-                    runs.len() + 1,
-                    d.name
-                );
-            }
-            let mut r = runner::run(&plan, d, seed, args.repeat == 1).map_err(Failure::Internal)?;
-            let write = |base: &Option<String>, text: &dyn Fn() -> String| match base {
-                Some(base) => std::fs::write(log_path(base, d.name), text()).map_err(|e| {
-                    Failure::Internal(format!("writing {}: {e}", log_path(base, d.name)))
-                }),
-                None => Ok(()),
-            };
-            write(&args.log, &|| report::log::syslog(&r.records))?;
-            write(&args.kmsg, &|| report::log::kmsg(&r.records))?;
-            write(&args.svg, &|| {
-                let title = format!("{} on {}, seed {seed}", d.name, plan.name);
-                report::timeline::svg(&r, &title)
-            })?;
-            // The table and the JSON need neither the log nor the console
-            // output: drop them, so `--repeat` keeps memory flat.
-            r.records = Vec::new();
-            r.console_output = Vec::new();
-            if let Some(v) = &r.invariant_violation {
-                let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
-                if args.check {
-                    return Err(Failure::Internal(msg));
-                }
-                eprintln!("warning: {msg}");
-            }
-            runs.push(r);
-            if runner::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-        }
-        if runner::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-    }
-    let interrupted = runner::interrupted().load(std::sync::atomic::Ordering::Relaxed);
-    if progress {
-        eprintln!();
-    }
-    if let Some(path) = &args.trace {
-        std::fs::write(path, report::timeline::chrome(&runs))
-            .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
-    }
-
-    if args.json.as_deref() != Some("-") {
-        let table = if args.repeat == 1 {
-            report::table::render(&plan, &runs)
-        } else {
-            report::table::render_rates(&plan, &runs)
+    /// Create every output file before running, so that a bad path fails up
+    /// front; the JSON report's sink is returned open.
+    fn open_outputs(&self) -> Result<Option<Box<dyn Write>>, Failure> {
+        let a = &self.args;
+        let create = |opt: &str, path: &str| {
+            std::fs::File::create(path)
+                .map_err(|e| InputError::option(opt, format!("cannot create `{path}`: {e}")))
         };
-        print!("{table}");
+        if let Some(path) = &a.trace {
+            create("--trace", path)?;
+        }
+        for (opt, base) in [("--log", &a.log), ("--kmsg", &a.kmsg), ("--svg", &a.svg)] {
+            for d in base.iter().flat_map(|_| &self.plan.designs) {
+                create(opt, &self.per_design(base.as_deref().unwrap_or(""), d.name))?;
+            }
+        }
+        json_sink(a.json.as_deref())
+    }
+
+    /// The per-design files of one run: the logs and the timeline picture.
+    fn write_files(&self, r: &RunReport) -> Result<(), Failure> {
+        let a = &self.args;
+        let write = |base: &Option<String>, text: &dyn Fn() -> String| match base {
+            Some(base) => {
+                let path = self.per_design(base, r.design);
+                std::fs::write(&path, text())
+                    .map_err(|e| Failure::Internal(format!("writing {path}: {e}")))
+            }
+            None => Ok(()),
+        };
+        write(&a.log, &|| report::log::syslog(&r.records))?;
+        write(&a.kmsg, &|| report::log::kmsg(&r.records))?;
+        write(&a.svg, &|| {
+            let title = format!("{} on {}, seed {}", r.design, self.plan.name, r.seed);
+            report::timeline::svg(r, &title)
+        })
+    }
+
+    /// Every seed on every design, until done or Ctrl-C.
+    fn run_all(&self) -> Result<Vec<RunReport>, Failure> {
+        let (plan, repeat) = (&self.plan, self.args.repeat);
+        let progress = repeat > 1 && std::io::stderr().is_terminal();
+        let total = repeat as usize * plan.designs.len();
+        let splat = repeat == 1 && !self.args.quiet;
+        let mut runs: Vec<RunReport> = Vec::with_capacity(total);
+        'seeds: for seed in plan.seed..plan.seed + repeat {
+            for d in &plan.designs {
+                if progress {
+                    let done = runs.len() + 1;
+                    eprint!("\r{} {done}/{total} ({} seed {seed})   ", plan.name, d.name);
+                }
+                let mut r = runner::run(plan, d, seed, splat).map_err(Failure::Internal)?;
+                self.write_files(&r)?;
+                // The table and the JSON need neither the log nor the console
+                // output: drop them, so `--repeat` keeps memory flat.
+                r.records = Vec::new();
+                r.console_output = Vec::new();
+                if let Some(v) = &r.invariant_violation {
+                    let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
+                    if self.args.check {
+                        return Err(Failure::Internal(msg));
+                    }
+                    eprintln!("warning: {msg}");
+                }
+                runs.push(r);
+                if was_interrupted() {
+                    break 'seeds;
+                }
+            }
+        }
+        if progress {
+            eprintln!();
+        }
+        Ok(runs)
+    }
+
+    /// The command line that runs this again.
+    fn reproduce(&self, width: usize) -> String {
+        let a = &self.args;
+        let mut words = vec![
+            "reproduce: printk-sim run".to_string(),
+            a.scenario.clone(),
+            format!("--seed {}", self.plan.seed),
+        ];
+        words.extend(a.designs.iter().map(|d| format!("--design {d}")));
+        words.extend(a.cpus.map(|c| format!("--cpus {c}")));
+        words.extend(a.duration_ms.map(|d| format!("--duration-ms {d}")));
+        if a.repeat > 1 {
+            words.push(format!("--repeat {}", a.repeat));
+        }
+        // Too long for the line: continue it the way a shell reads it.
+        let mut s = String::new();
+        let mut col = 0;
+        for w in words {
+            if col > 0 && col + 1 + w.len() + 2 > width {
+                s.push_str(" \\\n   ");
+                col = 3;
+            }
+            if col > 0 {
+                s.push(' ');
+                col += 1;
+            }
+            col += w.len();
+            s += &w;
+        }
+        s
+    }
+
+    /// The table (or rates), for the terminal's width unless `--wide`.
+    fn print_report(&self, runs: &[RunReport], interrupted: bool) {
+        let width = report::layout::width();
+        let (plan, a) = (&self.plan, &self.args);
+        let table = if a.repeat > 1 {
+            report::table::render_rates(plan, runs, width)
+        } else if a.wide {
+            report::table::render_wide(plan, runs)
+        } else {
+            report::table::render(plan, runs, width)
+        };
+        anstream::print!("{table}");
         if interrupted {
+            let total = a.repeat as usize * plan.designs.len();
             println!(
                 "interrupted: {} of {total} runs, the last one cut short by Ctrl-C",
                 runs.len()
             );
         }
-        let designs: String = plan
-            .designs
-            .iter()
-            .map(|d| format!(" --design {}", d.name))
-            .collect();
-        println!(
-            "reproduce: printk-sim run {} --seed {}{designs}{}",
-            args.scenario,
-            plan.seed,
-            if args.repeat > 1 {
-                format!(" --repeat {}", args.repeat)
-            } else {
-                String::new()
-            }
-        );
-    }
-    if let Some(out) = json_out.as_mut() {
-        writeln!(out, "{}", report::json::render(&plan, &runs))
-            .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
+        println!("{}", self.reproduce(width));
     }
 
+    /// The designs whose outcome was not the one expected.
+    fn failed_expectations(&self, runs: &[RunReport]) -> Vec<String> {
+        runs.iter()
+            .filter_map(|r| {
+                let (_, want) = self.expect.iter().find(|(d, _)| *d == r.design)?;
+                (r.outcome != *want).then(|| {
+                    format!(
+                        "{}: expected {}, got {} (seed {})",
+                        r.design,
+                        want.name(),
+                        r.outcome.name(),
+                        r.seed
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn was_interrupted() -> bool {
+    runner::interrupted().load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where `--json` goes: nowhere, stdout (`-`) or a file created now.
+fn json_sink(json: Option<&str>) -> Result<Option<Box<dyn Write>>, Failure> {
+    Ok(match json {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(std::fs::File::create(path).map_err(|e| {
+            InputError::option("--json", format!("cannot create `{path}`: {e}"))
+        })?)),
+    })
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let req = RunRequest::new(args)?;
+    let mut json_out = req.open_outputs()?;
+    let runs = req.run_all()?;
+    let interrupted = was_interrupted();
+    if let Some(path) = &req.args.trace {
+        std::fs::write(path, report::timeline::chrome(&runs))
+            .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
+    }
+    if req.args.json.as_deref() != Some("-") {
+        req.print_report(&runs, interrupted);
+    }
+    if let Some(out) = json_out.as_mut() {
+        writeln!(out, "{}", report::json::render(&req.plan, &runs))
+            .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
+    }
     if interrupted {
         return Err(Failure::Interrupted);
     }
-    let failed: Vec<String> = runs
-        .iter()
-        .filter_map(|r| {
-            let (_, want) = expect.iter().find(|(d, _)| *d == r.design)?;
-            (r.outcome != *want).then(|| {
-                format!(
-                    "{}: expected {}, got {} (seed {})",
-                    r.design,
-                    want.name(),
-                    r.outcome.name(),
-                    r.seed
-                )
-            })
-        })
-        .collect();
+    let failed = req.failed_expectations(&runs);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -456,13 +549,7 @@ fn bench(names: &[String], cpus: &[usize], json: Option<&str>) -> Result<(), Fai
         )
         .into());
     }
-    let mut out: Option<Box<dyn Write>> = match json {
-        None => None,
-        Some("-") => Some(Box::new(std::io::stdout())),
-        Some(path) => Some(Box::new(std::fs::File::create(path).map_err(|e| {
-            InputError::option("--json", format!("cannot create `{path}`: {e}"))
-        })?)),
-    };
+    let mut out = json_sink(json)?;
     let report = crate::bench::run(&designs, cpus).map_err(Failure::Internal)?;
     if json != Some("-") {
         print!("{}", crate::bench::render(&report));
@@ -500,7 +587,7 @@ fn explain(name: &str, design: Option<&str>, seed: Option<u64>) -> Result<(), Fa
             .or(runs.first())
             .map_or(String::new(), |r| r.design.to_string())
     });
-    print!("{}", report::explain::explain(&plan, &runs, &focus));
+    anstream::print!("{}", report::explain::explain(&plan, &runs, &focus));
     Ok(())
 }
 

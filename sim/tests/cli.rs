@@ -117,17 +117,129 @@ fn flagship_json_names_the_deadlock() {
     );
 }
 
+/// Every line of `out` within `width` characters.
+fn assert_fits(out: &str, width: usize) {
+    for line in out.lines() {
+        assert!(
+            line.chars().count() <= width,
+            "{} > {width} columns: `{line}`\n{out}",
+            line.chars().count()
+        );
+    }
+}
+
 #[test]
 fn bare_command_runs_the_flagship_side_by_side() {
-    let out = output(&mut bin());
+    let out = output(bin().env_remove("COLUMNS").env_remove("NO_COLOR"));
     assert_eq!(out.status.code(), Some(0));
     let table = text(&out.stdout);
-    let outcome = table.lines().find(|l| l.starts_with("outcome")).unwrap();
+    // Verdicts first, in the order of the designs.
+    let verdicts: Vec<&str> = table.lines().skip(3).take(6).collect();
+    // The hand-off designs also count their console hand-offs, which vary.
+    let want = [
+        "legacy:         DEADLOCK, cpu0/nmi on logbuf_lock, 1 message lost",
+        "trylock:        LOSS, 1 dropped (nmi_trylock_failed 1)",
+        "nmi_buffers:    CLEAN, nothing lost",
+        "legacy_handoff: CLEAN, nothing lost",
+        "lockless:       CLEAN, nothing lost",
+        "nbcon:          CLEAN, nothing lost",
+    ];
+    for (got, want) in verdicts.iter().zip(want) {
+        assert!(
+            *got == want || got.starts_with(&format!("{want}, console handovers ")),
+            "{got}\n{table}"
+        );
+    }
+    let head = table.lines().find(|l| l.starts_with("design")).unwrap();
+    for col in [
+        "outcome",
+        "attempted",
+        "dropped",
+        "lost",
+        "printed",
+        "nmi p99",
+    ] {
+        assert!(head.contains(col), "{col} missing: {table}");
+    }
+    assert!(
+        table.contains("  legacy:         deadlock cpu0/nmi on logbuf_lock (behind it: cpu1)\n")
+    );
+    assert!(table.contains("reproduce: printk-sim run nmi-in-console-unlock --seed 1\n"));
+    // Not a terminal: 100 columns, no colour.
+    assert_fits(&table, 100);
+    assert!(!table.contains('\x1b'), "{table}");
+}
+
+#[test]
+fn output_fits_80_columns_and_wide_has_every_row() {
+    let args = ["run", "nmi-in-console-unlock", "--duration-ms", "150", "-q"];
+    let out = output(bin().args(args).env("COLUMNS", "80"));
+    assert_eq!(out.status.code(), Some(0));
+    let table = text(&out.stdout);
+    assert_fits(&table, 80);
+    assert!(table.contains("not shown at 80 columns: "), "{table}");
+    assert!(out.stderr.is_empty(), "--quiet: {}", text(&out.stderr));
+
+    let out = output(bin().args(args).arg("--wide").env("COLUMNS", "80"));
+    let wide = text(&out.stdout);
+    for row in [
+        "console printed by",
+        "lockdep findings",
+        "latency nmi p50/p99",
+        "readable",
+    ] {
+        assert!(wide.lines().any(|l| l.starts_with(row)), "{row}: {wide}");
+    }
+    let outcome = wide.lines().find(|l| l.starts_with("outcome")).unwrap();
     assert!(
         outcome.contains("DEADLOCK") && outcome.contains("CLEAN"),
-        "{table}"
+        "{wide}"
     );
-    assert!(table.contains("reproduce: printk-sim run nmi-in-console-unlock --seed 1"));
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let args = [
+        "run",
+        "nmi-in-console-unlock",
+        "--design",
+        "legacy",
+        "--duration-ms",
+        "150",
+        "-q",
+    ];
+    let coloured = |extra: &[&str], no_color: bool| {
+        let mut cmd = bin();
+        cmd.args(args).args(extra);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = output(&mut cmd);
+        assert_eq!(out.status.code(), Some(0));
+        text(&out.stdout)
+    };
+    let always = coloured(&["--color", "always"], false);
+    assert!(
+        always.contains("\x1b[1m\x1b[31mDEADLOCK\x1b[0m"),
+        "{always:?}"
+    );
+    for (extra, no_color) in [
+        (&[][..], false),
+        (&["--color", "auto"][..], true),
+        (&["--color", "never"][..], false),
+    ] {
+        let plain = coloured(extra, no_color);
+        assert!(
+            !plain.contains('\x1b'),
+            "{extra:?} NO_COLOR={no_color}: {plain:?}"
+        );
+        assert!(plain.contains("DEADLOCK"));
+    }
+    let out = sim(&["run", "nmi-in-console-unlock", "--color", "sometimes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("sometimes"));
 }
 
 #[test]
@@ -388,7 +500,7 @@ fn ctrl_c_stops_the_run_reports_it_and_exits_130() {
     assert_eq!(status.code(), Some(130));
     let out = child.wait_with_output().unwrap();
     let table = text(&out.stdout);
-    assert!(table.contains("(interrupted)"), "{table}");
+    assert!(table.contains("interrupted by Ctrl-C"), "{table}");
     assert!(table.contains("interrupted: 1 of 2 runs"), "{table}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["runs"][0]["interrupted"], true);

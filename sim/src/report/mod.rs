@@ -3,6 +3,8 @@
 
 pub mod explain;
 pub mod json;
+pub mod layout;
 pub mod log;
 pub mod table;
 pub mod timeline;
+pub mod verdict;

@@ -1,9 +1,15 @@
-//! The side-by-side table on stdout: one column per design.
+//! The side-by-side tables on stdout: the compact one (a row per design,
+//! the columns that fit the terminal, findings listed under it), the wide
+//! one (`--wide`: every measure, a column per design), and the rates of
+//! `--repeat`.
 
 use std::fmt::Write as _;
 
-use crate::runner::{Outcome, RunReport};
+use crate::outcome::{Outcome, RunReport};
+use crate::report::layout::{finding_style, outcome_style, paint, wrap, wrap_from};
+use crate::report::verdict;
 use crate::scenario::Plan;
+use crate::watchdog::Finding;
 
 fn us(ns: u64) -> String {
     if ns >= 10_000_000 {
@@ -58,60 +64,80 @@ fn printed_by(r: &RunReport) -> String {
     parts.join(", ")
 }
 
-/// One column per run (one run per design).
-pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
-    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let mut row = |name: &str, f: &dyn Fn(&RunReport) -> String| {
-        rows.push((name.to_string(), runs.iter().map(f).collect()));
-    };
-    row("outcome", &|r| {
-        let o = r.outcome.name().to_uppercase();
-        if r.interrupted {
-            format!("{o} (interrupted)")
-        } else {
-            o
-        }
+/// Rows of the wide table: a label and one cell per run.
+type Rows = Vec<(String, Vec<String>)>;
+
+/// Adds a row: `name`, then `f` of every run.
+fn push(rows: &mut Rows, runs: &[RunReport], name: &str, f: &dyn Fn(&RunReport) -> String) {
+    rows.push((name.to_string(), runs.iter().map(f).collect()));
+}
+
+fn outcome_cell(r: &RunReport) -> String {
+    let o = r.outcome.name().to_uppercase();
+    if r.interrupted {
+        format!("{o} (interrupted)")
+    } else {
+        o
+    }
+}
+
+fn account_rows(rows: &mut Rows, runs: &[RunReport]) {
+    push(rows, runs, "attempted", &|r| {
+        r.accounts.attempted.to_string()
     });
-    row("attempted", &|r| r.accounts.attempted.to_string());
-    row("stored", &|r| r.accounts.stored.to_string());
-    row("dropped", &|r| r.accounts.dropped.to_string());
-    row("overwritten", &|r| r.accounts.overwritten.to_string());
-    row("lost in deadlock", &|r| {
+    push(rows, runs, "stored", &|r| r.accounts.stored.to_string());
+    push(rows, runs, "dropped", &|r| r.accounts.dropped.to_string());
+    push(rows, runs, "overwritten", &|r| {
+        r.accounts.overwritten.to_string()
+    });
+    push(rows, runs, "lost in deadlock", &|r| {
         r.accounts.lost_in_deadlock.to_string()
     });
-    row("readable", &|r| r.accounts.readable.to_string());
+    push(rows, runs, "readable", &|r| r.accounts.readable.to_string());
     // Shown only when some run has them, like the latency rows.
     if runs
         .iter()
         .any(|r| r.accounts.unfinished + r.accounts.merged > 0)
     {
-        row("unfinished / merged", &|r| {
+        push(rows, runs, "unfinished / merged", &|r| {
             format!("{} / {}", r.accounts.unfinished, r.accounts.merged)
         });
     }
-    row("printed", &|r| r.accounts.printed.to_string());
-    for (level, name) in [(0, "task"), (2, "hardirq"), (3, "nmi")] {
-        if runs.iter().any(|r| r.latency[level].count > 0) {
-            row(&format!("latency {name} p50/p99"), &|r| {
-                let s = r.latency[level];
-                if s.count == 0 {
-                    "-".into()
-                } else {
-                    format!("{} / {}", us(s.p50), us(s.p99))
-                }
-            });
-            row(&format!("latency {name} max"), &|r| {
-                let s = r.latency[level];
-                if s.count == 0 {
-                    "-".into()
-                } else {
-                    us(s.max)
-                }
-            });
+    push(rows, runs, "printed", &|r| r.accounts.printed.to_string());
+}
+
+/// The latency levels a table shows: index into `RunReport::latency`, name.
+const LEVELS: [(usize, &str); 3] = [(0, "task"), (2, "hardirq"), (3, "nmi")];
+
+fn latency_rows(rows: &mut Rows, runs: &[RunReport]) {
+    for (level, name) in LEVELS {
+        if !runs.iter().any(|r| r.latency[level].count > 0) {
+            continue;
         }
+        push(rows, runs, &format!("latency {name} p50/p99"), &|r| {
+            let s = r.latency[level];
+            if s.count == 0 {
+                "-".into()
+            } else {
+                format!("{} / {}", us(s.p50), us(s.p99))
+            }
+        });
+        push(rows, runs, &format!("latency {name} max"), &|r| {
+            let s = r.latency[level];
+            if s.count == 0 {
+                "-".into()
+            } else {
+                us(s.max)
+            }
+        });
     }
-    row("nmis handled", &|r| r.nmis.iter().sum::<u64>().to_string());
-    row("dropped because", &|r| {
+}
+
+fn console_rows(rows: &mut Rows, runs: &[RunReport]) {
+    push(rows, runs, "nmis handled", &|r| {
+        r.nmis.iter().sum::<u64>().to_string()
+    });
+    push(rows, runs, "dropped because", &|r| {
         list(
             r.dropped_by
                 .iter()
@@ -119,11 +145,13 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                 .map(|(why, n)| format!("{why} {n}")),
         )
     });
-    row("console max lag", &|r| us(r.console.max_lag_ns));
-    row("console skipped", &|r| r.console.skipped.to_string());
-    row("console printed by", &|r| printed_by(r));
+    push(rows, runs, "console max lag", &|r| us(r.console.max_lag_ns));
+    push(rows, runs, "console skipped", &|r| {
+        r.console.skipped.to_string()
+    });
+    push(rows, runs, "console printed by", &printed_by);
     if runs.iter().any(|r| r.events.iter().any(|(_, n)| *n > 0)) {
-        row("console events", &|r| {
+        push(rows, runs, "console events", &|r| {
             list(
                 r.events
                     .iter()
@@ -132,41 +160,54 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             )
         });
     }
+}
+
+fn particular_rows(rows: &mut Rows, runs: &[RunReport]) {
     if runs.iter().any(|r| r.reader.is_some()) {
-        row("log reader read/missed", &|r| match r.reader {
-            Some((read, missed, overruns)) => {
-                format!("{read} / {missed} ({overruns} overruns)")
-            }
+        push(rows, runs, "log reader read/missed", &|r| match r.reader {
+            Some(rd) => format!("{} / {} ({} overruns)", rd.read, rd.missed, rd.overruns),
             None => "-".into(),
         });
     }
     if runs.iter().any(|r| r.remote_traces > 0) {
-        row("remote stack dumps torn", &|r| {
+        push(rows, runs, "remote stack dumps torn", &|r| {
             format!("{} of {}", r.torn_traces, r.remote_traces)
         });
     }
     if runs.iter().any(|r| r.panic.is_some()) {
-        row("panic", &|r| match r.panic {
-            Some((cpu, true)) => format!("cpu{cpu}, flushed"),
-            Some((cpu, false)) => format!("cpu{cpu}, never finished"),
+        push(rows, runs, "panic", &|r| match r.panic {
+            Some(p) if p.finished => format!("cpu{}, flushed", p.cpu),
+            Some(p) => format!("cpu{}, never finished", p.cpu),
             None => "-".into(),
         });
     }
-    row("findings", &|r| {
-        list(r.findings.iter().map(|f| {
-            let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
-            let behind = if f.blocked_behind.is_empty() {
-                String::new()
-            } else {
-                let cpus: Vec<String> =
-                    f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
-                format!(" (behind it: {})", cpus.join(" "))
-            };
-            format!("{} cpu{}/{}{lock}{behind}", f.kind.name(), f.cpu, f.context)
-        }))
+}
+
+/// A watchdog finding as the tables name it: kind, CPU and context, lock,
+/// and the CPUs stuck behind it.
+fn finding_cell(f: &Finding) -> String {
+    let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
+    let behind = if f.blocked_behind.is_empty() {
+        String::new()
+    } else {
+        let cpus: Vec<String> = f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
+        format!(" (behind it: {})", cpus.join(" "))
+    };
+    format!("{} cpu{}/{}{lock}{behind}", f.kind.name(), f.cpu, f.context)
+}
+
+/// A lockdep finding as the tables name it; printk-sim's own rules marked.
+fn lockdep_cell(f: &klog::lockdep::Finding) -> String {
+    let own = if f.kernel { "" } else { " (printk-sim)" };
+    format!("{} on {}{own}", f.rule, f.lock)
+}
+
+fn finding_rows(rows: &mut Rows, runs: &[RunReport]) {
+    push(rows, runs, "findings", &|r| {
+        list(r.findings.iter().map(finding_cell))
     });
     if runs.iter().any(|r| !r.stuck.is_empty()) {
-        row("still spinning at the end", &|r| {
+        push(rows, runs, "still spinning at the end", &|r| {
             list(
                 r.stuck
                     .iter()
@@ -174,12 +215,45 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             )
         });
     }
-    row("lockdep findings", &|r| {
-        list(r.lockdep.iter().map(|f| {
-            let own = if f.kernel { "" } else { " (printk-sim)" };
-            format!("{} on {}{own}", f.rule, f.lock)
-        }))
+    push(rows, runs, "lockdep findings", &|r| {
+        list(r.lockdep.iter().map(lockdep_cell))
     });
+}
+
+/// The scenario's name, its size and seed; its summary under it.
+fn heading(plan: &Plan, width: usize) -> String {
+    format!(
+        "{} ({} CPUs, {} ms, seed {})\n  {}\n",
+        plan.name,
+        plan.cpus,
+        plan.duration_ms,
+        plan.seed,
+        wrap(&plan.summary, width, 2)
+    )
+}
+
+/// The line on time: the tables' times are real, the kernel's are scaled.
+fn time_note(plan: &Plan, width: usize) -> String {
+    wrap(
+        &format!(
+            "times above are real; logs, the console and the kernel's messages speak kernel time (real / {})",
+            plan.time_scale
+        ),
+        width,
+        0,
+    ) + "\n"
+}
+
+/// `--wide`: every measure, one row each, one column per run (one run per
+/// design), as wide as it takes.
+pub fn render_wide(plan: &Plan, runs: &[RunReport]) -> String {
+    let mut rows: Rows = Vec::new();
+    push(&mut rows, runs, "outcome", &outcome_cell);
+    account_rows(&mut rows, runs);
+    latency_rows(&mut rows, runs);
+    console_rows(&mut rows, runs);
+    particular_rows(&mut rows, runs);
+    finding_rows(&mut rows, runs);
 
     let label_w = rows
         .iter()
@@ -192,12 +266,7 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             *w = (*w).max(c.chars().count());
         }
     }
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{}: {} ({} CPUs, {} ms, seed {})",
-        plan.name, plan.summary, plan.cpus, plan.duration_ms, plan.seed
-    );
+    let mut s = heading(plan, usize::MAX);
     let _ = write!(s, "{:label_w$}", "");
     for (r, w) in runs.iter().zip(&widths) {
         let _ = write!(s, "  {:>w$}", r.design);
@@ -205,47 +274,266 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
     s.push('\n');
     for (name, cells) in &rows {
         let _ = write!(s, "{name:label_w$}");
-        for (c, w) in cells.iter().zip(&widths) {
-            let pad = w.saturating_sub(c.chars().count());
-            let _ = write!(s, "  {}{c}", " ".repeat(pad));
+        for ((c, w), r) in cells.iter().zip(&widths).zip(runs) {
+            let pad = " ".repeat(w.saturating_sub(c.chars().count()));
+            let cell = if name == "outcome" {
+                paint(c, outcome_style(r.outcome))
+            } else {
+                c.clone()
+            };
+            let _ = write!(s, "  {pad}{cell}");
         }
         s.push('\n');
     }
-    let _ = writeln!(
-        s,
-        "times above are real; logs, the console and the kernel's messages speak kernel time (real / {})",
-        plan.time_scale
-    );
-    s
+    s + &time_note(plan, usize::MAX)
+}
+
+/// A column of the compact table: its heading, how much it matters (lower
+/// first, kept first when the width runs out) and one cell per run.
+struct Column {
+    head: &'static str,
+    rank: u8,
+    cells: Vec<String>,
+}
+
+impl Column {
+    fn new(
+        head: &'static str,
+        rank: u8,
+        runs: &[RunReport],
+        f: &dyn Fn(&RunReport) -> String,
+    ) -> Self {
+        Column {
+            head,
+            rank,
+            cells: runs.iter().map(f).collect(),
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|c| c.chars().count())
+            .chain([self.head.len()])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The compact table's columns in the order they are shown; the ones no run
+/// has anything for are left out.
+fn columns(runs: &[RunReport]) -> Vec<Column> {
+    let any = |f: &dyn Fn(&RunReport) -> bool| runs.iter().any(f);
+    let p99 = |level: usize| {
+        move |r: &RunReport| {
+            let s = r.latency[level];
+            if s.count == 0 {
+                "-".into()
+            } else {
+                us(s.p99)
+            }
+        }
+    };
+    let mut cols = vec![
+        Column::new("design", 0, runs, &|r| r.design.to_string()),
+        Column::new("outcome", 0, runs, &|r| r.outcome.name().to_uppercase()),
+        Column::new("attempted", 1, runs, &|r| r.accounts.attempted.to_string()),
+        Column::new("stored", 3, runs, &|r| r.accounts.stored.to_string()),
+        Column::new("dropped", 1, runs, &|r| r.accounts.dropped.to_string()),
+        Column::new("lost", 1, runs, &|r| {
+            r.accounts.lost_in_deadlock.to_string()
+        }),
+    ];
+    if any(&|r| r.accounts.overwritten > 0) {
+        cols.push(Column::new("overwritten", 4, runs, &|r| {
+            r.accounts.overwritten.to_string()
+        }));
+    }
+    cols.push(Column::new("printed", 2, runs, &|r| {
+        r.accounts.printed.to_string()
+    }));
+    if any(&|r| r.nmis.iter().any(|n| *n > 0)) {
+        cols.push(Column::new("nmis", 7, runs, &|r| {
+            r.nmis.iter().sum::<u64>().to_string()
+        }));
+    }
+    cols.push(Column::new("task p99", 4, runs, &p99(0)));
+    if any(&|r| r.latency[2].count > 0) {
+        cols.push(Column::new("irq p99", 6, runs, &p99(2)));
+    }
+    if any(&|r| r.latency[3].count > 0) {
+        cols.push(Column::new("nmi p99", 2, runs, &p99(3)));
+    }
+    cols.push(Column::new("lag max", 5, runs, &|r| {
+        us(r.console.max_lag_ns)
+    }));
+    cols
+}
+
+/// Which columns fit in `width`: the most important first, two spaces
+/// between columns.
+fn fit(cols: &[Column], width: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by_key(|&i| (cols[i].rank, i));
+    let mut keep = vec![false; cols.len()];
+    let mut used = 0;
+    for i in order {
+        let w = cols[i].width() + if used == 0 { 0 } else { 2 };
+        if cols[i].rank == 0 || used + w <= width {
+            keep[i] = true;
+            used += w;
+        }
+    }
+    keep
+}
+
+/// The compact table: one row per design, the columns that fit.
+fn compact_table(runs: &[RunReport], width: usize) -> (String, Vec<&'static str>) {
+    let cols = columns(runs);
+    let keep = fit(&cols, width);
+    let shown: Vec<&Column> = cols
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(c, _)| c)
+        .collect();
+    let widths: Vec<usize> = shown.iter().map(|c| c.width()).collect();
+    let mut s = String::new();
+    let line = |s: &mut String, cells: &[String], paint_outcome: Option<&RunReport>| {
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(w.saturating_sub(c.chars().count()));
+            let sep = if i == 0 { "" } else { "  " };
+            let cell = match paint_outcome {
+                Some(r) if i == 1 => paint(c, outcome_style(r.outcome)),
+                _ => c.clone(),
+            };
+            // Names and outcomes read left to right, numbers line up right.
+            if i < 2 {
+                let _ = write!(s, "{sep}{cell}{pad}");
+            } else {
+                let _ = write!(s, "{sep}{pad}{cell}");
+            }
+        }
+        let trimmed = s.trim_end_matches(' ').len();
+        s.truncate(trimmed);
+        s.push('\n');
+    };
+    let heads: Vec<String> = shown.iter().map(|c| c.head.to_string()).collect();
+    line(&mut s, &heads, None);
+    for (i, r) in runs.iter().enumerate() {
+        let cells: Vec<String> = shown.iter().map(|c| c.cells[i].clone()).collect();
+        line(&mut s, &cells, Some(r));
+    }
+    let hidden = cols
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(c, _)| c.head)
+        .collect();
+    (s, hidden)
+}
+
+/// Under the table: every finding, and lockdep's, one per line.
+fn findings_list(runs: &[RunReport], width: usize) -> String {
+    let name_w = runs.iter().map(|r| r.design.len() + 1).max().unwrap_or(0);
+    let mut s = String::new();
+    for r in runs {
+        let head = format!("{:name_w$}", format!("{}:", r.design));
+        let items = r
+            .findings
+            .iter()
+            .map(finding_cell)
+            .chain(r.stuck.iter().map(|w| {
+                format!(
+                    "still spinning at the end: cpu{}/{} on {}",
+                    w.cpu, w.context, w.lock
+                )
+            }))
+            .chain(
+                r.lockdep
+                    .iter()
+                    .map(|f| format!("lockdep {}", lockdep_cell(f))),
+            );
+        for item in items {
+            let (kind, rest) = item.split_once(' ').unwrap_or((&item, ""));
+            let start = 2 + head.len() + 1 + kind.len();
+            let _ = writeln!(
+                s,
+                "  {head} {}{}",
+                paint(kind, finding_style()),
+                wrap_from(rest, start, width, name_w + 3)
+            );
+        }
+    }
+    if s.is_empty() {
+        s
+    } else {
+        format!("findings:\n{s}")
+    }
+}
+
+/// The run's report laid out for `width` columns: the scenario, a verdict
+/// per design, the compact table, the findings under it, and what was left
+/// out for width.
+pub fn render(plan: &Plan, runs: &[RunReport], width: usize) -> String {
+    let mut s = heading(plan, width);
+    s.push('\n');
+    s += &verdict::render(runs, width);
+    s.push('\n');
+    let (table, hidden) = compact_table(runs, width);
+    s += &table;
+    s += &findings_list(runs, width);
+    if !hidden.is_empty() {
+        s += &wrap(
+            &format!(
+                "not shown at {width} columns: {}; --wide or --json has every measure",
+                hidden.join(", ")
+            ),
+            width,
+            0,
+        );
+        s.push('\n');
+    }
+    s + &time_note(plan, width)
 }
 
 /// With `--repeat`: one row per design, how often each outcome came up and
 /// how soon the first finding was made.
-pub fn render_rates(plan: &Plan, runs: &[RunReport]) -> String {
-    let mut s = String::new();
+pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
     let seeds = runs
         .iter()
         .map(|r| r.seed)
         .collect::<std::collections::BTreeSet<_>>();
-    let _ = writeln!(
-        s,
-        "{}: {} runs per design (seeds {}..={}), {} CPUs, {} ms",
-        plan.name,
-        seeds.len(),
-        seeds.first().copied().unwrap_or(0),
-        seeds.last().copied().unwrap_or(0),
-        plan.cpus,
-        plan.duration_ms
+    let mut s = wrap(
+        &format!(
+            "{}: {} runs per design (seeds {}..={}), {} CPUs, {} ms",
+            plan.name,
+            seeds.len(),
+            seeds.first().copied().unwrap_or(0),
+            seeds.last().copied().unwrap_or(0),
+            plan.cpus,
+            plan.duration_ms
+        ),
+        width,
+        2,
     );
-    let _ = writeln!(
-        s,
-        "{:<14} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
-        "design", "timeout", "deadlock", "lockup", "loss", "clean", "first p50", "first p90"
-    );
+    s.push('\n');
+    let outcomes = [
+        Outcome::Timeout,
+        Outcome::Deadlock,
+        Outcome::Lockup,
+        Outcome::Loss,
+        Outcome::Clean,
+    ];
+    let mut table: Vec<Vec<String>> = vec![["design"]
+        .into_iter()
+        .chain(outcomes.map(Outcome::name))
+        .chain(["first p50", "first p90"])
+        .map(String::from)
+        .collect()];
     for d in &plan.designs {
         let mine: Vec<&RunReport> = runs.iter().filter(|r| r.design == d.name).collect();
         let n = mine.len();
-        let count = |o: Outcome| format!("{}/{n}", mine.iter().filter(|r| r.outcome == o).count());
         let mut firsts: Vec<f64> = mine
             .iter()
             .filter_map(|r| r.findings.first().map(|f| f.at_ms))
@@ -259,18 +547,29 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport]) -> String {
                 format!("{:.1} ms", firsts[i])
             }
         };
-        let _ = writeln!(
-            s,
-            "{:<14} {:>9} {:>9} {:>7} {:>7} {:>7} {:>12} {:>12}",
-            d.name,
-            count(Outcome::Timeout),
-            count(Outcome::Deadlock),
-            count(Outcome::Lockup),
-            count(Outcome::Loss),
-            count(Outcome::Clean),
-            pct(0.5),
-            pct(0.9)
+        let mut row = vec![d.name.to_string()];
+        row.extend(
+            outcomes.map(|o| format!("{}/{n}", mine.iter().filter(|r| r.outcome == o).count())),
         );
+        row.extend([pct(0.5), pct(0.9)]);
+        table.push(row);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let mut line = format!("{:w$}", row[0], w = widths[0]);
+        for (cell, w) in row.iter().zip(&widths).skip(1) {
+            let _ = write!(line, "  {cell:>w$}");
+        }
+        s += &line;
+        s.push('\n');
     }
     s
 }

@@ -1,0 +1,94 @@
+//! How text meets the terminal: its width, words wrapped to it, and colour
+//! for the words that matter (written through `anstream`, which drops the
+//! colour when stdout is not a terminal, `NO_COLOR` is set or `--color
+//! never` was given).
+
+use anstyle::{AnsiColor, Style};
+
+use crate::outcome::Outcome;
+
+/// The width output is laid out for when stdout is not a terminal and
+/// `COLUMNS` is not set.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// The narrowest width a layout is made for.
+pub const MIN_WIDTH: usize = 60;
+
+/// The width to lay stdout out for: `COLUMNS` when set to a number, the
+/// terminal's width when stdout is one, [`DEFAULT_WIDTH`] otherwise; never
+/// under [`MIN_WIDTH`].
+pub fn width() -> usize {
+    let from_env = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok());
+    let from_tty = || terminal_size::terminal_size().map(|(w, _)| usize::from(w.0));
+    from_env
+        .or_else(from_tty)
+        .unwrap_or(DEFAULT_WIDTH)
+        .max(MIN_WIDTH)
+}
+
+/// `text` wrapped at spaces to lines of at most `width` characters, every
+/// line after the first indented by `indent` spaces. A word longer than a
+/// line stays whole on its own line.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    wrap_from(text, 0, width, indent)
+}
+
+/// [`wrap`] for text that goes on a line already `start` characters long.
+pub fn wrap_from(text: &str, start: usize, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut col = start;
+    let mut words_on_line = false;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let n = word.chars().count();
+        let gap = usize::from(words_on_line || start > 0);
+        if (words_on_line || start > 0) && col + gap + n > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if gap == 1 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += n;
+        words_on_line = true;
+    }
+    out
+}
+
+/// `text` in `style` (the escapes are dropped on the way out when colour is
+/// off).
+pub fn paint(text: &str, style: Style) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// The colour of an outcome: red for the ones that hang, yellow for loss,
+/// green for clean.
+pub fn outcome_style(o: Outcome) -> Style {
+    let colour = match o {
+        Outcome::Clean => AnsiColor::Green,
+        Outcome::Loss => AnsiColor::Yellow,
+        Outcome::Lockup | Outcome::Deadlock | Outcome::Timeout => AnsiColor::Red,
+    };
+    Style::new().bold().fg_color(Some(colour.into()))
+}
+
+/// The style of a finding's kind in a list.
+pub fn finding_style() -> Style {
+    Style::new().fg_color(Some(AnsiColor::Red.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wrap, wrap_from};
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_indents_what_follows() {
+        assert_eq!(wrap("aa bb cc dd", 5, 2), "aa bb\n  cc\n  dd");
+        assert_eq!(wrap("aa bb", 80, 4), "aa bb");
+        assert_eq!(wrap("a verylongword b", 6, 1), "a\n verylongword\n b");
+        assert_eq!(wrap_from("bb cc", 3, 6, 1), " bb\n cc");
+    }
+}
