@@ -6,18 +6,114 @@ mod common;
 
 use common::{assert_balanced, plan, run};
 use klog::{Context, Level};
-use printk_sim::runner::Outcome;
+use printk_sim::report::{explain, table, verdict};
+use printk_sim::runner::{Outcome, RunReport};
 use printk_sim::scenario::{Overrides, BUILTIN};
 
+/// Every shipped scenario, run as `printk-sim explain` runs it (every
+/// design, timelines on): each design meets the scenario's `[expect]`, the
+/// default output fits 100 columns and 80, and `explain` names what the
+/// table shows.
 #[test]
-fn every_shipped_scenario_meets_its_expectations() {
+fn every_shipped_scenario_meets_its_expectations_fits_and_is_explained() {
     for (name, _) in BUILTIN {
-        let p = plan(name, Overrides::default());
+        let mut p = plan(name, Overrides::default());
         assert!(!p.summary.is_empty(), "{name} has no summary");
-        for (design, want) in &p.expect {
-            let r = run(&p, design);
-            assert_balanced(&r);
-            assert_eq!(r.outcome, *want, "{name}/{design}: {:#?}", r.findings);
+        p.timeline = true;
+        let runs: Vec<RunReport> = p.designs.iter().map(|d| run(&p, d.name)).collect();
+        for r in &runs {
+            assert_balanced(r);
+            if let Some((_, want)) = p.expect.iter().find(|(d, _)| *d == r.design) {
+                assert_eq!(r.outcome, *want, "{name}/{}: {:#?}", r.design, r.findings);
+            }
+        }
+        for width in [100, 80] {
+            let table = plain(&table::render(&p, &runs, width));
+            for line in table.lines() {
+                assert!(
+                    line.chars().count() <= width,
+                    "{name} at {width}: `{line}`\n{table}"
+                );
+            }
+            for r in &runs {
+                let verdict = format!("{}:", r.design);
+                let line = table.lines().find(|l| l.starts_with(&verdict)).unwrap();
+                assert!(line.contains(&r.outcome.name().to_uppercase()), "{table}");
+            }
+        }
+        let focus = runs
+            .iter()
+            .find(|r| !r.findings.is_empty())
+            .unwrap_or(&runs[0]);
+        let story = explain::explain(&p, &runs, focus.design);
+        assert_explained(name, &story, focus, &runs);
+    }
+}
+
+/// `s` without its colour escapes (`ESC [ ... m`).
+fn plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].split_once('m').map_or("", |(_, after)| after);
+    }
+    out + rest
+}
+
+/// `story` (explain's output) names what the table shows of `focus`, and
+/// each other design's outcome and particulars.
+fn assert_explained(name: &str, story: &str, focus: &RunReport, runs: &[RunReport]) {
+    let has = |want: &str| {
+        assert!(
+            story.contains(want),
+            "{name}: `{want}` missing from:\n{story}"
+        );
+    };
+    has(&format!("{} on {name} (", focus.design));
+    has(&format!("): {}\n", focus.outcome.name()));
+    for f in &focus.findings {
+        has(&format!("CPU {}", f.cpu));
+        if let Some(lock) = f.lock {
+            has(lock);
+        }
+    }
+    for (why, n) in focus.dropped_by.iter().filter(|(_, n)| *n > 0) {
+        has(&format!("{n} dropped because"));
+        let _ = why;
+    }
+    if focus.remote_traces > 0 {
+        has(&format!(
+            "{} of {} remote stack dumps torn",
+            focus.torn_traces, focus.remote_traces
+        ));
+    }
+    if let Some(rd) = focus.reader {
+        has(&format!(
+            "read {} records and missed {}",
+            rd.read, rd.missed
+        ));
+    }
+    if let Some(pn) = focus.panic {
+        has(&format!("CPU {} panicked", pn.cpu));
+    }
+    for (what, n) in focus.events.iter().filter(|(_, n)| *n > 0) {
+        match *what {
+            "handovers" if focus.design == "nbcon" => has(&format!("{n} handovers")),
+            "handovers" => has(&format!("changed hands {n} times")),
+            "replays" => has(&format!("{n} records cut short")),
+            "lost_ownership" => has(&format!("lost ownership {n} times")),
+            _ => {}
+        }
+    }
+    if focus.accounts.printed > 0 && focus.console.printed_by.iter().filter(|n| **n > 0).count() > 1
+    {
+        has(&format!("printed {} records", focus.accounts.printed));
+    }
+    for o in runs.iter().filter(|o| o.design != focus.design) {
+        has(&format!("  {}: {}", o.design, o.outcome.name()));
+        for p in verdict::particulars(o) {
+            has(&p);
         }
     }
 }

@@ -184,12 +184,14 @@ fn tell_finding(s: &mut String, r: &RunReport, f: &Finding) {
             };
             let _ = write!(
                 s,
-                "CPU {} {what} for {} (found at {}), in {}",
+                "CPU {} {what} for {} (found at {})",
                 f.cpu,
                 ms((f.detected_after_ms * 1e6) as u64),
                 ms(at),
-                context_words(f.context)
             );
+            if f.kind == FindingKind::HardLockup || f.context != Context::Task {
+                let _ = write!(s, ", in {}", context_words(f.context));
+            }
             if let Some(l) = f.lock {
                 let _ = write!(s, ", spinning on {l}");
                 if let (Some(h), Some(hc)) = (f.holder_cpu, f.holder_context) {
@@ -272,8 +274,14 @@ fn tell_other(s: &mut String, r: &RunReport, focus_lock: Option<&str>) {
                 let total: u64 = r.console.printed_by.iter().sum();
                 let printer = r.console.printed_by.get(r.nmis.len()).copied().unwrap_or(0);
                 if total > 0 && printer == total {
-                    said.push("no CPU ever printed to the console (its printer thread did all of it), so no CPU was ever in the window and the NMI never came".to_string());
-                } else {
+                    let mut w =
+                        "no CPU ever printed to the console (its printer thread did all of it)"
+                            .to_string();
+                    if !r.fired.is_empty() {
+                        w += ", so no CPU was ever in the window and the NMI never came";
+                    }
+                    said.push(w);
+                } else if !r.fired.is_empty() {
                     said.push("the NMI never came: no CPU reached the point".to_string());
                 }
             } else {
@@ -314,6 +322,7 @@ fn tell_other(s: &mut String, r: &RunReport, focus_lock: Option<&str>) {
                     r.accounts.lost_in_deadlock
                 ));
             }
+            said.extend(crate::report::verdict::particulars(r));
             if !said.is_empty() {
                 let _ = write!(s, ": {}", said.join("; "));
             }
@@ -350,6 +359,7 @@ pub fn explain(plan: &Plan, runs: &[RunReport], focus: &str) -> String {
         tell_finding(&mut s, r, f);
         s.push('\n');
     }
+    crate::report::story::tell(&mut s, plan, r);
     let a = r.accounts;
     let _ = writeln!(
         s,

@@ -35,27 +35,33 @@ pub fn wrap(text: &str, width: usize, indent: usize) -> String {
     wrap_from(text, 0, width, indent)
 }
 
-/// [`wrap`] for text that goes on a line already `start` characters long.
+/// [`wrap`] for text that goes on a line already `start` characters long
+/// (its first word goes right there).
 pub fn wrap_from(text: &str, start: usize, width: usize, indent: usize) -> String {
     let mut out = String::new();
     let mut col = start;
-    let mut words_on_line = false;
+    let mut first = true;
     for word in text.split(' ').filter(|w| !w.is_empty()) {
         let n = word.chars().count();
-        let gap = usize::from(words_on_line || start > 0);
-        if (words_on_line || start > 0) && col + gap + n > width {
+        if !first && col + 1 + n > width {
             out.push('\n');
             out.push_str(&" ".repeat(indent));
             col = indent;
-        } else if gap == 1 {
+        } else if !first {
             out.push(' ');
             col += 1;
         }
         out.push_str(word);
         col += n;
-        words_on_line = true;
+        first = false;
     }
     out
+}
+
+/// `text` with its first word (`len` bytes) in `style`.
+pub fn paint_first(text: &str, len: usize, style: Style) -> String {
+    let (word, rest) = text.split_at(len.min(text.len()));
+    format!("{}{rest}", paint(word, style))
 }
 
 /// `text` in `style` (the escapes are dropped on the way out when colour is
@@ -89,6 +95,6 @@ mod tests {
         assert_eq!(wrap("aa bb cc dd", 5, 2), "aa bb\n  cc\n  dd");
         assert_eq!(wrap("aa bb", 80, 4), "aa bb");
         assert_eq!(wrap("a verylongword b", 6, 1), "a\n verylongword\n b");
-        assert_eq!(wrap_from("bb cc", 3, 6, 1), " bb\n cc");
+        assert_eq!(wrap_from("bb cc", 3, 6, 1), "bb\n cc");
     }
 }

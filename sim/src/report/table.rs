@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::outcome::{Outcome, RunReport};
-use crate::report::layout::{finding_style, outcome_style, paint, wrap, wrap_from};
+use crate::report::layout::{finding_style, outcome_style, paint, paint_first, wrap, wrap_from};
 use crate::report::verdict;
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
@@ -31,7 +31,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 
 /// Who wrote the console's records: each writer's share, largest first
 /// (a slot past the last CPU is the design's printer thread).
-fn printed_by(r: &RunReport) -> String {
+pub(crate) fn printed_by(r: &RunReport) -> String {
     let total: u64 = r.console.printed_by.iter().sum();
     if total == 0 {
         return "-".into();
@@ -228,7 +228,7 @@ fn heading(plan: &Plan, width: usize) -> String {
         plan.cpus,
         plan.duration_ms,
         plan.seed,
-        wrap(&plan.summary, width, 2)
+        wrap_from(&plan.summary, 2, width, 2)
     )
 }
 
@@ -455,14 +455,9 @@ fn findings_list(runs: &[RunReport], width: usize) -> String {
                     .map(|f| format!("lockdep {}", lockdep_cell(f))),
             );
         for item in items {
-            let (kind, rest) = item.split_once(' ').unwrap_or((&item, ""));
-            let start = 2 + head.len() + 1 + kind.len();
-            let _ = writeln!(
-                s,
-                "  {head} {}{}",
-                paint(kind, finding_style()),
-                wrap_from(rest, start, width, name_w + 3)
-            );
+            let kind = item.split(' ').next().unwrap_or("").len();
+            let text = wrap_from(&item, 2 + head.len() + 1, width, name_w + 3);
+            let _ = writeln!(s, "  {head} {}", paint_first(&text, kind, finding_style()));
         }
     }
     if s.is_empty() {

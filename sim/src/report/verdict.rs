@@ -3,7 +3,7 @@
 //! lost").
 
 use crate::outcome::RunReport;
-use crate::report::layout::{outcome_style, paint, wrap_from};
+use crate::report::layout::{outcome_style, paint_first, wrap_from};
 use crate::watchdog::{Finding, FindingKind};
 
 /// How many findings a verdict names before it says "+N more".
@@ -52,7 +52,7 @@ fn losses(r: &RunReport) -> Vec<String> {
 /// The particulars a scenario is about, when the run has them: a panic, torn
 /// remote stack dumps, a log reader that fell behind, the console's own
 /// machinery, one CPU printing nearly everything.
-fn particulars(r: &RunReport) -> Vec<String> {
+pub fn particulars(r: &RunReport) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(p) = r.panic {
         let how = if p.finished {
@@ -129,13 +129,10 @@ pub fn parts(r: &RunReport) -> Vec<String> {
 pub fn line(r: &RunReport, name_w: usize, width: usize) -> String {
     let outcome = r.outcome.name().to_uppercase();
     let head = format!("{:name_w$} ", format!("{}:", r.design));
-    let rest: String = parts(r).iter().map(|p| format!(", {p}")).collect();
-    let start = head.len() + outcome.len();
-    format!(
-        "{head}{}{}",
-        paint(&outcome, outcome_style(r.outcome)),
-        wrap_from(&rest, start, width, name_w + 1).trim_start_matches(' ')
-    )
+    let mut words = vec![outcome.clone()];
+    words.extend(parts(r));
+    let text = wrap_from(&words.join(", "), head.len(), width, name_w + 1);
+    head + &paint_first(&text, outcome.len(), outcome_style(r.outcome))
 }
 
 /// Every design's verdict, one under the other.
