@@ -587,17 +587,25 @@ fn explain(name: &str, design: Option<&str>, seed: Option<u64>) -> Result<(), Fa
             .or(runs.first())
             .map_or(String::new(), |r| r.design.to_string())
     });
-    anstream::print!("{}", report::explain::explain(&plan, &runs, &focus));
+    let story = report::explain::explain(&plan, &runs, &focus);
+    anstream::print!(
+        "{}",
+        report::layout::wrap_lines(&story, report::layout::width())
+    );
     Ok(())
 }
 
 fn list(points: bool) {
+    let width = report::layout::width();
     println!("scenarios:");
     for (name, text) in scenario::BUILTIN {
         let summary = scenario::Scenario::parse(name, text)
             .map(|s| s.summary().to_string())
             .unwrap_or_default();
-        println!("  {name:<24} {summary}");
+        println!(
+            "  {name:<24} {}",
+            report::layout::wrap_from(&summary, 27, width, 27)
+        );
     }
     println!("designs:");
     for d in klog::printk::DESIGNS {

@@ -535,7 +535,12 @@ fn a_second_ctrl_c_exits_at_once() {
 
 #[test]
 fn explain_tells_the_flagship_and_how_lockless_avoided_it() {
-    let out = sim(&["explain", "nmi-in-console-unlock", "--design", "legacy"]);
+    // Wide enough that no sentence is wrapped.
+    let out = output(
+        bin()
+            .args(["explain", "nmi-in-console-unlock", "--design", "legacy"])
+            .env("COLUMNS", "1000"),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     for want in [
@@ -707,4 +712,20 @@ fn completions_and_man_page() {
     let o = sim(&["completions", "nosh"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("nosh"));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = bin()
+        .args(["list", "--points"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the listing is written (`| head -0`).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }

@@ -41,7 +41,7 @@ pub fn wrap_from(text: &str, start: usize, width: usize, indent: usize) -> Strin
     let mut out = String::new();
     let mut col = start;
     let mut first = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
+    for word in words(text) {
         let n = word.chars().count();
         if !first && col + 1 + n > width {
             out.push('\n');
@@ -51,9 +51,47 @@ pub fn wrap_from(text: &str, start: usize, width: usize, indent: usize) -> Strin
             out.push(' ');
             col += 1;
         }
-        out.push_str(word);
+        out.push_str(&word);
         col += n;
         first = false;
+    }
+    out
+}
+
+/// The words of `text`, a number kept together with its unit ("100.3 ms").
+fn words(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for w in text.split(' ').filter(|w| !w.is_empty()) {
+        let unit = matches!(
+            w.trim_end_matches([',', '.', ';', ')']),
+            "ns" | "µs" | "ms" | "s"
+        );
+        match v.last_mut() {
+            Some(prev) if unit && prev.parse::<f64>().is_ok() => {
+                prev.push(' ');
+                prev.push_str(w);
+            }
+            _ => v.push(w.to_string()),
+        }
+    }
+    v
+}
+
+/// Every line of `text` longer than `width` wrapped, its continuation lines
+/// indented two more than the line itself; shorter lines (the kernel's own
+/// reports among them) left as they are.
+pub fn wrap_lines(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.chars().count() <= width {
+            out.push_str(line);
+        } else {
+            let body = line.trim_start_matches(' ');
+            let lead = line.len() - body.len();
+            out.push_str(&" ".repeat(lead));
+            out.push_str(&wrap_from(body, lead, width, lead + 2));
+        }
+        out.push('\n');
     }
     out
 }
@@ -88,13 +126,18 @@ pub fn finding_style() -> Style {
 
 #[cfg(test)]
 mod tests {
-    use super::{wrap, wrap_from};
+    use super::{wrap, wrap_from, wrap_lines};
 
     #[test]
     fn wrap_breaks_at_spaces_and_indents_what_follows() {
         assert_eq!(wrap("aa bb cc dd", 5, 2), "aa bb\n  cc\n  dd");
         assert_eq!(wrap("aa bb", 80, 4), "aa bb");
+        assert_eq!(wrap("at 100.3 ms.", 10, 0), "at\n100.3 ms.");
         assert_eq!(wrap("a verylongword b", 6, 1), "a\n verylongword\n b");
         assert_eq!(wrap_from("bb cc", 3, 6, 1), "bb\n cc");
+        assert_eq!(
+            wrap_lines("short\n  aa bb cc\n", 8),
+            "short\n  aa bb\n    cc\n"
+        );
     }
 }
