@@ -28,6 +28,7 @@ pub mod point;
 pub mod printk;
 pub mod record;
 pub mod ringbuf;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use arch::{Arch, Frame, IrqFlags, WaitTicket};

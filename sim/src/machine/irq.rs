@@ -129,8 +129,17 @@ impl Handlers {
                 }
                 Ok(old)
             };
-        let old_nmi = install(nmi, on_nmi, &[irq])?;
-        let old_irq = install(irq, on_irq, &[])?;
+        // All or nothing: if the second handler cannot be installed, the
+        // first is put back and the machine is no longer current, so no
+        // handler is left pointing at a machine about to be dropped.
+        let old_nmi = install(nmi, on_nmi, &[irq]).inspect_err(|_| {
+            CURRENT.store(core::ptr::null_mut(), Ordering::Release);
+        })?;
+        let old_irq = install(irq, on_irq, &[]).inspect_err(|_| {
+            // SAFETY: restoring the action saved just above.
+            unsafe { libc::sigaction(nmi, &old_nmi, core::ptr::null_mut()) };
+            CURRENT.store(core::ptr::null_mut(), Ordering::Release);
+        })?;
         Ok(Handlers {
             old: [(nmi, old_nmi), (irq, old_irq)],
         })
