@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
-use klog::printk::{self, DesignInfo};
+use klog::printk::{self, DesignInfo, DesignKind};
 use klog::{point, Level};
 use serde::Deserialize;
 use toml::Spanned;
@@ -528,6 +528,7 @@ impl Scenario {
         n: &RawNmi,
         rcu_splat: bool,
         k: &dyn Fn(&str) -> String,
+        designs: &[&'static DesignInfo],
     ) -> Result<Dump, InputError> {
         let remote = match &n.dump {
             None => false,
@@ -543,19 +544,11 @@ impl Scenario {
                 }
             },
         };
-        let land_at = match &n.land_at {
-            None => None,
-            Some(p) => Some(point::by_name(p.get_ref()).ok_or_else(|| {
-                self.err(
-                    p.span(),
-                    &k("land_at"),
-                    format!(
-                        "unknown point `{}` (`printk-sim list --points` lists them)",
-                        p.get_ref()
-                    ),
-                )
-            })?),
-        };
+        let land_at = n
+            .land_at
+            .as_ref()
+            .map(|p| self.design_point(p, &k("land_at"), designs))
+            .transpose()?;
         if remote {
             if let Some(p) = &n.land_at {
                 return Err(self.err(p.span(), &k("land_at"), "a remote dump sends no NMI"));
@@ -954,6 +947,9 @@ impl Scenario {
         })
     }
 
+    /// One `[[nmi]]` or `[[irq]]` entry (`i`): its keys checked against
+    /// what its kind and action take, then its targets, action and
+    /// trigger, each parsed on its own.
     fn nmi_source(
         &self,
         interrupt: Interrupt,
@@ -969,269 +965,23 @@ impl Scenario {
             "irq"
         };
         let k = |f: &str| format!("{table}[{i}].{f}");
-        let kind = n.kind.get_ref().as_str();
-        if interrupt == Interrupt::Irq
-            && matches!(
-                n.action.as_ref().map(|a| a.get_ref().as_str()),
-                Some("backtrace")
-            )
-        {
-            let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
-            return Err(self.err(span, &k("action"), "backtrace applies to NMIs only"));
-        }
-        // Keys that only some kinds take.
-        let only = |present: bool, span: Option<Range<usize>>, key: &str, kinds: &[&str]| {
-            if present && !kinds.contains(&kind) {
-                Err(self.err(
-                    span.unwrap_or(n.kind.span()),
-                    &k(key),
-                    format!(
-                        "does not apply to kind `{kind}` (only to {})",
-                        kinds.join(", ")
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        only(
-            n.point.is_some(),
-            n.point.as_ref().map(|v| v.span()),
-            "point",
-            &["at_point"],
-        )?;
-        only(
-            n.hit_on.is_some(),
-            n.hit_on.as_ref().map(|v| v.span()),
-            "hit_on",
-            &["at_point"],
-        )?;
-        only(
-            n.nth.is_some(),
-            n.nth.as_ref().map(|v| v.span()),
-            "nth",
-            &["at_point"],
-        )?;
-        only(
-            n.wait.is_some(),
-            n.wait.as_ref().map(|v| v.span()),
-            "wait",
-            &["at_point"],
-        )?;
-        only(
-            n.hold.is_some(),
-            n.hold.as_ref().map(|v| v.span()),
-            "hold",
-            &["at_point"],
-        )?;
-        only(
-            n.period_us.is_some(),
-            n.period_us.as_ref().map(|v| v.span()),
-            "period_us",
-            &["periodic"],
-        )?;
-        only(
-            n.rate_hz.is_some(),
-            n.rate_hz.as_ref().map(|v| v.span()),
-            "rate_hz",
-            &["random"],
-        )?;
-        only(
-            n.at_ms.is_some(),
-            n.at_ms.as_ref().map(|v| v.span()),
-            "at_ms",
-            &["panic", "backtrace_all", "rcu_stall"],
-        )?;
-        only(
-            n.from_cpu.is_some(),
-            n.from_cpu.as_ref().map(|v| v.span()),
-            "from_cpu",
-            &["backtrace_all", "rcu_stall"],
-        )?;
-        if matches!(kind, "backtrace_all" | "rcu_stall") {
-            if let Some(v) = &n.cpu {
-                return Err(self.err(
-                    v.span(),
-                    &k("cpu"),
-                    "kind `backtrace_all` goes to every other CPU; say who asks with `from_cpu`",
-                ));
-            }
-        }
-        if matches!(kind, "panic" | "backtrace_all" | "rcu_stall") {
-            if let Some(a) = &n.action {
-                return Err(self.err(
-                    a.span(),
-                    &k("action"),
-                    format!("kind `{kind}` has its own action"),
-                ));
-            }
-        }
-
-        let targets = match &n.cpu {
-            None if matches!(kind, "backtrace_all" | "rcu_stall") => {
-                Targets::One(match &n.from_cpu {
-                    Some(f) => {
-                        self.int(f, &k("from_cpu"), 0, cpus as i64 - 1)
-                            .map_err(|mut e| {
-                                e.message.push_str(why);
-                                e
-                            })?
-                    }
-                    None => 0,
-                })
-            }
-            None => Targets::One(0),
-            Some(v) => match v.get_ref() {
-                CpuSel::Text(t) if t == "all" => Targets::All,
-                CpuSel::One(_) => Targets::One(
-                    self.cpu_set(v, &k("cpu"), cpus, why)?
-                        .first()
-                        .copied()
-                        .unwrap_or(0),
+        let kind = SourceKind::by_name(n.kind.get_ref()).ok_or_else(|| {
+            self.err(
+                n.kind.span(),
+                &k("kind"),
+                format!(
+                    "unknown kind `{}`, expected {}",
+                    n.kind.get_ref(),
+                    SourceKind::ALL.map(SourceKind::name).join(", ")
                 ),
-                _ => {
-                    return Err(self.err(v.span(), &k("cpu"), "expected one CPU index or \"all\""))
-                }
-            },
-        };
-        let action = match n.action.as_ref().map(|a| a.get_ref().as_str()) {
-            None if kind == "panic" => NmiAction::Panic {
-                stop_at: self.stop_at(n, &k, designs)?,
-            },
-            None if matches!(kind, "backtrace_all" | "rcu_stall") => {
-                NmiAction::BacktraceAll(self.dump(n, kind == "rcu_stall", &k)?)
-            }
-            Some(a @ ("backtrace_all" | "rcu_stall")) => {
-                NmiAction::BacktraceAll(self.dump(n, a == "rcu_stall", &k)?)
-            }
-            None | Some("printk") => NmiAction::Printk {
-                lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
-                len: self.len_range(&n.len, &k("len"), (40, 80))?,
-                level: self.level(&n.level, &k("level"), Level::Warning)?,
-            },
-            Some(a @ ("backtrace" | "none" | "warn" | "panic" | "hang")) => {
-                only(
-                    n.lines.is_some(),
-                    n.lines.as_ref().map(|v| v.span()),
-                    "lines",
-                    &[],
-                )
-                .map_err(|mut e| {
-                    e.message = format!("does not apply to action `{a}`");
-                    e
-                })?;
-                match a {
-                    "backtrace" => NmiAction::Backtrace,
-                    "warn" => NmiAction::Warn,
-                    "panic" => NmiAction::Panic {
-                        stop_at: self.stop_at(n, &k, designs)?,
-                    },
-                    "hang" => NmiAction::Hang,
-                    _ => NmiAction::Nothing,
-                }
-            }
-            Some(other) => {
-                let span = n.action.as_ref().map_or(n.kind.span(), |a| a.span());
-                return Err(self.err(
-                    span,
-                    &k("action"),
-                    format!("unknown action `{other}`, expected printk, backtrace, backtrace_all, rcu_stall, warn, panic, hang or none"),
-                ));
-            }
-        };
-        let (trigger, default_times) = match kind {
-            "at_point" => {
-                let Some(p) = &n.point else {
-                    return Err(self.err(n.kind.span(), &k("point"), "kind `at_point` needs a `point`"));
-                };
-                let point = self.design_point(p, &k("point"), designs)?;
-                let hit_on = match (&n.hit_on, targets) {
-                    // The design's printer thread, which calls itself CPU
-                    // `cpus` (see machine/printer.rs).
-                    (Some(h), _) if matches!(h.get_ref(), CpuSel::Text(t) if t == "printer") => {
-                        if !designs.iter().any(|d| d.name == "nbcon") {
-                            return Err(self.err(h.span(), &k("hit_on"), "only nbcon has a printer thread"));
-                        }
-                        cpus
-                    }
-                    (Some(h), _) => match h.get_ref() {
-                        CpuSel::One(_) => self.cpu_set(h, &k("hit_on"), cpus, why)?.first().copied().unwrap_or(0),
-                        _ => {
-                            return Err(self.err(h.span(), &k("hit_on"), "expected one CPU index or \"printer\""))
-                        }
-                    },
-                    (None, Targets::One(c)) => c,
-                    (None, Targets::All) => {
-                        return Err(self.err(
-                            n.kind.span(),
-                            &k("hit_on"),
-                            "with cpu = \"all\", say which CPU's passing fires it",
-                        ))
-                    }
-                };
-                let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
-                let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
-                let hold = n.hold.as_ref().is_some_and(|w| *w.get_ref());
-                (Trigger::AtPoint { point, hit_on, nth, wait, hold }, 1)
-            }
-            "periodic" => {
-                let Some(p) = &n.period_us else {
-                    return Err(self.err(n.kind.span(), &k("period_us"), "kind `periodic` needs `period_us`"));
-                };
-                let us: u64 = self.int(p, &k("period_us"), 1, 60_000_000)?;
-                (Trigger::Periodic { period_ns: us * 1000 }, 0)
-            }
-            "random" => {
-                let Some(r) = &n.rate_hz else {
-                    return Err(self.err(n.kind.span(), &k("rate_hz"), "kind `random` needs `rate_hz`"));
-                };
-                let x = r.get_ref().get();
-                if !(x > 0.0 && x <= 1_000_000.0) {
-                    return Err(self.err(r.span(), &k("rate_hz"), format!("must be in (0, 1000000], got {x}")));
-                }
-                (Trigger::Random { rate_hz: x }, 0)
-            }
-            "backtrace_all" | "rcu_stall" | "panic" => {
-                let Some(at) = &n.at_ms else {
-                    return Err(self.err(n.kind.span(), &k("at_ms"), format!("kind `{kind}` needs `at_ms`")));
-                };
-                let x = at.get_ref().get();
-                if !(x.is_finite() && (0.0..=3_600_000.0).contains(&x)) {
-                    return Err(self.err(at.span(), &k("at_ms"), format!("must be in [0, 3600000], got {x}")));
-                }
-                (Trigger::At { at_ns: (x * 1e6) as u64 }, 1)
-            }
-            other => {
-                return Err(self.err(
-                    n.kind.span(),
-                    &k("kind"),
-                    format!("unknown kind `{other}`, expected at_point, periodic, random, backtrace_all, rcu_stall or panic"),
-                ))
-            }
-        };
-        if let (Some(v), false) = (&n.stop_at, matches!(action, NmiAction::Panic { .. })) {
-            return Err(self.err(
-                v.span(),
-                &k("stop_at"),
-                "applies to a panic only (kind or action `panic`)",
-            ));
-        }
+            )
+        })?;
+        let action = self.action_kind(n, kind, interrupt, &k)?;
+        self.check_keys(n, kind, action, &k)?;
+        let targets = self.targets(n, kind, cpus, why, &k)?;
+        let action = self.action(n, action, &k, designs)?;
+        let (trigger, default_times) = self.trigger(n, kind, targets, cpus, why, &k, designs)?;
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
-        if !matches!(action, NmiAction::BacktraceAll(_)) {
-            let extra = [
-                n.exclude_self.as_ref().map(|v| (v.span(), "exclude_self")),
-                n.land_at.as_ref().map(|v| (v.span(), "land_at")),
-                n.dump.as_ref().map(|v| (v.span(), "dump")),
-                n.serialize.as_ref().map(|v| (v.span(), "serialize")),
-            ];
-            if let Some((span, key)) = extra.into_iter().flatten().next() {
-                return Err(self.err(
-                    span,
-                    &k(key),
-                    "applies to all-CPU backtraces only (backtrace_all, rcu_stall)",
-                ));
-            }
-        }
         // A detector asks from its timer tick; the answers are NMIs.
         let interrupt = if matches!(action, NmiAction::BacktraceAll(_)) {
             Interrupt::Irq
@@ -1245,6 +995,415 @@ impl Scenario {
             times,
             action,
         })
+    }
+
+    /// The entry's action: its own for the kinds that have one, else the
+    /// `action` key (default `printk`).
+    fn action_kind(
+        &self,
+        n: &RawNmi,
+        kind: SourceKind,
+        interrupt: Interrupt,
+        k: &dyn Fn(&str) -> String,
+    ) -> Result<ActionKind, InputError> {
+        if let Some(own) = kind.own_action() {
+            return match &n.action {
+                Some(a) => Err(self.err(
+                    a.span(),
+                    &k("action"),
+                    format!("kind `{}` has its own action", kind.name()),
+                )),
+                None => Ok(own),
+            };
+        }
+        let Some(a) = &n.action else {
+            return Ok(ActionKind::Printk);
+        };
+        let action = ActionKind::by_name(a.get_ref()).ok_or_else(|| {
+            self.err(
+                a.span(),
+                &k("action"),
+                format!(
+                    "unknown action `{}`, expected {}",
+                    a.get_ref(),
+                    ActionKind::ALL.map(ActionKind::name).join(", ")
+                ),
+            )
+        })?;
+        if interrupt == Interrupt::Irq && action == ActionKind::Backtrace {
+            return Err(self.err(a.span(), &k("action"), "backtrace applies to NMIs only"));
+        }
+        Ok(action)
+    }
+
+    /// Every key given must be one the kind or the action takes: nothing is
+    /// silently ignored.
+    fn check_keys(
+        &self,
+        n: &RawNmi,
+        kind: SourceKind,
+        action: ActionKind,
+        k: &dyn Fn(&str) -> String,
+    ) -> Result<(), InputError> {
+        for (key, span) in n.given() {
+            if kind.keys().contains(&key) || action.keys().contains(&key) {
+                continue;
+            }
+            let message = match (key, kind) {
+                ("cpu", SourceKind::BacktraceAll | SourceKind::RcuStall) => format!(
+                    "kind `{}` goes to every other CPU; say who asks with `from_cpu`",
+                    kind.name()
+                ),
+                ("stop_at", _) => "applies to a panic only (kind or action `panic`)".to_string(),
+                ("dump" | "serialize" | "land_at" | "exclude_self", _) => {
+                    "applies to all-CPU backtraces only (backtrace_all, rcu_stall)".to_string()
+                }
+                _ => format!(
+                    "does not apply to kind `{}` with action `{}` (they take: {})",
+                    kind.name(),
+                    action.name(),
+                    kind.keys()
+                        .iter()
+                        .chain(action.keys())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(self.err(span, &k(key), message));
+        }
+        Ok(())
+    }
+
+    /// The CPUs the entry's interrupts go to.
+    fn targets(
+        &self,
+        n: &RawNmi,
+        kind: SourceKind,
+        cpus: usize,
+        why: &str,
+        k: &dyn Fn(&str) -> String,
+    ) -> Result<Targets, InputError> {
+        if matches!(kind, SourceKind::BacktraceAll | SourceKind::RcuStall) {
+            // The requester; the NMIs go to the others.
+            return Ok(Targets::One(match &n.from_cpu {
+                Some(f) => self
+                    .int(f, &k("from_cpu"), 0, cpus as i64 - 1)
+                    .map_err(|mut e| {
+                        e.message.push_str(why);
+                        e
+                    })?,
+                None => 0,
+            }));
+        }
+        let Some(v) = &n.cpu else {
+            return Ok(Targets::One(0));
+        };
+        match v.get_ref() {
+            CpuSel::Text(t) if t == "all" && kind != SourceKind::Panic => Ok(Targets::All),
+            CpuSel::One(_) => Ok(Targets::One(
+                self.cpu_set(v, &k("cpu"), cpus, why)?
+                    .first()
+                    .copied()
+                    .unwrap_or(0),
+            )),
+            _ if kind == SourceKind::Panic => Err(self.err(
+                v.span(),
+                &k("cpu"),
+                "expected one CPU index: one CPU panics",
+            )),
+            _ => Err(self.err(v.span(), &k("cpu"), "expected one CPU index or \"all\"")),
+        }
+    }
+
+    /// What the handler does.
+    fn action(
+        &self,
+        n: &RawNmi,
+        action: ActionKind,
+        k: &dyn Fn(&str) -> String,
+        designs: &[&'static DesignInfo],
+    ) -> Result<NmiAction, InputError> {
+        Ok(match action {
+            ActionKind::Printk => NmiAction::Printk {
+                lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
+                len: self.len_range(&n.len, &k("len"), (40, 80))?,
+                level: self.level(&n.level, &k("level"), Level::Warning)?,
+            },
+            ActionKind::Backtrace => NmiAction::Backtrace,
+            ActionKind::BacktraceAll => NmiAction::BacktraceAll(self.dump(n, false, k, designs)?),
+            ActionKind::RcuStall => NmiAction::BacktraceAll(self.dump(n, true, k, designs)?),
+            ActionKind::Warn => NmiAction::Warn,
+            ActionKind::Panic => NmiAction::Panic {
+                stop_at: self.stop_at(n, k, designs)?,
+            },
+            ActionKind::Hang => NmiAction::Hang,
+            ActionKind::Nothing => NmiAction::Nothing,
+        })
+    }
+
+    /// When the entry fires, and how many times by default (0: no limit).
+    #[allow(clippy::too_many_arguments)]
+    fn trigger(
+        &self,
+        n: &RawNmi,
+        kind: SourceKind,
+        targets: Targets,
+        cpus: usize,
+        why: &str,
+        k: &dyn Fn(&str) -> String,
+        designs: &[&'static DesignInfo],
+    ) -> Result<(Trigger, u64), InputError> {
+        let needs = |key: &str| {
+            self.err(
+                n.kind.span(),
+                &k(key),
+                format!("kind `{}` needs `{key}`", kind.name()),
+            )
+        };
+        match kind {
+            SourceKind::AtPoint => {
+                let p = n.point.as_ref().ok_or_else(|| needs("point"))?;
+                let point = self.design_point(p, &k("point"), designs)?;
+                let hit_on = self.hit_on(n, targets, cpus, why, k, designs)?;
+                let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
+                let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
+                let hold = n.hold.as_ref().is_some_and(|w| *w.get_ref());
+                let trigger = Trigger::AtPoint {
+                    point,
+                    hit_on,
+                    nth,
+                    wait,
+                    hold,
+                };
+                Ok((trigger, 1))
+            }
+            SourceKind::Periodic => {
+                let p = n.period_us.as_ref().ok_or_else(|| needs("period_us"))?;
+                let us: u64 = self.int(p, &k("period_us"), 1, 60_000_000)?;
+                Ok((
+                    Trigger::Periodic {
+                        period_ns: us * 1000,
+                    },
+                    0,
+                ))
+            }
+            SourceKind::Random => {
+                let r = n.rate_hz.as_ref().ok_or_else(|| needs("rate_hz"))?;
+                let x = r.get_ref().get();
+                if !(x > 0.0 && x <= 1_000_000.0) {
+                    let message = format!("must be in (0, 1000000], got {x}");
+                    return Err(self.err(r.span(), &k("rate_hz"), message));
+                }
+                Ok((Trigger::Random { rate_hz: x }, 0))
+            }
+            SourceKind::BacktraceAll | SourceKind::RcuStall | SourceKind::Panic => {
+                let at = n.at_ms.as_ref().ok_or_else(|| needs("at_ms"))?;
+                let x = at.get_ref().get();
+                if !(x.is_finite() && (0.0..=3_600_000.0).contains(&x)) {
+                    let message = format!("must be in [0, 3600000], got {x}");
+                    return Err(self.err(at.span(), &k("at_ms"), message));
+                }
+                Ok((
+                    Trigger::At {
+                        at_ns: (x * 1e6) as u64,
+                    },
+                    1,
+                ))
+            }
+        }
+    }
+
+    /// Whose passing of an `at_point` source's point fires it: a CPU, or
+    /// nbcon's printer thread (which calls itself CPU `cpus`, see
+    /// machine/printer.rs); by default the one target.
+    fn hit_on(
+        &self,
+        n: &RawNmi,
+        targets: Targets,
+        cpus: usize,
+        why: &str,
+        k: &dyn Fn(&str) -> String,
+        designs: &[&'static DesignInfo],
+    ) -> Result<usize, InputError> {
+        match (&n.hit_on, targets) {
+            (Some(h), _) => match h.get_ref() {
+                CpuSel::Text(t) if t == "printer" => {
+                    if designs.iter().any(|d| d.kind == DesignKind::Nbcon) {
+                        Ok(cpus)
+                    } else {
+                        Err(self.err(h.span(), &k("hit_on"), "only nbcon has a printer thread"))
+                    }
+                }
+                CpuSel::One(_) => Ok(self
+                    .cpu_set(h, &k("hit_on"), cpus, why)?
+                    .first()
+                    .copied()
+                    .unwrap_or(0)),
+                _ => Err(self.err(
+                    h.span(),
+                    &k("hit_on"),
+                    "expected one CPU index or \"printer\"",
+                )),
+            },
+            (None, Targets::One(c)) => Ok(c),
+            (None, Targets::All) => Err(self.err(
+                n.kind.span(),
+                &k("hit_on"),
+                "with cpu = \"all\", say which CPU's passing fires it",
+            )),
+        }
+    }
+}
+
+/// The kinds of `[[nmi]]`/`[[irq]]` entries: when they fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceKind {
+    AtPoint,
+    Periodic,
+    Random,
+    BacktraceAll,
+    RcuStall,
+    Panic,
+}
+
+impl SourceKind {
+    const ALL: [SourceKind; 6] = [
+        SourceKind::AtPoint,
+        SourceKind::Periodic,
+        SourceKind::Random,
+        SourceKind::BacktraceAll,
+        SourceKind::RcuStall,
+        SourceKind::Panic,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            SourceKind::AtPoint => "at_point",
+            SourceKind::Periodic => "periodic",
+            SourceKind::Random => "random",
+            SourceKind::BacktraceAll => "backtrace_all",
+            SourceKind::RcuStall => "rcu_stall",
+            SourceKind::Panic => "panic",
+        }
+    }
+
+    fn by_name(name: &str) -> Option<SourceKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The keys this kind takes, besides `kind` and its action's keys.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            SourceKind::AtPoint => &[
+                "point", "cpu", "hit_on", "nth", "wait", "hold", "times", "action",
+            ],
+            SourceKind::Periodic => &["period_us", "cpu", "times", "action"],
+            SourceKind::Random => &["rate_hz", "cpu", "times", "action"],
+            SourceKind::BacktraceAll | SourceKind::RcuStall => &["at_ms", "from_cpu"],
+            SourceKind::Panic => &["at_ms", "cpu"],
+        }
+    }
+
+    /// The kinds that are their own action.
+    fn own_action(self) -> Option<ActionKind> {
+        match self {
+            SourceKind::BacktraceAll => Some(ActionKind::BacktraceAll),
+            SourceKind::RcuStall => Some(ActionKind::RcuStall),
+            SourceKind::Panic => Some(ActionKind::Panic),
+            _ => None,
+        }
+    }
+}
+
+/// What an `[[nmi]]`/`[[irq]]` handler does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ActionKind {
+    Printk,
+    Backtrace,
+    BacktraceAll,
+    RcuStall,
+    Warn,
+    Panic,
+    Hang,
+    Nothing,
+}
+
+impl ActionKind {
+    const ALL: [ActionKind; 8] = [
+        ActionKind::Printk,
+        ActionKind::Backtrace,
+        ActionKind::BacktraceAll,
+        ActionKind::RcuStall,
+        ActionKind::Warn,
+        ActionKind::Panic,
+        ActionKind::Hang,
+        ActionKind::Nothing,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ActionKind::Printk => "printk",
+            ActionKind::Backtrace => "backtrace",
+            ActionKind::BacktraceAll => "backtrace_all",
+            ActionKind::RcuStall => "rcu_stall",
+            ActionKind::Warn => "warn",
+            ActionKind::Panic => "panic",
+            ActionKind::Hang => "hang",
+            ActionKind::Nothing => "none",
+        }
+    }
+
+    fn by_name(name: &str) -> Option<ActionKind> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The keys this action takes.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            ActionKind::Printk => &["lines", "len", "level"],
+            ActionKind::BacktraceAll | ActionKind::RcuStall => {
+                &["dump", "serialize", "land_at", "exclude_self"]
+            }
+            ActionKind::Panic => &["stop_at"],
+            ActionKind::Backtrace | ActionKind::Warn | ActionKind::Hang | ActionKind::Nothing => {
+                &[]
+            }
+        }
+    }
+}
+
+impl RawNmi {
+    /// The optional keys given, with where they are.
+    fn given(&self) -> Vec<(&'static str, Range<usize>)> {
+        fn at<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+            v.as_ref().map(Spanned::span)
+        }
+        [
+            ("point", at(&self.point)),
+            ("cpu", at(&self.cpu)),
+            ("hit_on", at(&self.hit_on)),
+            ("nth", at(&self.nth)),
+            ("wait", at(&self.wait)),
+            ("hold", at(&self.hold)),
+            ("times", at(&self.times)),
+            ("action", at(&self.action)),
+            ("lines", at(&self.lines)),
+            ("len", at(&self.len)),
+            ("level", at(&self.level)),
+            ("period_us", at(&self.period_us)),
+            ("rate_hz", at(&self.rate_hz)),
+            ("at_ms", at(&self.at_ms)),
+            ("from_cpu", at(&self.from_cpu)),
+            ("dump", at(&self.dump)),
+            ("serialize", at(&self.serialize)),
+            ("land_at", at(&self.land_at)),
+            ("exclude_self", at(&self.exclude_self)),
+            ("stop_at", at(&self.stop_at)),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| span.map(|s| (key, s)))
+        .collect()
     }
 }
 
