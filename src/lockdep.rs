@@ -126,11 +126,40 @@ pub mod usage {
     pub const HARDIRQ_AFTER_IRQS_ON: u32 = 1 << 8;
 }
 
+/// The rule a lockdep finding broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// A lock taken in NMI context and also anywhere else.
+    NmiUnsafeLock,
+    /// A lock taken in a hardirq handler and, elsewhere, with interrupts
+    /// on.
+    InconsistentIrqUsage,
+    /// Two locks taken in both orders (in the same context).
+    CircularLockOrder,
+}
+
+impl Rule {
+    /// The name tables and JSON use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::NmiUnsafeLock => "nmi-unsafe-lock",
+            Rule::InconsistentIrqUsage => "inconsistent-irq-usage",
+            Rule::CircularLockOrder => "circular-lock-order",
+        }
+    }
+}
+
+impl core::fmt::Display for Rule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One lockdep finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    /// `nmi-unsafe-lock`, `inconsistent-irq-usage` or `circular-lock-order`.
-    pub rule: &'static str,
+    /// The rule broken.
+    pub rule: Rule,
     /// The lock class.
     pub lock: &'static str,
     /// The kernel's wording, the first usage first.
@@ -324,7 +353,7 @@ fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
         out.push(usage_bug(
             lock,
             kernel,
-            "nmi-unsafe-lock",
+            Rule::NmiUnsafeLock,
             ("INITIAL USE", lock.first_other_use()),
             ("IN-NMI", lock.first_nmi_use()),
             after,
@@ -339,7 +368,7 @@ fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
         out.push(usage_bug(
             lock,
             kernel,
-            "inconsistent-irq-usage",
+            Rule::InconsistentIrqUsage,
             ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
             ("IN-HARDIRQ-W", lock.first_hardirq_use()),
             used & usage::HARDIRQ_AFTER_IRQS_ON != 0,
@@ -362,7 +391,7 @@ type Usage = (&'static str, Option<(Owner, Vec<&'static str>)>);
 fn usage_bug(
     lock: &LockCore,
     kernel: Kernel,
-    rule: &'static str,
+    rule: Rule,
     plain: Usage,
     irq: Usage,
     plain_first: bool,
@@ -450,7 +479,7 @@ fn cycle_findings(locks: &[&LockCore], kernel: Kernel, out: &mut Vec<Finding>) {
             .and_then(|&i| locks[start].edge_example(locks[i].id()));
         let (scenario, report) = circular_report(kernel, &ring, example);
         out.push(Finding {
-            rule: "circular-lock-order",
+            rule: Rule::CircularLockOrder,
             lock: locks[start].name(),
             message: "possible circular locking dependency detected",
             example,

@@ -4,6 +4,7 @@
 //! fake's point hook only stands in for re-entry to check the designs'
 //! bookkeeping.)
 
+use klog::lockdep::Rule;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
@@ -288,7 +289,7 @@ fn lockdep_rules_fire_once_per_class_with_the_kernels_words() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         (f[0].rule, f[0].lock),
-        ("inconsistent-irq-usage", "my_lock")
+        (Rule::InconsistentIrqUsage, "my_lock")
     );
     assert_eq!(
         f[0].message,
@@ -323,7 +324,7 @@ fn lockdep_rules_fire_once_per_class_with_the_kernels_words() {
     drop(n.lock(&nmi, None).unwrap());
     let f = lockdep::check(&[n.core()], klog::Kernel::new(6, 12));
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].rule, "nmi-unsafe-lock");
+    assert_eq!(f[0].rule, Rule::NmiUnsafeLock);
     assert_eq!(
         f[0].message,
         "inconsistent {INITIAL USE} -> {IN-NMI} usage."
@@ -359,14 +360,20 @@ fn lockdep_orders_only_locks_held_in_the_same_context() {
         let _ga = a.lock(&arch, None).unwrap();
     }
     let f = lockdep::check(&[a.core(), b.core()], klog::Kernel::new(6, 12));
-    assert!(f.iter().all(|f| f.rule != "circular-lock-order"), "{f:#?}");
+    assert!(
+        f.iter().all(|f| f.rule != Rule::CircularLockOrder),
+        "{f:#?}"
+    );
     // The same two orders within one context are a cycle.
     {
         let _ga = a.lock(&arch, None).unwrap();
         let _gb = b.lock(&arch, None).unwrap();
     }
     let f = lockdep::check(&[a.core(), b.core()], klog::Kernel::new(6, 12));
-    assert!(f.iter().any(|f| f.rule == "circular-lock-order"), "{f:#?}");
+    assert!(
+        f.iter().any(|f| f.rule == Rule::CircularLockOrder),
+        "{f:#?}"
+    );
 }
 
 #[test]
@@ -396,7 +403,7 @@ fn lockdep_finds_an_ab_ba_order_once_with_the_kernels_box() {
     }
     let f = lockdep::check(&[a.core(), b.core(), c.core()], klog::Kernel::new(6, 12));
     assert_eq!(f.len(), 1, "{f:#?}");
-    assert_eq!((f[0].rule, f[0].lock), ("circular-lock-order", "lock_a"));
+    assert_eq!((f[0].rule, f[0].lock), (Rule::CircularLockOrder, "lock_a"));
     assert_eq!(
         f[0].message,
         "possible circular locking dependency detected"
@@ -455,7 +462,7 @@ fn legacy_zaps_its_locks_when_printk_recurses_during_a_panic() {
         FakeArch::new(0, 1).with_hook(point::VPRINTK_LOGBUF_LOCKED, nmi_printk_inside_the_window);
     arch.set_panic_cpu(Some(0));
     d.printk(&arch, Level::Info, format_args!("the interrupted one\n"));
-    let dropped: Vec<(&str, u64)> = Printk::<FakeArch>::drop_reasons(d)
+    let dropped: Vec<(klog::printk::DropReason, u64)> = Printk::<FakeArch>::drop_reasons(d)
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .collect();

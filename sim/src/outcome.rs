@@ -4,7 +4,7 @@
 //! layer (which reads them) depend on it and not on each other.
 
 use klog::console::ConsoleStats;
-use klog::printk::Accounts;
+use klog::printk::{Accounts, DropReason, Event};
 use klog::Record;
 
 use crate::latency::Summary;
@@ -65,7 +65,7 @@ pub struct RunReport {
     /// Message accounts.
     pub accounts: Accounts,
     /// Why messages were dropped, adding up to `accounts.dropped`.
-    pub dropped_by: Vec<(&'static str, u64)>,
+    pub dropped_by: Vec<(DropReason, u64)>,
     /// Watchdog findings in the order found.
     pub findings: Vec<Finding>,
     /// lockdep findings: rules broken whether or not a deadlock happened.
@@ -96,7 +96,7 @@ pub struct RunReport {
     pub console_output: Vec<u8>,
     /// What the design's own machinery did (console handovers, takeovers,
     /// replays).
-    pub events: Vec<(&'static str, u64)>,
+    pub events: Vec<(Event, u64)>,
     /// The CPU that panicked, and whether its panic ran to the end.
     pub panic: Option<PanicReport>,
     /// Stacks walked by a remote (non-NMI) dump.

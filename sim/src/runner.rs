@@ -12,21 +12,16 @@ use klog::printk::{DesignConfig, DesignInfo};
 
 use crate::machine::irq::{self, Handlers};
 use crate::machine::{cpu, printer, reader, tick, Injector, Machine, MachineConfig};
+use crate::report::{self, splat::Splat};
 use crate::scenario::Plan;
-use crate::watchdog::{self, FindingKind, WatchdogConfig};
+use crate::watchdog::{self, Finding, FindingKind, WatchdogConfig};
 use crate::workload::Workload;
 
 pub use crate::outcome::{Outcome, PanicReport, ReaderReport, RunReport, Timeline};
 
 static RUN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Set when the user pressed Ctrl-C (SIGINT) or sent SIGTERM: the current
-/// run stops within one watchdog period and no further run starts.
-pub fn interrupted() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
-    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
-        std::sync::OnceLock::new();
-    FLAG.get_or_init(Default::default)
-}
+pub use crate::watchdog::interrupted;
 
 /// Run `design` on `plan` with `seed`. `splat` prints findings on stderr as
 /// they are found. Errors are internal (a thread or a mapping could not be
@@ -73,10 +68,17 @@ pub fn run(
         on_deadlock: plan.on_deadlock,
         duration_ns: plan.duration_ms * 1_000_000,
         hard_limit_ns: plan.hard_limit_ms * 1_000_000,
-        splat,
+        kernel: design.kernel,
+    };
+    let how = Splat {
         label: format!("{} on {}, seed {seed}", design.name, plan.name),
         kernel: design.kernel,
         time_scale: plan.time_scale,
+    };
+    let on_finding = |f: &Finding| {
+        if splat {
+            eprint!("{}", report::splat::splat(f, &how));
+        }
     };
     irq::block_interrupts();
     let t0 = Instant::now();
@@ -141,7 +143,7 @@ pub fn run(
         }
         let report = std::thread::Builder::new()
             .name("watchdog".into())
-            .spawn_scoped(s, || watchdog::watch(m, &wcfg))
+            .spawn_scoped(s, || watchdog::watch(m, &wcfg, &on_finding))
             .map_err(|e| format!("cannot start the watchdog: {e}"))?
             .join()
             .map_err(|_| "the watchdog panicked".to_string())?;

@@ -27,7 +27,6 @@
 //! The watchdog never calls printk and never takes a lock a CPU can hold.
 
 use core::sync::atomic::Ordering;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use klog::{Arch, Context};
@@ -58,6 +57,49 @@ impl OnDeadlock {
     }
 }
 
+/// What the watchdog did about a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Reported it (a lockup: nothing to break).
+    Report,
+    /// Aborted the innermost wait of the cycle.
+    Break,
+    /// Ended the run.
+    Stop,
+    /// Left it spinning.
+    Off,
+}
+
+impl Action {
+    /// The word reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Report => "report",
+            Action::Break => "break",
+            Action::Stop => "stop",
+            Action::Off => "off",
+        }
+    }
+}
+
+impl From<OnDeadlock> for Action {
+    fn from(o: OnDeadlock) -> Action {
+        match o {
+            OnDeadlock::Break => Action::Break,
+            OnDeadlock::Stop => Action::Stop,
+            OnDeadlock::Off => Action::Off,
+        }
+    }
+}
+
+/// Set when the user pressed Ctrl-C (SIGINT) or sent SIGTERM: the current
+/// run stops within one watchdog period and no further run starts.
+pub fn interrupted() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+        std::sync::OnceLock::new();
+    FLAG.get_or_init(Default::default)
+}
+
 /// The watchdog's policy for one run.
 #[derive(Clone, Debug)]
 pub struct WatchdogConfig {
@@ -69,15 +111,9 @@ pub struct WatchdogConfig {
     pub duration_ns: u64,
     /// When the run is ended whatever happens (outcome `timeout`).
     pub hard_limit_ns: u64,
-    /// Print each finding as a splat on stderr when it is found.
-    pub splat: bool,
-    /// The release whose watchdog messages the splats quote.
+    /// The release whose watchdog rules apply (the soft lockup repeats
+    /// from about 5.11).
     pub kernel: klog::Kernel,
-    /// The scenario's time scale: the kernel's messages speak kernel time
-    /// (real time divided by it).
-    pub time_scale: f64,
-    /// Names the run in splats (design and seed).
-    pub label: String,
 }
 
 /// The kinds of findings.
@@ -131,7 +167,7 @@ pub struct Finding {
     /// Spins of the waiter when it was found.
     pub spins: u64,
     /// What the watchdog did.
-    pub action: &'static str,
+    pub action: Action,
     /// Shadow stacks of the CPUs involved.
     pub stacks: Vec<(usize, Trace)>,
 }
@@ -298,43 +334,97 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// Watch `m` until every CPU has stopped.
-pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
+/// A finding due this period: the CPU, its kind, since when.
+type Due = (usize, FindingKind, u64);
+
+/// The watchdog's state through one run.
+struct Watcher<'a> {
+    m: &'a Machine,
+    cfg: &'a WatchdogConfig,
+    /// Told of every finding as it is made (the splat on stderr).
+    on_finding: &'a (dyn Fn(&Finding) + Sync),
+    report: WatchdogReport,
+    watch: Vec<CpuWatch>,
+    /// Deadlock victims already reported: CPU, level, wait number.
+    reported: Vec<(usize, u8, u64)>,
+    /// When every wait was aborted, if it was.
+    aborted_at: Option<std::time::Instant>,
+}
+
+/// Watch `m` until every CPU has stopped, telling `on_finding` of each
+/// finding as it is made.
+pub fn watch(
+    m: &Machine,
+    cfg: &WatchdogConfig,
+    on_finding: &(dyn Fn(&Finding) + Sync),
+) -> WatchdogReport {
     irq::block_interrupts();
     let period = Duration::from_nanos((cfg.threshold_ns / 4).clamp(500_000, 50_000_000));
-    let mut report = WatchdogReport::default();
-    let mut watch = vec![CpuWatch::default(); m.cpus().len()];
-    let mut reported: Vec<(usize, u8, u64)> = Vec::new();
-    let mut aborted_at: Option<std::time::Instant> = None;
+    let mut w = Watcher {
+        m,
+        cfg,
+        on_finding,
+        report: WatchdogReport::default(),
+        watch: vec![CpuWatch::default(); m.cpus().len()],
+        reported: Vec::new(),
+        aborted_at: None,
+    };
     loop {
         std::thread::sleep(period);
         let now = m.now_ns();
         if m.cpus().iter().all(|c| c.exited.load(Ordering::Acquire)) {
-            report.ended_ms = ms(now);
+            w.report.ended_ms = ms(now);
             break;
         }
-        if let Some(t) = aborted_at {
-            if t.elapsed() > Duration::from_secs(5) {
-                let stuck: Vec<usize> = (0..m.cpus().len())
-                    .filter(|&i| !m.cpus()[i].exited.load(Ordering::Acquire))
-                    .collect();
-                eprintln!("printk-sim: internal error: CPUs {stuck:?} did not stop 5 s after every wait was aborted");
-                std::process::exit(1);
-            }
+        if let Some(t) = w.aborted_at {
+            w.check_stopped(t);
             continue;
         }
         let snap = Snapshot::take(m);
-        // The hard limit ends any run (outcome `timeout`); unless told to
-        // leave deadlocks spinning, a run whose CPUs still spin a threshold
-        // after its end is ended the same way, its findings standing.
+        if w.end_if_due(&snap, now) {
+            continue;
+        }
+        let in_chain = w.deadlocks(&snap, now);
+        let due = w.lockups_due(now, &in_chain);
+        w.report_lockups(&snap, now, &due);
+    }
+    w.report
+}
+
+impl Watcher<'_> {
+    /// Every wait was aborted at `t`: the CPUs must stop within 5 s, or the
+    /// simulator itself is broken (the process exits rather than hang).
+    fn check_stopped(&self, t: std::time::Instant) {
+        if t.elapsed() > Duration::from_secs(5) {
+            let stuck: Vec<usize> = (0..self.m.cpus().len())
+                .filter(|&i| !self.m.cpus()[i].exited.load(Ordering::Acquire))
+                .collect();
+            eprintln!("printk-sim: internal error: CPUs {stuck:?} did not stop 5 s after every wait was aborted");
+            std::process::exit(1);
+        }
+    }
+
+    /// Stop every CPU and abort every wait.
+    fn abort_all(&mut self) {
+        self.m.stop.store(true, Ordering::Release);
+        self.m.abort_all.store(true, Ordering::Release);
+        self.aborted_at = Some(std::time::Instant::now());
+    }
+
+    /// End the run when it is due: the hard limit ends any run (outcome
+    /// `timeout`); unless told to leave deadlocks spinning, a run whose CPUs
+    /// still spin a threshold after its end is ended the same way, its
+    /// findings standing; Ctrl-C ends it now. True if it was ended.
+    fn end_if_due(&mut self, snap: &Snapshot, now: u64) -> bool {
+        let (m, cfg) = (self.m, self.cfg);
         let over = cfg.on_deadlock != OnDeadlock::Off
             && now >= cfg.duration_ns.saturating_add(cfg.threshold_ns);
         if now >= cfg.hard_limit_ns || over {
-            report.timed_out = now >= cfg.hard_limit_ns;
+            self.report.timed_out = now >= cfg.hard_limit_ns;
             for (cpu, waits) in snap.waits.iter().enumerate() {
                 for (level, w) in waits.iter().enumerate() {
                     if let Some(w) = w {
-                        report.stuck.push(Stuck {
+                        self.report.stuck.push(Stuck {
                             cpu,
                             context: Context::from_level(level as u8),
                             lock: m.lock_by_id(w.lock).map_or("?", |l| l.name()),
@@ -344,24 +434,24 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                     }
                 }
             }
-            m.stop.store(true, Ordering::Release);
-            m.abort_all.store(true, Ordering::Release);
-            aborted_at = Some(std::time::Instant::now());
-            continue;
+            self.abort_all();
+            return true;
         }
         if now >= cfg.duration_ns {
             m.stop.store(true, Ordering::Release);
         }
-        if crate::runner::interrupted().load(Ordering::Relaxed) && !report.interrupted {
-            // Ctrl-C: end the run now, breaking whatever spins.
-            report.interrupted = true;
-            m.stop.store(true, Ordering::Release);
-            m.abort_all.store(true, Ordering::Release);
-            aborted_at = Some(std::time::Instant::now());
-            continue;
+        if interrupted().load(Ordering::Relaxed) && !self.report.interrupted {
+            self.report.interrupted = true;
+            self.abort_all();
+            return true;
         }
+        false
+    }
 
-        // Deadlocks.
+    /// Report and act on every cycle whose newest wait is a threshold old;
+    /// per CPU, whether it is in a cycle.
+    fn deadlocks(&mut self, snap: &Snapshot, now: u64) -> Vec<bool> {
+        let m = self.m;
         let mut in_chain = vec![false; m.cpus().len()];
         let mut cycles: Vec<Vec<Node>> = Vec::new();
         for (cpu, chained) in in_chain.iter_mut().enumerate() {
@@ -379,51 +469,67 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
             }
         }
         for cycle in &cycles {
-            let waits: Vec<(Node, Wait)> = cycle
-                .iter()
-                .filter_map(|&n| snap.wait(n).map(|w| (n, w)))
-                .collect();
-            let Some(newest) = waits.iter().map(|(_, w)| w.since).max() else {
-                continue;
-            };
-            if now.saturating_sub(newest) < cfg.threshold_ns {
-                continue;
-            }
-            let Some(&(victim, vw)) = waits
-                .iter()
-                .max_by_key(|((cpu, level), _)| (*level, core::cmp::Reverse(*cpu)))
-            else {
-                continue;
-            };
-            if reported.contains(&(victim.0, victim.1, vw.seq)) {
-                continue;
-            }
-            reported.push((victim.0, victim.1, vw.seq));
-            let finding = deadlock_finding(m, cfg, &snap, cycle, victim, vw, newest, now);
-            match cfg.on_deadlock {
-                OnDeadlock::Break => {
-                    if let Some(c) = m.cpus().get(victim.0) {
-                        c.waits[usize::from(victim.1)]
-                            .abort
-                            .store(vw.seq, Ordering::Release);
-                    }
-                }
-                OnDeadlock::Stop => {
-                    m.stop.store(true, Ordering::Release);
-                    m.abort_all.store(true, Ordering::Release);
-                }
-                OnDeadlock::Off => {}
-            }
-            if cfg.splat {
-                eprint!("{}", splat(&finding, cfg));
-            }
-            report.findings.push(finding);
+            self.deadlock(snap, cycle, now);
         }
+        in_chain
+    }
 
-        // Lockups: first who is stuck, then who is stuck behind whom.
-        let mut due: Vec<(usize, FindingKind, u64)> = Vec::new();
-        for (cpu, c) in m.cpus().iter().enumerate() {
-            let w = &mut watch[cpu];
+    /// One cycle: found once its newest wait is a threshold old, its
+    /// innermost wait (the highest level) the victim.
+    fn deadlock(&mut self, snap: &Snapshot, cycle: &[Node], now: u64) {
+        let (m, cfg) = (self.m, self.cfg);
+        let waits: Vec<(Node, Wait)> = cycle
+            .iter()
+            .filter_map(|&n| snap.wait(n).map(|w| (n, w)))
+            .collect();
+        let Some(newest) = waits.iter().map(|(_, w)| w.since).max() else {
+            return;
+        };
+        if now.saturating_sub(newest) < cfg.threshold_ns {
+            return;
+        }
+        let Some(&(victim, vw)) = waits
+            .iter()
+            .max_by_key(|((cpu, level), _)| (*level, core::cmp::Reverse(*cpu)))
+        else {
+            return;
+        };
+        if self.reported.contains(&(victim.0, victim.1, vw.seq)) {
+            return;
+        }
+        self.reported.push((victim.0, victim.1, vw.seq));
+        let finding = deadlock_finding(m, cfg, snap, cycle, victim, vw, newest, now);
+        match cfg.on_deadlock {
+            OnDeadlock::Break => {
+                if let Some(c) = m.cpus().get(victim.0) {
+                    c.waits[usize::from(victim.1)]
+                        .abort
+                        .store(vw.seq, Ordering::Release);
+                }
+            }
+            OnDeadlock::Stop => {
+                m.stop.store(true, Ordering::Release);
+                m.abort_all.store(true, Ordering::Release);
+            }
+            OnDeadlock::Off => {}
+        }
+        self.found(finding);
+    }
+
+    /// A finding made: told, then kept.
+    fn found(&mut self, f: Finding) {
+        (self.on_finding)(&f);
+        self.report.findings.push(f);
+    }
+
+    /// The lockups due now, CPUs in a cycle left out: a CPU that handled
+    /// no timer tick for a threshold (hard), or made no progress in task
+    /// context for two (soft).
+    fn lockups_due(&mut self, now: u64, in_chain: &[bool]) -> Vec<Due> {
+        let cfg = self.cfg;
+        let mut due = Vec::new();
+        for (cpu, c) in self.m.cpus().iter().enumerate() {
+            let w = &mut self.watch[cpu];
             let hb = c.heartbeat.load(Ordering::Relaxed);
             let ticks = c.ticks_sent.load(Ordering::Relaxed);
             let progress = c.progress.load(Ordering::Relaxed);
@@ -470,8 +576,43 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                 due.push((cpu, FindingKind::SoftLockup, w.progress_at));
             }
         }
-        // A CPU spinning on a lock whose holder is itself locked up (or
-        // stopped) is part of that CPU's lockup: listed behind it.
+        due
+    }
+
+    /// A lockup finding for `cpu`, stuck since `since`.
+    fn lockup(&self, snap: &Snapshot, now: u64, (cpu, kind, since): Due) -> Finding {
+        let m = self.m;
+        let top = snap.top(cpu);
+        let wait = snap.wait(top);
+        let lock = wait.and_then(|w| m.lock_by_id(w.lock));
+        let owner = lock.and_then(|l| l.owner());
+        Finding {
+            kind,
+            cpu,
+            context: Context::from_level(top.1),
+            lock: lock.map(|l| l.name()),
+            holder_cpu: owner.map(|o| o.cpu),
+            holder_context: owner.map(|o| o.context),
+            point: owner.and_then(|o| o.point).map(|p| p.name),
+            detected_after_ms: ms(now.saturating_sub(since)),
+            at_ms: ms(now),
+            cycle: Vec::new(),
+            blocked_behind: Vec::new(),
+            spins: wait.map_or(0, |w| w.spins),
+            action: Action::Report,
+            stacks: m
+                .cpus()
+                .get(cpu)
+                .map(|c| vec![(cpu, c.stack.trace())])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Report the lockups due: a CPU spinning on a lock whose holder is
+    /// itself locked up (or stopped) is part of that CPU's lockup, listed
+    /// behind it rather than reported on its own.
+    fn report_lockups(&mut self, snap: &Snapshot, now: u64, due: &[Due]) {
+        let m = self.m;
         let roots: Vec<usize> = due
             .iter()
             .map(|&(cpu, ..)| snap.chain_root(m, cpu))
@@ -481,38 +622,14 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                 .zip(&roots)
                 .any(|(&(c, k, _), &r)| c == cpu && k == kind && r == cpu)
         };
-        let lockup = |cpu: usize, kind, since: u64| {
-            let top = snap.top(cpu);
-            let wait = snap.wait(top);
-            let lock = wait.and_then(|w| m.lock_by_id(w.lock));
-            let owner = lock.and_then(|l| l.owner());
-            Finding {
-                kind,
-                cpu,
-                context: Context::from_level(top.1),
-                lock: lock.map(|l| l.name()),
-                holder_cpu: owner.map(|o| o.cpu),
-                holder_context: owner.map(|o| o.context),
-                point: owner.and_then(|o| o.point).map(|p| p.name),
-                detected_after_ms: ms(now.saturating_sub(since)),
-                at_ms: ms(now),
-                cycle: Vec::new(),
-                blocked_behind: Vec::new(),
-                spins: wait.map_or(0, |w| w.spins),
-                action: "report",
-                stacks: m
-                    .cpus()
-                    .get(cpu)
-                    .map(|c| vec![(cpu, c.stack.trace())])
-                    .unwrap_or_default(),
-            }
-        };
         let mut fresh: Vec<Finding> = Vec::new();
-        let mut behind: Vec<(usize, FindingKind, u64, usize)> = Vec::new();
-        for (&(cpu, kind, since), &root) in due.iter().zip(&roots) {
+        let mut behind: Vec<(Due, usize)> = Vec::new();
+        for (&d, &root) in due.iter().zip(&roots) {
+            let (cpu, kind, _) = d;
             let root_stuck = root != cpu
                 && (is_root(root, kind)
-                    || report
+                    || self
+                        .report
                         .findings
                         .iter()
                         .any(|f| f.kind == kind && f.cpu == root)
@@ -520,30 +637,26 @@ pub fn watch(m: &Machine, cfg: &WatchdogConfig) -> WatchdogReport {
                         .get(root)
                         .is_some_and(|c| !c.online.load(Ordering::Acquire)));
             if root_stuck {
-                behind.push((cpu, kind, since, root));
-                continue;
+                behind.push((d, root));
+            } else {
+                fresh.push(self.lockup(snap, now, d));
             }
-            fresh.push(lockup(cpu, kind, since));
         }
-        for (cpu, kind, since, root) in behind {
+        for (d, root) in behind {
             let target = fresh
                 .iter_mut()
-                .chain(report.findings.iter_mut())
-                .find(|f| f.kind == kind && f.cpu == root);
+                .chain(self.report.findings.iter_mut())
+                .find(|f| f.kind == d.1 && f.cpu == root);
             match target {
-                Some(f) => f.blocked_behind.push(cpu),
+                Some(f) => f.blocked_behind.push(d.0),
                 // Behind a stopped CPU, which has no finding of its own.
-                None => fresh.push(lockup(cpu, kind, since)),
+                None => fresh.push(self.lockup(snap, now, d)),
             }
         }
         for f in fresh {
-            if cfg.splat {
-                eprint!("{}", splat(&f, cfg));
-            }
-            report.findings.push(f);
+            self.found(f);
         }
     }
-    report
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -598,116 +711,10 @@ fn deadlock_finding(
         cycle: text,
         blocked_behind,
         spins: vw.spins,
-        action: cfg.on_deadlock.name(),
+        action: cfg.on_deadlock.into(),
         stacks: cpus
             .iter()
             .filter_map(|&c| m.cpus().get(c).map(|s| (c, s.stack.trace())))
             .collect(),
     }
-}
-
-/// A finding as a kernel-style report.
-/// The splat for finding `f`: a lockup in the words of `cfg.kernel`'s
-/// watchdog, in kernel time, followed by printk-sim's own line in real
-/// time; a deadlock in printk-sim's own words (the kernel has no such
-/// check), marked as such.
-pub fn splat(f: &Finding, cfg: &WatchdogConfig) -> String {
-    let label = &cfg.label;
-    let mut s = String::new();
-    let rule = "=".repeat(60);
-    let _ = writeln!(s, "{rule}");
-    let me = format!("cpu{}/{}", f.cpu, f.context);
-    // The kernel's seconds: real time divided by the time scale.
-    let kernel_s = (f.detected_after_ms / 1000.0 / cfg.time_scale.max(1e-9)) as u64;
-    let task = format!("printk_workload:{}", 100 + f.cpu);
-    match f.kind {
-        FindingKind::Deadlock => {
-            let _ = writeln!(
-                s,
-                "printk-sim: WARNING: possible deadlock detected [{label}]"
-            );
-            let _ = writeln!(
-                s,
-                "(printk-sim's own report: the kernel has no deadlock check, only its lockup detectors)"
-            );
-            let _ = writeln!(s, "{}", "-".repeat(60));
-            let _ = writeln!(
-                s,
-                "{me} is trying to acquire lock {} and has spun {} times over {:.1} ms",
-                f.lock.unwrap_or("?"),
-                f.spins,
-                f.detected_after_ms
-            );
-            if let (Some(hc), Some(hx)) = (f.holder_cpu, f.holder_context) {
-                let _ = writeln!(
-                    s,
-                    "but the lock is held by cpu{hc}/{hx}, acquired at {}",
-                    f.point.unwrap_or("an unnamed place")
-                );
-            }
-            let _ = writeln!(s, "and that can never be released:");
-            let _ = writeln!(s, "  {}", f.cycle.join(" -> ") + " -> " + &me);
-            let _ = writeln!(
-                s,
-                "(a context points to the lock it waits for, a lock to its holder, a context to the one that interrupted it)"
-            );
-            if !f.blocked_behind.is_empty() {
-                let cpus: Vec<String> =
-                    f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
-                let _ = writeln!(s, "blocked behind it: {}", cpus.join(", "));
-            }
-        }
-        FindingKind::HardLockup => {
-            // WARN() before 4.11; pr_emerg() in watchdog_hld.c, later
-            // watchdog.c.
-            if cfg.kernel.hard_lockup_is_warn() {
-                let _ = writeln!(s, "------------[ cut here ]------------");
-                let _ = writeln!(
-                    s,
-                    "WARNING: CPU: {} PID: {} at watchdog_overflow_callback+0x0/0x0",
-                    f.cpu,
-                    100 + f.cpu
-                );
-            }
-            let _ = writeln!(
-                s,
-                "{}Watchdog detected hard LOCKUP on cpu {}",
-                cfg.kernel.hard_lockup_prefix(),
-                f.cpu
-            );
-            let _ = writeln!(
-                s,
-                "(printk-sim [{label}]: no timer tick handled on cpu{} for {:.1} ms real time)",
-                f.cpu, f.detected_after_ms
-            );
-            if let Some(l) = f.lock {
-                let _ = writeln!(s, "{me} spins on {l} with interrupts off");
-            }
-        }
-        FindingKind::SoftLockup => {
-            // watchdog_timer_fn(): "BUG: soft lockup - CPU#%d stuck for
-            // %us! [%s:%d]", pr_emerg() with the era's pr_fmt prefix.
-            let _ = writeln!(
-                s,
-                "{}BUG: soft lockup - CPU#{} stuck for {kernel_s}s! [{task}]",
-                cfg.kernel.watchdog_prefix(),
-                f.cpu
-            );
-            let _ = writeln!(
-                s,
-                "(printk-sim [{label}]: no progress on cpu{} for {:.1} ms real time)",
-                f.cpu, f.detected_after_ms
-            );
-        }
-    }
-    for (cpu, t) in &f.stacks {
-        let torn = if t.torn { " (torn)" } else { "" };
-        let _ = writeln!(s, "cpu{cpu} call trace{torn}:");
-        for frame in t.frames.iter().rev() {
-            let _ = writeln!(s, "  {frame}");
-        }
-    }
-    let _ = writeln!(s, "action: {}", f.action);
-    let _ = writeln!(s, "{rule}");
-    s
 }

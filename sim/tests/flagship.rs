@@ -5,11 +5,12 @@
 mod common;
 
 use common::{assert_balanced, plan, run};
+use klog::printk::DropReason;
 use klog::Context;
 use printk_sim::machine::{Targets, Trigger};
 use printk_sim::runner::{Outcome, RunReport};
 use printk_sim::scenario::{Overrides, Plan};
-use printk_sim::watchdog::FindingKind;
+use printk_sim::watchdog::{Action, FindingKind};
 
 fn flagship(cpus: usize, target: usize, seed: u64) -> Plan {
     let mut p = plan(
@@ -53,7 +54,7 @@ fn check_legacy(r: &RunReport, target: usize, threshold_ms: f64) {
         "detected after {} ms",
         f.detected_after_ms
     );
-    assert_eq!(f.action, "break");
+    assert_eq!(f.action, Action::Break);
     assert!(f.spins > 1000, "the NMI really spun: {} spins", f.spins);
     // The NMI was broken out of its spin: its one message is lost, counted.
     assert_eq!(r.accounts.lost_in_deadlock, 1);
@@ -94,7 +95,7 @@ fn every_design_on_twenty_runs_with_the_nmi_on_every_cpu() {
         assert_eq!(r.outcome, Outcome::Loss, "seed {seed}");
         assert_eq!(r.nmis[target], 1);
         assert_eq!(r.accounts.dropped, 1);
-        assert!(r.dropped_by.contains(&("nmi_trylock_failed", 1)));
+        assert!(r.dropped_by.contains(&(DropReason::NmiTrylockFailed, 1)));
         assert_balanced(&r);
 
         // printk_safe (4.11; 4.16 under the hand-off): the NMI's message
@@ -145,7 +146,7 @@ fn off_leaves_the_nmi_spinning_until_the_hard_limit() {
     assert_eq!(r.outcome, Outcome::Timeout);
     // The watchdog found it and, as told, did nothing about it.
     assert_eq!(r.findings[0].kind, FindingKind::Deadlock);
-    assert_eq!(r.findings[0].action, "off");
+    assert_eq!(r.findings[0].action, Action::Off);
     // At the hard limit the NMI handler was still spinning on logbuf_lock,
     // more than half a second after it started.
     let nmi = r
@@ -179,7 +180,7 @@ fn stop_ends_the_run_at_the_first_deadlock() {
     let r = run(&p, "legacy");
     assert_eq!(r.outcome, Outcome::Deadlock);
     assert_eq!(r.findings.len(), 1);
-    assert_eq!(r.findings[0].action, "stop");
+    assert_eq!(r.findings[0].action, Action::Stop);
     assert!(
         r.wall_ms < 2500.0,
         "stopped long before 5 s: {} ms",

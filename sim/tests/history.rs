@@ -4,19 +4,20 @@
 mod common;
 
 use common::{assert_balanced, plan, run};
+use klog::printk::{DropReason, Event};
 use klog::{Context, Level};
 use printk_sim::runner::{Outcome, PanicReport, RunReport};
 use printk_sim::scenario::Overrides;
 use printk_sim::workload::parse_msg;
 
-fn event(r: &RunReport, name: &str) -> u64 {
+fn event(r: &RunReport, which: Event) -> u64 {
     r.events
         .iter()
-        .find(|(n, _)| *n == name)
+        .find(|(n, _)| *n == which)
         .map_or(0, |(_, v)| *v)
 }
 
-fn dropped_by(r: &RunReport, why: &str) -> u64 {
+fn dropped_by(r: &RunReport, why: DropReason) -> u64 {
     r.dropped_by
         .iter()
         .find(|(n, _)| *n == why)
@@ -43,7 +44,7 @@ fn the_flagship_nmi_under_every_design() {
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     assert_eq!(r.nmis[0], 1);
     assert_eq!(r.accounts.dropped, 1);
-    assert_eq!(dropped_by(&r, "nmi_trylock_failed"), 1);
+    assert_eq!(dropped_by(&r, DropReason::NmiTrylockFailed), 1);
     assert!(
         nmi_message(&r).is_empty(),
         "the dropped message is not in the log"
@@ -111,7 +112,10 @@ fn an_nmi_printing_more_than_8_kib_overflows_nmi_buffers_only() {
         reported, r.accounts.dropped,
         "the log reports every lost message"
     );
-    assert_eq!(dropped_by(&r, "nmi_buffer_full"), r.accounts.dropped);
+    assert_eq!(
+        dropped_by(&r, DropReason::NmiBufferFull),
+        r.accounts.dropped
+    );
     assert_eq!(r.accounts.internal, 3, "one report per NMI");
     // Every record CPU 1 stored in hardirq context came from its flushes:
     // the NMIs' lines (the last of each truncated to the room left) and
@@ -164,7 +168,7 @@ fn a_cpu_with_interrupts_off_is_flushed_only_by_the_backtrace_requester() {
         .count();
     assert_eq!(flushed_by_0, 10, "the NMIs at 80 and 120 ms");
     assert_eq!(
-        dropped_by(&r, "never_flushed"),
+        dropped_by(&r, DropReason::NeverFlushed),
         15,
         "the NMIs at 160, 200, 240 ms"
     );
@@ -210,7 +214,7 @@ fn a_console_storm_pins_legacy_on_one_cpu_and_not_the_others() {
     assert_balanced(&handoff);
     assert_eq!(handoff.outcome, Outcome::Clean);
     assert!(share(&handoff) < 0.7, "{:?}", handoff.console.printed_by);
-    assert!(event(&handoff, "handovers") > 10);
+    assert!(event(&handoff, Event::ConsoleHandoff) > 10);
     assert!(handoff.latency[0].max * 4 < legacy.latency[0].max);
 
     // lockless kept the same hand-off (every 5.x/6.x vprintk_emit() did):
@@ -219,7 +223,7 @@ fn a_console_storm_pins_legacy_on_one_cpu_and_not_the_others() {
     assert_balanced(&lockless);
     assert_eq!(lockless.outcome, Outcome::Clean, "{:?}", lockless.findings);
     assert!(share(&lockless) < 0.7, "{:?}", lockless.console.printed_by);
-    assert!(event(&lockless, "handovers") > 10);
+    assert!(event(&lockless, Event::ConsoleHandoff) > 10);
     assert!(
         lockless.latency[0].max < 2 * handoff.latency[0].max,
         "lockless max {} vs legacy_handoff max {}",
@@ -232,7 +236,13 @@ fn a_console_storm_pins_legacy_on_one_cpu_and_not_the_others() {
     assert_eq!(nbcon.outcome, Outcome::Clean);
     // The printer thread (slot 4) printed everything; callers returned fast.
     assert_eq!(nbcon.console.printed_by[4], nbcon.accounts.printed);
-    assert!(nbcon.latency[0].p99 < 100_000, "{}", nbcon.latency[0].p99);
+    // (A ratio within the run, not an absolute time: the host may be busy.)
+    assert!(
+        nbcon.latency[0].p99 * 10 < handoff.latency[0].p99,
+        "nbcon p99 {} vs legacy_handoff p99 {}",
+        nbcon.latency[0].p99,
+        handoff.latency[0].p99
+    );
     assert!(nbcon.latency[0].max * 100 < legacy.latency[0].max);
     assert!(nbcon.console.skipped > 0);
     assert!(nbcon.console_text().contains(" printk messages dropped **"));
@@ -247,10 +257,10 @@ fn an_emergency_warn_takes_the_console_and_the_record_is_replayed() {
     assert_eq!(r.fired, vec![1]);
     // The WARN took the console from the printer in the middle of a record
     // (and may again, if the printer grabbed it between two WARN lines).
-    let replays = event(&r, "replays");
+    let replays = event(&r, Event::Replay);
     assert!(replays >= 1);
-    assert!(event(&r, "lost_ownership") >= replays);
-    assert_eq!(event(&r, "hostile_takeovers"), 0);
+    assert!(event(&r, Event::LostOwnership) >= replays);
+    assert_eq!(event(&r, Event::HostileTakeover), 0);
     let out = r.console_text();
     assert_eq!(
         out.matches("** replaying previous printk message **")
@@ -282,10 +292,10 @@ fn panic_takes_the_console_from_a_stuck_owner_and_it_stays_unsafe() {
             finished: true
         })
     );
-    assert_eq!(event(&r, "hostile_takeovers"), 1);
-    assert_eq!(event(&r, "unsafe_takeover"), 1);
+    assert_eq!(event(&r, Event::HostileTakeover), 1);
+    assert_eq!(event(&r, Event::UnsafeTakeover), 1);
     assert!(
-        event(&r, "handover_timeouts") >= 1,
+        event(&r, Event::HandoverTimeout) >= 1,
         "the friendly request timed out first"
     );
     let out = r.console_text();
@@ -297,7 +307,7 @@ fn panic_takes_the_console_from_a_stuck_owner_and_it_stays_unsafe() {
         .matches("** replaying previous printk message **")
         .count() as u64;
     assert!((1..=2).contains(&replays), "{replays}");
-    assert_eq!(event(&r, "replays"), replays);
+    assert_eq!(event(&r, Event::Replay), replays);
     assert!(
         r.wall_ms < 300.0,
         "the panic ended the run: {} ms",

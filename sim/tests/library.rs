@@ -7,6 +7,8 @@
 mod common;
 
 use common::{assert_balanced, plan, run, run_seed};
+use klog::lockdep::Rule;
+use klog::printk::DropReason;
 use klog::Context;
 use printk_sim::runner::{Outcome, PanicReport, ReaderReport, RunReport};
 use printk_sim::scenario::Overrides;
@@ -175,8 +177,8 @@ fn the_backtrace_lock_and_logbuf_lock_deadlock_ab_ba() {
     // orders are no circular dependency to lockdep: CPU 1 took the
     // backtrace lock in NMI context on top of logbuf_lock held by its task,
     // and lockdep links only locks held in the same context.
-    let rules: Vec<(&str, &str)> = r.lockdep.iter().map(|l| (l.rule, l.lock)).collect();
-    assert_eq!(rules, [("nmi-unsafe-lock", "logbuf_lock")]);
+    let rules: Vec<(Rule, &str)> = r.lockdep.iter().map(|l| (l.rule, l.lock)).collect();
+    assert_eq!(rules, [(Rule::NmiUnsafeLock, "logbuf_lock")]);
     let ex = r.lockdep[0].example.unwrap();
     assert_eq!(ex.context, Context::Nmi);
     // The kernel prints <Interrupt> for every kind of interrupt, an NMI
@@ -274,7 +276,7 @@ fn an_nmi_wrapping_the_ring_over_its_own_reserved_record_fails_and_counts() {
         let busy: u64 = r
             .dropped_by
             .iter()
-            .filter(|(why, _)| *why == "desc_busy" || *why == "data_busy")
+            .filter(|(why, _)| matches!(why, DropReason::DescBusy | DropReason::DataBusy))
             .map(|(_, n)| n)
             .sum();
         assert!(busy > 100, "{d}: {:?}", r.dropped_by);
@@ -341,13 +343,13 @@ fn lockdep_reports_legacy_on_a_run_with_no_deadlock() {
     // The NMI's printk takes logbuf_lock, then, trying the console,
     // console_sem's own spinlock and the serial driver's port->lock: each a
     // lock used outside NMI context too.
-    let found: Vec<(&str, &str)> = r.lockdep.iter().map(|f| (f.rule, f.lock)).collect();
+    let found: Vec<(Rule, &str)> = r.lockdep.iter().map(|f| (f.rule, f.lock)).collect();
     assert_eq!(
         found,
         [
-            ("nmi-unsafe-lock", "logbuf_lock"),
-            ("nmi-unsafe-lock", "(console_sem).lock"),
-            ("nmi-unsafe-lock", "&port_lock_key"),
+            (Rule::NmiUnsafeLock, "logbuf_lock"),
+            (Rule::NmiUnsafeLock, "(console_sem).lock"),
+            (Rule::NmiUnsafeLock, "&port_lock_key"),
         ]
     );
     for f in &r.lockdep {

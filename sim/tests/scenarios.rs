@@ -5,6 +5,8 @@
 mod common;
 
 use common::{assert_balanced, plan, run};
+use klog::lockdep::Rule;
+use klog::printk::Event;
 use klog::{Context, Level};
 use printk_sim::report::{explain, table, verdict};
 use printk_sim::runner::{Outcome, RunReport};
@@ -99,11 +101,12 @@ fn assert_explained(name: &str, story: &str, focus: &RunReport, runs: &[RunRepor
     }
     for (what, n) in focus.events.iter().filter(|(_, n)| *n > 0) {
         match *what {
-            "handovers" if focus.design == "nbcon" => has(&format!("{n} handovers")),
-            "handovers" => has(&format!("changed hands {n} times")),
-            "replays" => has(&format!("{n} records cut short")),
-            "lost_ownership" => has(&format!("lost ownership {n} times")),
-            _ => {}
+            Event::NbconHandover => has(&format!("{n} handovers")),
+            Event::ConsoleHandoff => has(&format!("changed hands {n} times")),
+            Event::Replay => has(&format!("{n} records cut short")),
+            Event::LostOwnership => has(&format!("lost ownership {n} times")),
+            Event::HostileTakeover => has(&format!("{n} hostile takeovers")),
+            Event::HandoverTimeout | Event::UnsafeTakeover => {}
         }
     }
     if focus.accounts.printed > 0 && focus.console.printed_by.iter().filter(|n| **n > 0).count() > 1
@@ -169,10 +172,10 @@ fn lockdep_flags_legacys_logbuf_lock_even_when_no_deadlock_happened() {
     let p = plan("nmi-storm", Overrides::default());
     let r = run(&p, "legacy");
     assert!(r.nmis.iter().sum::<u64>() > 0);
-    let found: Vec<(&str, &str)> = r.lockdep.iter().map(|f| (f.rule, f.lock)).collect();
+    let found: Vec<(Rule, &str)> = r.lockdep.iter().map(|f| (f.rule, f.lock)).collect();
     assert_eq!(
         found.first(),
-        Some(&("nmi-unsafe-lock", "logbuf_lock")),
+        Some(&(Rule::NmiUnsafeLock, "logbuf_lock")),
         "{:?} (outcome {:?})",
         r.lockdep,
         r.outcome
@@ -180,8 +183,8 @@ fn lockdep_flags_legacys_logbuf_lock_even_when_no_deadlock_happened() {
     // Past logbuf_lock an NMI's printk may also have tried the console:
     // console_sem's own spinlock and port->lock, in that order.
     let console = [
-        ("nmi-unsafe-lock", "(console_sem).lock"),
-        ("nmi-unsafe-lock", "&port_lock_key"),
+        (Rule::NmiUnsafeLock, "(console_sem).lock"),
+        (Rule::NmiUnsafeLock, "&port_lock_key"),
     ];
     assert!(console.starts_with(&found[1..]), "{found:?}");
     for f in &r.lockdep {
@@ -256,4 +259,68 @@ fn stop_at_is_checked() {
         printk_sim::scenario::Scenario::parse("s.toml", &base("stop_at = \"serial:port_locked\""))
             .and_then(|s| s.plan(&Overrides::default()));
     assert!(ok.is_ok());
+}
+
+/// Every key an `[[nmi]]`/`[[irq]]` entry gives must be one its kind or its
+/// action takes: none is silently ignored.
+#[test]
+fn a_key_the_kind_or_action_does_not_take_is_an_error() {
+    let err = |source: &str| {
+        let text = format!(
+            "name = \"s\"\ncpus = 2\nduration_ms = 50\ndesigns = [\"legacy\"]\n[[nmi]]\n{source}\n"
+        );
+        printk_sim::scenario::Scenario::parse("s.toml", &text)
+            .and_then(|s| s.plan(&Overrides::default()))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    for (source, line, key, says) in [
+        (
+            "kind = \"panic\"\nat_ms = 10\nlines = 3",
+            8,
+            "nmi[0].lines",
+            "does not apply to kind `panic` with action `panic` (they take: at_ms, cpu, stop_at)",
+        ),
+        (
+            "kind = \"periodic\"\nperiod_us = 100\naction = \"warn\"\nlen = [1, 2]",
+            9,
+            "nmi[0].len",
+            "does not apply to kind `periodic` with action `warn`",
+        ),
+        (
+            "kind = \"backtrace_all\"\nat_ms = 10\ntimes = 2",
+            8,
+            "nmi[0].times",
+            "does not apply to kind `backtrace_all`",
+        ),
+        (
+            "kind = \"rcu_stall\"\nat_ms = 10\ncpu = 1",
+            8,
+            "nmi[0].cpu",
+            "kind `rcu_stall` goes to every other CPU; say who asks with `from_cpu`",
+        ),
+        (
+            "kind = \"panic\"\nat_ms = 10\ncpu = \"all\"",
+            8,
+            "nmi[0].cpu",
+            "expected one CPU index: one CPU panics",
+        ),
+        (
+            "kind = \"backtrace_all\"\nat_ms = 10\nland_at = \"nbcon:unsafe\"",
+            8,
+            "nmi[0].land_at",
+            "no design of this scenario (legacy) passes point `nbcon:unsafe`",
+        ),
+        (
+            "kind = \"sometimes\"",
+            6,
+            "nmi[0].kind",
+            "unknown kind `sometimes`, expected at_point, periodic, random, backtrace_all, rcu_stall, panic",
+        ),
+    ] {
+        let e = err(source);
+        assert!(e.contains(&format!("s.toml:{line}:")), "{source}: {e}");
+        assert!(e.contains(&format!("`{key}`: {says}")), "{source}: {e}");
+    }
 }

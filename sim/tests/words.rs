@@ -7,13 +7,15 @@ mod common;
 use common::{plan, plan_text, run};
 use klog::console::{Console, ConsoleConfig};
 use klog::lockdep;
+use klog::lockdep::Rule;
 use klog::printk::safe::{Kind, SafeBuffers};
 use klog::record::Meta;
 use klog::testing::FakeArch;
 use klog::{Context, Kernel, Level, RawSpinLock};
+use printk_sim::report::splat::{splat, Splat};
 use printk_sim::runner::RunReport;
 use printk_sim::scenario::Overrides;
-use printk_sim::watchdog::{splat, FindingKind, OnDeadlock, WatchdogConfig};
+use printk_sim::watchdog::FindingKind;
 
 /// Whether `line` is what the C format `fmt` prints: `%d`, `%u`, `%lu`,
 /// `%ld`, `%llu` match digits (a `-` in front allowed), `%s` and `%pS` any
@@ -71,13 +73,8 @@ fn has(r: &RunReport, fmt: &str) -> bool {
         .any(|rec| matches(fmt, &format!("{}\n", rec.text)))
 }
 
-fn cfg(kernel: Kernel) -> WatchdogConfig {
-    WatchdogConfig {
-        threshold_ns: 100_000_000,
-        on_deadlock: OnDeadlock::Break,
-        duration_ns: 0,
-        hard_limit_ns: 0,
-        splat: false,
+fn cfg(kernel: Kernel) -> Splat {
+    Splat {
         label: "test".into(),
         kernel,
         time_scale: 0.01,
@@ -249,7 +246,10 @@ fn lockdep_circular_dependency() {
         let _gy = y.lock(&arch, None).unwrap();
     }
     let f = lockdep::check(&[a.core(), b.core(), c.core()], Kernel::new(4, 16));
-    let f = f.iter().find(|f| f.rule == "circular-lock-order").unwrap();
+    let f = f
+        .iter()
+        .find(|f| f.rule == Rule::CircularLockOrder)
+        .unwrap();
     assert!(f.kernel);
     let lines: Vec<&str> = f.report.lines().collect();
     assert_eq!(lines[1], "=".repeat(54));

@@ -55,7 +55,7 @@ use crate::lock::{Broken, LockCore, RawSpinLock, Semaphore, SpinGuard};
 use crate::point;
 use crate::printk::handoff::Handoff;
 use crate::printk::safe::{self, SafeBuffers};
-use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
+use crate::printk::{Accounts, Counters, DesignConfig, DropReason, Event, Printk, ReadAt};
 use crate::record::{CallerId, Level, Meta, Record, TextBuf, TEXT_MAX};
 
 const HDR: usize = 24;
@@ -641,9 +641,9 @@ impl<A: Arch> Printk<A> for Legacy {
         self.console_trylock_and_unlock(arch);
     }
 
-    fn events(&self) -> Vec<(&'static str, u64)> {
+    fn events(&self) -> Vec<(Event, u64)> {
         match self.flavour {
-            Flavour::Handoff => vec![("handovers", self.handovers())],
+            Flavour::Handoff => vec![(Event::ConsoleHandoff, self.handovers())],
             _ => Vec::new(),
         }
     }
@@ -785,20 +785,23 @@ impl<A: Arch> Printk<A> for Legacy {
         Ok(())
     }
 
-    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+    fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut reasons = vec![("no_space", load(&self.dropped_no_space))];
+        let mut reasons = vec![(DropReason::NoSpace, load(&self.dropped_no_space))];
         match self.flavour {
             Flavour::Plain => {
-                reasons.push(("recursion", load(&self.dropped_recursion)));
+                reasons.push((DropReason::Recursion, load(&self.dropped_recursion)));
             }
             Flavour::Trylock => {
-                reasons.push(("recursion", load(&self.dropped_recursion)));
-                reasons.push(("nmi_trylock_failed", load(&self.dropped_nmi_trylock)));
+                reasons.push((DropReason::Recursion, load(&self.dropped_recursion)));
+                reasons.push((
+                    DropReason::NmiTrylockFailed,
+                    load(&self.dropped_nmi_trylock),
+                ));
             }
             Flavour::NmiBuffers | Flavour::Handoff => {
-                reasons.push(("nmi_buffer_full", load(&self.dropped_buffer_full)));
-                reasons.push(("never_flushed", self.unflushed()));
+                reasons.push((DropReason::NmiBufferFull, load(&self.dropped_buffer_full)));
+                reasons.push((DropReason::NeverFlushed, self.unflushed()));
             }
         }
         reasons

@@ -24,7 +24,7 @@ use crate::lock::{LockCore, Semaphore};
 use crate::point;
 use crate::printk::cpu_sync::CpuSync;
 use crate::printk::handoff::Handoff;
-use crate::printk::{Accounts, Counters, DesignConfig, Printk, ReadAt};
+use crate::printk::{Accounts, Counters, DesignConfig, DropReason, Event, Printk, ReadAt};
 use crate::record::{Level, Meta, Record, TextBuf, TEXT_MAX};
 use crate::ringbuf::{Fail, FailCounts, Reserved, Ring};
 
@@ -194,12 +194,12 @@ impl PrbLog {
     }
 
     /// Dropped messages by the reason their reservation failed.
-    pub(crate) fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+    pub(crate) fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("desc_busy", load(&self.dropped.desc_busy)),
-            ("data_busy", load(&self.dropped.data_busy)),
-            ("too_big", load(&self.dropped.too_big)),
+            (DropReason::DescBusy, load(&self.dropped.desc_busy)),
+            (DropReason::DataBusy, load(&self.dropped.data_busy)),
+            (DropReason::TooBig, load(&self.dropped.too_big)),
         ]
     }
 }
@@ -362,8 +362,8 @@ impl<A: Arch> Printk<A> for Lockless {
         self.console_unlock(arch);
     }
 
-    fn events(&self) -> Vec<(&'static str, u64)> {
-        vec![("handovers", self.handovers())]
+    fn events(&self) -> Vec<(Event, u64)> {
+        vec![(Event::ConsoleHandoff, self.handovers())]
     }
 
     fn accounts(&mut self) -> Accounts {
@@ -400,7 +400,7 @@ impl<A: Arch> Printk<A> for Lockless {
         self.log.ring.check()
     }
 
-    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+    fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         self.log.drop_reasons()
     }
 }

@@ -174,7 +174,7 @@ pub trait Printk<A: Arch>: Send + Sync {
 
     /// Why messages were dropped: `(reason, count)`, adding up to
     /// [`Accounts::dropped`].
-    fn drop_reasons(&self) -> Vec<(&'static str, u64)>;
+    fn drop_reasons(&self) -> Vec<(DropReason, u64)>;
 
     /// Check the buffer's invariants. Only after the run.
     fn check(&mut self) -> Result<(), String>;
@@ -243,9 +243,9 @@ pub trait Printk<A: Arch>: Send + Sync {
         let _ = running;
     }
 
-    /// What the design's own machinery did, for the report: `(name,
-    /// count)` pairs such as console handovers. Only after the run.
-    fn events(&self) -> Vec<(&'static str, u64)> {
+    /// What the design's own machinery did, for the report: `(event,
+    /// count)` pairs such as console hand-offs. Only after the run.
+    fn events(&self) -> Vec<(Event, u64)> {
         Vec::new()
     }
 
@@ -254,6 +254,83 @@ pub trait Printk<A: Arch>: Send + Sync {
     fn printer_pass(&self, arch: &A) -> bool {
         let _ = arch;
         false
+    }
+}
+
+/// Why a design dropped a message: the reasons behind
+/// [`Accounts::dropped`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// The log had no room for it.
+    NoSpace,
+    /// printk found itself re-entered on its CPU (3.x/4.x `logbuf_cpu`).
+    Recursion,
+    /// The `trylock` wrapper's one try of `logbuf_lock` in NMI failed.
+    NmiTrylockFailed,
+    /// The per-CPU NMI (or printk-safe) buffer was full.
+    NmiBufferFull,
+    /// Still in a per-CPU buffer when the run ended.
+    NeverFlushed,
+    /// The ring could not recycle a descriptor another context had not
+    /// finished.
+    DescBusy,
+    /// The ring could not recycle data another context had not finished.
+    DataBusy,
+    /// Larger than the ring.
+    TooBig,
+    /// Another CPU was in panic, and only its messages are stored
+    /// (6.x `panic_on_other_cpu()`).
+    OtherCpuInPanic,
+}
+
+impl DropReason {
+    /// The name tables and JSON use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoSpace => "no_space",
+            DropReason::Recursion => "recursion",
+            DropReason::NmiTrylockFailed => "nmi_trylock_failed",
+            DropReason::NmiBufferFull => "nmi_buffer_full",
+            DropReason::NeverFlushed => "never_flushed",
+            DropReason::DescBusy => "desc_busy",
+            DropReason::DataBusy => "data_busy",
+            DropReason::TooBig => "too_big",
+            DropReason::OtherCpuInPanic => "other_cpu_in_panic",
+        }
+    }
+}
+
+/// Something a design's console machinery did, counted for the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Event {
+    /// 4.16's console_owner/console_waiter hand-off: a printing CPU passed
+    /// the console to a CPU spinning for it.
+    ConsoleHandoff,
+    /// nbcon: an owner handed the console to a CPU that asked for it.
+    NbconHandover,
+    /// nbcon: a request for the console timed out.
+    HandoverTimeout,
+    /// nbcon: the console taken without waiting (panic).
+    HostileTakeover,
+    /// nbcon: a record cut short by a lost ownership, printed again whole.
+    Replay,
+    /// nbcon: an owner found its console taken in the middle of a record.
+    LostOwnership,
+    /// nbcon: the final unsafe takeover in panic happened.
+    UnsafeTakeover,
+}
+
+impl Event {
+    /// The name tables and JSON use (both hand-offs are "handovers").
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::ConsoleHandoff | Event::NbconHandover => "handovers",
+            Event::HandoverTimeout => "handover_timeouts",
+            Event::HostileTakeover => "hostile_takeovers",
+            Event::Replay => "replays",
+            Event::LostOwnership => "lost_ownership",
+            Event::UnsafeTakeover => "unsafe_takeover",
+        }
     }
 }
 
@@ -281,9 +358,28 @@ pub struct PointUse {
     pub about: &'static str,
 }
 
+/// The six designs of the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DesignKind {
+    /// 3.x-4.10 printk under logbuf_lock.
+    Legacy,
+    /// The proposed NMI trylock wrapper.
+    Trylock,
+    /// 4.7/4.11 per-CPU NMI and printk-safe buffers.
+    NmiBuffers,
+    /// 4.16: printk_safe, deferred NMI mode and the console hand-off.
+    LegacyHandoff,
+    /// The 5.10 lockless ring (5.18-6.5 console).
+    Lockless,
+    /// 6.12 nbcon consoles and the printer thread.
+    Nbcon,
+}
+
 /// A design as the catalogue lists it.
 #[derive(Clone, Copy, Debug)]
 pub struct DesignInfo {
+    /// Which design it is.
+    pub kind: DesignKind,
     /// The name scenarios and the command line use.
     pub name: &'static str,
     /// One line: what it models.
@@ -304,13 +400,13 @@ impl DesignInfo {
     /// A design of this kind for a machine described by `config`.
     pub fn build<A: Arch + 'static>(&self, config: &DesignConfig) -> Box<dyn Printk<A>> {
         use legacy::{Flavour, Legacy};
-        match self.name {
-            "legacy" => Box::new(Legacy::with_flavour(config, Flavour::Plain)),
-            "trylock" => Box::new(Legacy::with_flavour(config, Flavour::Trylock)),
-            "nmi_buffers" => Box::new(Legacy::with_flavour(config, Flavour::NmiBuffers)),
-            "legacy_handoff" => Box::new(Legacy::with_flavour(config, Flavour::Handoff)),
-            "nbcon" => Box::new(nbcon::Nbcon::new(config)),
-            _ => Box::new(lockless::Lockless::new(config)),
+        match self.kind {
+            DesignKind::Legacy => Box::new(Legacy::with_flavour(config, Flavour::Plain)),
+            DesignKind::Trylock => Box::new(Legacy::with_flavour(config, Flavour::Trylock)),
+            DesignKind::NmiBuffers => Box::new(Legacy::with_flavour(config, Flavour::NmiBuffers)),
+            DesignKind::LegacyHandoff => Box::new(Legacy::with_flavour(config, Flavour::Handoff)),
+            DesignKind::Lockless => Box::new(lockless::Lockless::new(config)),
+            DesignKind::Nbcon => Box::new(nbcon::Nbcon::new(config)),
         }
     }
 }
@@ -387,30 +483,35 @@ const RING_POINTS: [PointUse; 6] = [
 /// Every design, in history order.
 pub const DESIGNS: &[DesignInfo] = &[
     DesignInfo {
+        kind: DesignKind::Legacy,
         name: "legacy",
         kernel: Kernel::new(3, 16),
         summary: "3.x-4.10 printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records; an NMI's printk goes to the console too",
         points: LEGACY_POINTS,
     },
     DesignInfo {
+        kind: DesignKind::Trylock,
         name: "trylock",
         kernel: Kernel::new(3, 16),
         summary: "the proposed NMI wrapper (never merged): legacy, but in NMI one trylock of logbuf_lock, the message dropped on failure; console deferred to irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
+        kind: DesignKind::NmiBuffers,
         name: "nmi_buffers",
         kernel: Kernel::new(4, 11),
         summary: "4.11-4.12: 4.7's printk_nmi + 4.11's printk_safe, per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
         points: LEGACY_POINTS,
     },
     DesignInfo {
+        kind: DesignKind::LegacyHandoff,
         name: "legacy_handoff",
         kernel: Kernel::new(4, 16),
         summary: "4.16: printk_safe with 4.13's deferred NMI mode, and the console_owner/console_waiter hand-off (spinning even in a panic)",
         points: LEGACY_POINTS,
     },
     DesignInfo {
+        kind: DesignKind::Lockless,
         name: "lockless",
         kernel: Kernel::new(6, 1),
         summary: "5.18-6.5: the 5.10 printk_ringbuffer, no lock on the store path, console deferred from NMI, the console hand-off (no spinning in a panic)",
@@ -439,6 +540,7 @@ pub const DESIGNS: &[DesignInfo] = &[
         ],
     },
     DesignInfo {
+        kind: DesignKind::Nbcon,
         name: "nbcon",
         kernel: Kernel::new(6, 12),
         summary: "6.12 atomic consoles on the lockless ring: console ownership by priority, handover, panic takeover, a printer thread",

@@ -58,7 +58,7 @@ use crate::console::Console;
 use crate::lock::LockCore;
 use crate::point;
 use crate::printk::lockless::PrbLog;
-use crate::printk::{Accounts, DesignConfig, Printk, ReadAt};
+use crate::printk::{Accounts, DesignConfig, DropReason, Event, Printk, ReadAt};
 use crate::record::{Level, Record, TextBuf, TEXT_MAX};
 
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
@@ -857,10 +857,10 @@ impl<A: Arch> Printk<A> for Nbcon {
         &self.console
     }
 
-    fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+    fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let mut r = self.log.drop_reasons();
         r.push((
-            "other_cpu_in_panic",
+            DropReason::OtherCpuInPanic,
             self.dropped_panic.load(Ordering::Relaxed),
         ));
         r
@@ -896,15 +896,18 @@ impl<A: Arch> Printk<A> for Nbcon {
         // wakes the thread (every printk in the section flushed itself).
     }
 
-    fn events(&self) -> Vec<(&'static str, u64)> {
+    fn events(&self) -> Vec<(Event, u64)> {
         let s = self.stats();
         vec![
-            ("handovers", s.handovers),
-            ("handover_timeouts", s.handover_timeouts),
-            ("hostile_takeovers", s.hostile_takeovers),
-            ("replays", s.replays),
-            ("lost_ownership", s.lost_ownership),
-            ("unsafe_takeover", u64::from(self.state().unsafe_takeover)),
+            (Event::NbconHandover, s.handovers),
+            (Event::HandoverTimeout, s.handover_timeouts),
+            (Event::HostileTakeover, s.hostile_takeovers),
+            (Event::Replay, s.replays),
+            (Event::LostOwnership, s.lost_ownership),
+            (
+                Event::UnsafeTakeover,
+                u64::from(self.state().unsafe_takeover),
+            ),
         ]
     }
 

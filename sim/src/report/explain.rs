@@ -8,12 +8,14 @@
 
 use std::fmt::Write as _;
 
+use klog::lockdep::Rule;
+use klog::printk::DropReason;
 use klog::Context;
 
 use crate::outcome::{Outcome, RunReport};
 use crate::report::timeline::{self, SpanKind};
 use crate::scenario::Plan;
-use crate::watchdog::{Finding, FindingKind};
+use crate::watchdog::{Action, Finding, FindingKind};
 
 fn ms(ns: u64) -> String {
     format!("{:.1} ms", ns as f64 / 1e6)
@@ -37,21 +39,24 @@ fn context_words(c: Context) -> &'static str {
 }
 
 /// What a drop reason means, in words.
-fn reason_words(why: &str) -> &'static str {
+fn reason_words(why: DropReason) -> &'static str {
     match why {
-        "nmi_trylock_failed" => {
+        DropReason::NmiTrylockFailed => {
             "the NMI's one trylock of logbuf_lock failed and the message was dropped"
         }
-        "recursion" => "printk found itself re-entered on the same CPU and dropped the message",
-        "no_space" => "the message did not fit in the buffer",
-        "nmi_buffer_full" => "the per-CPU NMI buffer was full",
-        "never_flushed" => "messages were still waiting in a per-CPU buffer when the run ended",
-        "desc_busy" | "data_busy" => {
+        DropReason::Recursion => {
+            "printk found itself re-entered on the same CPU and dropped the message"
+        }
+        DropReason::NoSpace => "the message did not fit in the buffer",
+        DropReason::NmiBufferFull => "the per-CPU NMI buffer was full",
+        DropReason::NeverFlushed => {
+            "messages were still waiting in a per-CPU buffer when the run ended"
+        }
+        DropReason::DescBusy | DropReason::DataBusy => {
             "the ring could not recycle a record another context had not finished"
         }
-        "too_big" => "the message was larger than the ring",
-        "other_cpu_in_panic" => "another CPU was in panic, and only its messages count",
-        _ => "the design dropped it",
+        DropReason::TooBig => "the message was larger than the ring",
+        DropReason::OtherCpuInPanic => "another CPU was in panic, and only its messages count",
     }
 }
 
@@ -169,10 +174,11 @@ fn tell_finding(s: &mut String, r: &RunReport, f: &Finding) {
                 "The watchdog found the cycle at {} and {}.",
                 ms(at),
                 match f.action {
-                    "break" =>
+                    Action::Break =>
                         "broke the innermost wait: that printk gave up and its message was lost",
-                    "stop" => "stopped the run",
-                    _ => "left it spinning",
+                    Action::Stop => "stopped the run",
+                    Action::Off => "left it spinning",
+                    Action::Report => "reported it",
                 }
             );
         }
@@ -314,7 +320,7 @@ fn tell_other(s: &mut String, r: &RunReport, focus_lock: Option<&str>) {
                 }
             }
             for (why, n) in r.dropped_by.iter().filter(|(_, n)| *n > 0) {
-                said.push(format!("{n} message(s) dropped: {}", reason_words(why)));
+                said.push(format!("{n} message(s) dropped: {}", reason_words(*why)));
             }
             if r.accounts.lost_in_deadlock > 0 {
                 said.push(format!(
@@ -367,26 +373,25 @@ pub fn explain(plan: &Plan, runs: &[RunReport], focus: &str) -> String {
         a.attempted, a.stored, a.dropped, a.lost_in_deadlock
     );
     for (why, n) in r.dropped_by.iter().filter(|(_, n)| *n > 0) {
-        let _ = writeln!(s, "  {n} dropped because {}.", reason_words(why));
+        let _ = writeln!(s, "  {n} dropped because {}.", reason_words(*why));
     }
     if r.lockdep.is_empty() {
         s.push_str("lockdep: no rule broken.\n");
     }
     for l in &r.lockdep {
         let why = match l.rule {
-            "nmi-unsafe-lock" => format!(
+            Rule::NmiUnsafeLock => format!(
                 "{} is taken in NMI context and elsewhere; an NMI can land on a CPU while that CPU holds it, and then neither can go on. A lock an NMI takes must never be taken anywhere else",
                 l.lock
             ),
-            "inconsistent-irq-usage" => format!(
+            Rule::InconsistentIrqUsage => format!(
                 "{} is taken in a hardirq handler and in task context with interrupts on; the interrupt can land while its own CPU holds it",
                 l.lock
             ),
-            "circular-lock-order" => format!(
+            Rule::CircularLockOrder => format!(
                 "{} and another lock are taken in both orders; two CPUs taking them at once wait for each other",
                 l.lock
             ),
-            _ => l.lock.to_string(),
         };
         let _ = writeln!(s, "Rule broken (lockdep: \"{}\"): {why}.", l.message);
         let kernel = klog::printk::design(r.design).map(|d| d.kernel);

@@ -140,7 +140,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
         at_ms: round3(f.at_ms),
         cycle: &f.cycle,
         blocked_behind: &f.blocked_behind,
-        action: f.action,
+        action: f.action.name(),
     }
 }
 
@@ -191,14 +191,14 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                     dropped_by: r
                         .dropped_by
                         .iter()
-                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                        .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
                         .collect(),
                     findings: r.findings.iter().map(finding).collect(),
                     lockdep: r
                         .lockdep
                         .iter()
                         .map(|f| Lockdep {
-                            rule: f.rule,
+                            rule: f.rule.name(),
                             lock: f.lock,
                             message: f.message,
                             scenario: &f.scenario,
@@ -234,7 +234,7 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
                     events: r
                         .events
                         .iter()
-                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                        .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
                         .collect(),
                     panic: r.panic.map(|p| Panic {
                         cpu: p.cpu,

@@ -5,6 +5,7 @@ pub mod explain;
 pub mod json;
 pub mod layout;
 pub mod log;
+pub mod splat;
 pub mod story;
 pub mod table;
 pub mod timeline;

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use klog::printk::{DropReason, Event};
 use klog::Context;
 
 use crate::outcome::RunReport;
@@ -52,7 +53,7 @@ fn tell_nmi_buffers(s: &mut String, plan: &Plan, r: &RunReport) {
     let full = r
         .dropped_by
         .iter()
-        .find(|(why, _)| *why == "nmi_buffer_full")
+        .find(|(why, _)| *why == DropReason::NmiBufferFull)
         .map_or(0, |(_, n)| *n);
     // NMI messages that reached the log from a per-CPU buffer: stored
     // later, in hardirq context (irq_work) or by a flush.
@@ -105,23 +106,25 @@ fn first_nmi_ns(r: &RunReport) -> Option<u64> {
         .min()
 }
 
-fn event(r: &RunReport, name: &str) -> u64 {
+fn event(r: &RunReport, which: Event) -> u64 {
     r.events
         .iter()
-        .find(|(what, _)| *what == name)
+        .find(|(what, _)| *what == which)
         .map_or(0, |(_, n)| *n)
 }
 
-/// nbcon counts replays; the hand-off designs only hand-offs.
+/// Whether `r`'s console is nbcon's (it counts handovers of its own).
 fn is_nbcon(r: &RunReport) -> bool {
-    r.events.iter().any(|(what, _)| *what == "replays")
+    r.events
+        .iter()
+        .any(|(what, _)| *what == Event::NbconHandover)
 }
 
 fn tell_console(s: &mut String, r: &RunReport) {
     let c = &r.console;
     let total: u64 = c.printed_by.iter().sum();
     let writers = c.printed_by.iter().filter(|n| **n > 0).count();
-    let handovers = event(r, "handovers");
+    let handovers = event(r, Event::ConsoleHandoff);
     if total == 0 || (writers < 2 && handovers == 0 && c.skipped == 0) || is_nbcon(r) {
         return;
     }
@@ -168,11 +171,11 @@ fn tell_nbcon(s: &mut String, r: &RunReport) {
         return;
     }
     let (handovers, replays, lost) = (
-        event(r, "handovers"),
-        event(r, "replays"),
-        event(r, "lost_ownership"),
+        event(r, Event::NbconHandover),
+        event(r, Event::Replay),
+        event(r, Event::LostOwnership),
     );
-    let takeovers = event(r, "hostile_takeovers");
+    let takeovers = event(r, Event::HostileTakeover);
     let _ = write!(
         s,
         "nbcon's console printed {} records ({}).",

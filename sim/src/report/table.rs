@@ -142,7 +142,7 @@ fn console_rows(rows: &mut Rows, runs: &[RunReport]) {
             r.dropped_by
                 .iter()
                 .filter(|(_, n)| *n > 0)
-                .map(|(why, n)| format!("{why} {n}")),
+                .map(|(why, n)| format!("{} {n}", why.name())),
         )
     });
     push(rows, runs, "console max lag", &|r| us(r.console.max_lag_ns));
@@ -156,7 +156,7 @@ fn console_rows(rows: &mut Rows, runs: &[RunReport]) {
                 r.events
                     .iter()
                     .filter(|(_, n)| *n > 0)
-                    .map(|(what, n)| format!("{what} {n}")),
+                    .map(|(what, n)| format!("{} {n}", what.name())),
             )
         });
     }

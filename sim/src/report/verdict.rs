@@ -39,7 +39,7 @@ fn losses(r: &RunReport) -> Vec<String> {
             .dropped_by
             .iter()
             .filter(|(_, n)| *n > 0)
-            .map(|(why, n)| format!("{why} {n}"))
+            .map(|(why, n)| format!("{} {n}", why.name()))
             .collect();
         v.push(format!("{} dropped ({})", a.dropped, why.join(", ")));
     }
@@ -75,7 +75,7 @@ pub fn particulars(r: &RunReport) -> Vec<String> {
         .events
         .iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(what, n)| format!("{what} {n}"))
+        .map(|(what, n)| format!("{} {n}", what.name()))
         .collect();
     if !events.is_empty() {
         v.push(format!("console {}", events.join(", ")));
