@@ -33,9 +33,41 @@ pub fn run(
     splat: bool,
 ) -> Result<RunReport, String> {
     let _serial = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut m = machine(plan, design, seed);
+    let wcfg = WatchdogConfig {
+        threshold_ns: (plan.threshold_ms * 1e6) as u64,
+        on_deadlock: plan.on_deadlock,
+        duration_ns: plan.duration_ms * 1_000_000,
+        hard_limit_ns: plan.hard_limit_ms * 1_000_000,
+        kernel: design.kernel,
+    };
+    let how = Splat {
+        label: format!("{} on {}, seed {seed}", design.name, plan.name),
+        kernel: design.kernel,
+        time_scale: plan.time_scale,
+    };
+    let on_finding = |f: &Finding| {
+        if splat {
+            eprint!("{}", report::splat::splat(f, &how));
+        }
+    };
+    irq::block_interrupts();
+    let t0 = Instant::now();
+    // SAFETY: `m` lives on this frame and does not move until `handlers` is
+    // dropped below, after `run_threads` has joined every CPU thread.
+    let handlers = unsafe { Handlers::install(&m) }.map_err(|e| format!("sigaction: {e}"))?;
+    let result = run_threads(&m, plan, &wcfg, &on_finding);
+    drop(handlers);
+    let report = result?;
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    Ok(harvest(&mut m, plan, seed, report, wall_ms))
+}
+
+/// The machine a run of `design` on `plan` with `seed` runs on.
+fn machine(plan: &Plan, design: &'static DesignInfo, seed: u64) -> Machine {
     let n = plan.cpus;
     let threshold_ns = (plan.threshold_ms * 1e6) as u64;
-    let mut m = Machine::new(
+    Machine::new(
         MachineConfig {
             nr_cpus: n,
             hz: plan.hz,
@@ -62,91 +94,71 @@ pub fn run(
             seed,
         },
         Injector::new(plan.nmis.clone()),
-    );
-    let wcfg = WatchdogConfig {
-        threshold_ns,
-        on_deadlock: plan.on_deadlock,
-        duration_ns: plan.duration_ms * 1_000_000,
-        hard_limit_ns: plan.hard_limit_ms * 1_000_000,
-        kernel: design.kernel,
-    };
-    let how = Splat {
-        label: format!("{} on {}, seed {seed}", design.name, plan.name),
-        kernel: design.kernel,
-        time_scale: plan.time_scale,
-    };
-    let on_finding = |f: &Finding| {
-        if splat {
-            eprint!("{}", report::splat::splat(f, &how));
-        }
-    };
-    irq::block_interrupts();
-    let t0 = Instant::now();
-    // SAFETY: `m` lives on this frame and does not move until `handlers` is
-    // dropped below, after the scope has joined every CPU thread.
-    let handlers = unsafe { Handlers::install(&m) }.map_err(|e| format!("sigaction: {e}"))?;
-    let result = std::thread::scope(|s| -> Result<watchdog::WatchdogReport, String> {
-        let m = &m;
-        let mut spawned = 0;
+    )
+}
+
+/// Start a named thread in scope `s`; a thread that cannot start is an
+/// error in `errors`.
+fn start<'s, T: Send + 's>(
+    s: &'s std::thread::Scope<'s, '_>,
+    name: &str,
+    errors: &mut Vec<String>,
+    f: impl FnOnce() -> T + Send + 's,
+) -> Option<std::thread::ScopedJoinHandle<'s, T>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(s, f)
+        .map_err(|e| errors.push(format!("cannot start {name}: {e}")))
+        .ok()
+}
+
+/// The run itself: every thread of the machine started, the gate opened,
+/// the watchdog watching until every CPU has stopped, every thread joined.
+fn run_threads(
+    m: &Machine,
+    plan: &Plan,
+    wcfg: &WatchdogConfig,
+    on_finding: &(dyn Fn(&Finding) + Sync),
+) -> Result<watchdog::WatchdogReport, String> {
+    std::thread::scope(|s| {
         let mut errors = Vec::new();
         let mut cpus = Vec::new();
-        for i in 0..n {
-            match std::thread::Builder::new()
-                .name(format!("cpu{i}"))
-                .spawn_scoped(s, move || cpu::cpu_thread(m, i))
-            {
-                Ok(h) => {
-                    spawned += 1;
-                    cpus.push(h);
-                }
-                Err(e) => {
-                    errors.push(format!("cannot start cpu{i}: {e}"));
-                    // A CPU that never ran has nothing to wait for.
-                    if let Some(c) = m.cpus().get(i) {
-                        c.exited.store(true, core::sync::atomic::Ordering::Release);
-                    }
-                }
+        for i in 0..plan.cpus {
+            match start(s, &format!("cpu{i}"), &mut errors, move || {
+                cpu::cpu_thread(m, i)
+            }) {
+                Some(h) => cpus.push(h),
+                // A CPU that never ran has nothing to wait for.
+                None => m.cpu_never_started(i),
             }
         }
+        let mut spawned = cpus.len();
         if plan.reader_hz > 0 {
             let hz = plan.reader_hz;
-            match std::thread::Builder::new()
-                .name("reader".into())
-                .spawn_scoped(s, move || reader::reader(m, hz))
-            {
-                Ok(_) => spawned += 1,
-                Err(e) => errors.push(format!("cannot start the log reader: {e}")),
-            }
+            spawned += start(s, "the log reader", &mut errors, move || {
+                reader::reader(m, hz)
+            })
+            .map_or(0, |_| 1);
         }
         if m.design().wants_printer() {
-            match std::thread::Builder::new()
-                .name("printer".into())
-                .spawn_scoped(s, move || printer::printer(m))
-            {
-                Ok(_) => spawned += 1,
-                Err(e) => errors.push(format!("cannot start the printer thread: {e}")),
-            }
+            spawned += start(s, "the printer thread", &mut errors, move || {
+                printer::printer(m)
+            })
+            .map_or(0, |_| 1);
         }
-        match std::thread::Builder::new()
-            .name("sender".into())
-            .spawn_scoped(s, move || tick::sender(m))
-        {
-            Ok(_) => spawned += 1,
-            Err(e) => {
-                errors.push(format!("cannot start the sender: {e}"));
-                m.senders_stopped
-                    .store(true, core::sync::atomic::Ordering::Release);
-            }
+        match start(s, "the sender", &mut errors, move || tick::sender(m)) {
+            Some(_) => spawned += 1,
+            None => m.senders_never_started(),
         }
         if !m.gate_open(spawned, Duration::from_secs(10)) {
             errors.push("threads did not reach the start gate within 10 s".into());
         }
-        let report = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn_scoped(s, || watchdog::watch(m, &wcfg, &on_finding))
-            .map_err(|e| format!("cannot start the watchdog: {e}"))?
-            .join()
-            .map_err(|_| "the watchdog panicked".to_string())?;
+        let report = start(s, "the watchdog", &mut errors, || {
+            watchdog::watch(m, wcfg, on_finding)
+        })
+        .ok_or_else(|| errors.join("; "))?
+        .join()
+        .map_err(|_| "the watchdog panicked".to_string())?;
         for h in cpus {
             match h.join() {
                 Ok(Ok(())) => {}
@@ -159,52 +171,12 @@ pub fn run(
         } else {
             Err(errors.join("; "))
         }
-    });
-    drop(handlers);
-    let report = result?;
-    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    })
+}
 
-    let nmis = m
-        .cpus()
-        .iter()
-        .map(|c| c.nmis.load(core::sync::atomic::Ordering::Relaxed))
-        .collect();
-    let nmis_latched = m
-        .cpus()
-        .iter()
-        .map(|c| c.nmis_latched.load(core::sync::atomic::Ordering::Relaxed))
-        .collect();
-    let fired = (0..m.inject.len()).map(|i| m.inject.fired(i)).collect();
-    let latency = core::array::from_fn(|i| m.latency[i].summary());
-    let console = m.design().console().stats();
-    let console_output = m.design().console().output();
-    let dropped_by = m.design().drop_reasons();
-    let events = m.design().events();
-    let panic = klog::Arch::panic_cpu(&m).map(|cpu| PanicReport {
-        cpu,
-        finished: m.panic_done.load(core::sync::atomic::Ordering::Acquire),
-    });
-    let lockdep = klog::lockdep::check(&m.locks(), m.design_info.kernel);
-    let timeline = m.trace.as_ref().map(|t| {
-        let names: Vec<&'static str> = m.locks().iter().map(|l| l.name()).collect();
-        Timeline {
-            cpus: t.events(&names),
-            lost: t.lost(),
-            end_ns: klog::Arch::now_ns(&m),
-        }
-    });
-    let remote_traces = m.remote_traces.load(core::sync::atomic::Ordering::Relaxed);
-    let torn_traces = m.torn_traces.load(core::sync::atomic::Ordering::Relaxed);
-    let design_mut = m.design_mut();
-    let invariant_violation = design_mut.check().err();
-    let accounts = design_mut.accounts();
-    // Kernel time, as the log the kernel would have kept: a run at
-    // time_scale 0.01 that lasted 300 ms real is 30 s of kernel time.
-    let mut records = design_mut.records();
-    for r in &mut records {
-        r.ts_ns = (r.ts_ns as f64 / plan.time_scale) as u64;
-    }
-    let outcome = if report.timed_out {
+/// The most serious thing the watchdog found, or what the accounts say.
+fn classify(report: &watchdog::WatchdogReport, accounts: &klog::Accounts) -> Outcome {
+    if report.timed_out {
         Outcome::Timeout
     } else if report
         .findings
@@ -218,11 +190,40 @@ pub fn run(
         Outcome::Loss
     } else {
         Outcome::Clean
-    };
-    Ok(RunReport {
+    }
+}
+
+/// Everything the finished run left, gathered into its report.
+fn harvest(
+    m: &mut Machine,
+    plan: &Plan,
+    seed: u64,
+    report: watchdog::WatchdogReport,
+    wall_ms: f64,
+) -> RunReport {
+    let stats = m.stats();
+    let design = m.design_info;
+    let lockdep = klog::lockdep::check(&m.locks(), design.kernel);
+    let console = m.design().console().stats();
+    let console_output = m.design().console().output();
+    let dropped_by = m.design().drop_reasons();
+    let events = m.design().events();
+    let timeline = m
+        .timeline()
+        .map(|(cpus, lost, end_ns)| Timeline { cpus, lost, end_ns });
+    let design_mut = m.design_mut();
+    let invariant_violation = design_mut.check().err();
+    let accounts = design_mut.accounts();
+    // Kernel time, as the log the kernel would have kept: a run at
+    // time_scale 0.01 that lasted 300 ms real is 30 s of kernel time.
+    let mut records = design_mut.records();
+    for r in &mut records {
+        r.ts_ns = (r.ts_ns as f64 / plan.time_scale) as u64;
+    }
+    RunReport {
         design: design.name,
         seed,
-        outcome,
+        outcome: classify(&report, &accounts),
         accounts,
         dropped_by,
         findings: report.findings,
@@ -230,27 +231,25 @@ pub fn run(
         stuck: report.stuck,
         interrupted: report.interrupted,
         invariant_violation,
-        latency,
+        latency: stats.latency,
         console,
         records,
-        nmis,
-        nmis_latched,
-        fired,
+        nmis: stats.nmis,
+        nmis_latched: stats.nmis_latched,
+        fired: stats.fired,
         wall_ms,
         console_output,
         events,
-        panic,
-        remote_traces,
-        torn_traces,
+        panic: stats
+            .panic
+            .map(|(cpu, finished)| PanicReport { cpu, finished }),
+        remote_traces: stats.remote_traces,
+        torn_traces: stats.torn_traces,
         timeline,
-        reader: (plan.reader_hz > 0).then(|| {
-            let l =
-                |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
-            ReaderReport {
-                read: l(&m.reader.read),
-                missed: l(&m.reader.missed),
-                overruns: l(&m.reader.overruns),
-            }
+        reader: (plan.reader_hz > 0).then_some(ReaderReport {
+            read: stats.reader.0,
+            missed: stats.reader.1,
+            overruns: stats.reader.2,
         }),
-    })
+    }
 }

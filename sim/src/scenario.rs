@@ -285,6 +285,15 @@ struct RawNmi {
     stop_at: Option<Spanned<String>>,
 }
 
+/// The machine's keys of a scenario, checked.
+struct MachineKeys {
+    time_scale: f64,
+    hz: u32,
+    baud: u32,
+    reader_hz: u32,
+    buffer_size: usize,
+}
+
 /// A parsed scenario file.
 #[derive(Debug)]
 pub struct Scenario {
@@ -700,6 +709,56 @@ impl Scenario {
         if r.name.get_ref().trim().is_empty() {
             return Err(self.err(r.name.span(), "name", "must not be empty"));
         }
+        let (cpus, why) = self.cpus(o)?;
+        let duration_ms: u64 = match o.duration_ms {
+            Some(n) if (1..=600_000).contains(&n) => n,
+            Some(n) => {
+                return Err(InputError::option(
+                    "--duration-ms",
+                    format!("must be from 1 to 600000, got {n}"),
+                ))
+            }
+            None => self.int(&r.duration_ms, "duration_ms", 1, 600_000)?,
+        };
+        let seed = match (o.seed, &r.seed) {
+            (Some(s), _) => s,
+            (None, Some(s)) => self.int(s, "seed", 0, i64::MAX)?,
+            (None, None) => 1,
+        };
+
+        let (declared, designs) = self.designs(o)?;
+        let m = self.machine_keys()?;
+        let (threshold_ms, on_deadlock, hard_limit_ms) =
+            self.watchdog_keys(duration_ms, m.time_scale)?;
+        let tasks = self.tasks(cpus, why)?;
+        let nmis = self.sources(cpus, why, &declared)?;
+        let expect = self.expectations()?;
+        Ok(Plan {
+            name: r.name.get_ref().clone(),
+            summary: r.summary.clone(),
+            cpus,
+            duration_ms,
+            seed,
+            designs,
+            time_scale: m.time_scale,
+            hz: m.hz,
+            baud: m.baud,
+            buffer_size: m.buffer_size,
+            threshold_ms,
+            on_deadlock,
+            hard_limit_ms,
+            tasks,
+            nmis,
+            expect,
+            reader_hz: m.reader_hz,
+            timeline: false,
+        })
+    }
+
+    /// The number of CPUs (the file's or `--cpus`), and what to add to a
+    /// message about a CPU out of range.
+    fn cpus(&self, o: &Overrides) -> Result<(usize, &'static str), InputError> {
+        let r = &self.raw;
         let cpus: usize = match o.cpus {
             Some(n) if (1..=MAX_CPUS as usize).contains(&n) => n,
             Some(n) => {
@@ -718,23 +777,17 @@ impl Scenario {
         } else {
             ""
         };
-        let duration_ms: u64 = match o.duration_ms {
-            Some(n) if (1..=600_000).contains(&n) => n,
-            Some(n) => {
-                return Err(InputError::option(
-                    "--duration-ms",
-                    format!("must be from 1 to 600000, got {n}"),
-                ))
-            }
-            None => self.int(&r.duration_ms, "duration_ms", 1, 600_000)?,
-        };
-        let seed = match (o.seed, &r.seed) {
-            (Some(s), _) => s,
-            (None, Some(s)) => self.int(s, "seed", 0, i64::MAX)?,
-            (None, None) => 1,
-        };
+        Ok((cpus, why))
+    }
 
-        // The file's own list is checked whether or not --design replaces it.
+    /// The designs the file names (every design if none; checked even when
+    /// `--design` replaces them), and the designs that run.
+    #[allow(clippy::type_complexity)]
+    fn designs(
+        &self,
+        o: &Overrides,
+    ) -> Result<(Vec<&'static DesignInfo>, Vec<&'static DesignInfo>), InputError> {
+        let r = &self.raw;
         let mut declared: Vec<&'static DesignInfo> = Vec::new();
         if let Some(list) = &r.designs {
             if list.get_ref().is_empty() {
@@ -784,6 +837,12 @@ impl Scenario {
             designs = declared.clone();
         }
 
+        Ok((declared, designs))
+    }
+
+    /// The machine's keys: time scale, tick rate, console, reader, buffer.
+    fn machine_keys(&self) -> Result<MachineKeys, InputError> {
+        let r = &self.raw;
         let time_scale = match &r.time_scale {
             None => 0.01,
             Some(v) => {
@@ -825,6 +884,22 @@ impl Scenario {
                 x as usize
             }
         };
+        Ok(MachineKeys {
+            time_scale,
+            hz,
+            baud,
+            reader_hz,
+            buffer_size,
+        })
+    }
+
+    /// `[watchdog]`: threshold, what to do about a deadlock, hard limit.
+    fn watchdog_keys(
+        &self,
+        duration_ms: u64,
+        time_scale: f64,
+    ) -> Result<(f64, OnDeadlock, u64), InputError> {
+        let r = &self.raw;
         let wd = r.watchdog.as_ref();
         let threshold_ms = match wd.and_then(|w| w.threshold_ms.as_ref()) {
             None => 10_000.0 * time_scale,
@@ -871,6 +946,12 @@ impl Scenario {
             }
         };
 
+        Ok((threshold_ms, on_deadlock, hard_limit_ms))
+    }
+
+    /// `[[task]]`: per CPU, its load, if any.
+    fn tasks(&self, cpus: usize, why: &str) -> Result<Vec<Option<TaskSpec>>, InputError> {
+        let r = &self.raw;
         let mut tasks: Vec<Option<TaskSpec>> = vec![None; cpus];
         for (i, t) in r.task.iter().enumerate() {
             let k = |f: &str| format!("task[{i}].{f}");
@@ -894,14 +975,31 @@ impl Scenario {
             }
         }
 
+        Ok(tasks)
+    }
+
+    /// `[[nmi]]` then `[[irq]]`, in file order.
+    fn sources(
+        &self,
+        cpus: usize,
+        why: &str,
+        declared: &[&'static DesignInfo],
+    ) -> Result<Vec<NmiSource>, InputError> {
+        let r = &self.raw;
         let mut nmis = Vec::new();
         for (i, n) in r.nmi.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, &declared)?);
+            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, declared)?);
         }
         for (i, n) in r.irq.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, &declared)?);
+            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, declared)?);
         }
 
+        Ok(nmis)
+    }
+
+    /// `[expect]`: a known outcome for a known design.
+    fn expectations(&self) -> Result<Vec<(&'static str, Outcome)>, InputError> {
+        let r = &self.raw;
         let mut expect = Vec::new();
         for (design, outcome) in r.expect.iter().flatten() {
             let key = format!("expect.{design}");
@@ -925,26 +1023,7 @@ impl Scenario {
             expect.push((d.name, out));
         }
 
-        Ok(Plan {
-            name: r.name.get_ref().clone(),
-            summary: r.summary.clone(),
-            cpus,
-            duration_ms,
-            seed,
-            designs,
-            time_scale,
-            hz,
-            baud,
-            buffer_size,
-            threshold_ms,
-            on_deadlock,
-            hard_limit_ms,
-            tasks,
-            nmis,
-            expect,
-            reader_hz,
-            timeline: false,
-        })
+        Ok(expect)
     }
 
     /// One `[[nmi]]` or `[[irq]]` entry (`i`): its keys checked against

@@ -68,6 +68,27 @@ pub struct MachineConfig {
     pub time_scale: f64,
 }
 
+/// What a finished run's machine counted.
+#[derive(Clone, Debug)]
+pub struct MachineStats {
+    /// Per CPU: NMI handlers entered.
+    pub nmis: Vec<u64>,
+    /// Per CPU: NMIs merged into one already pending.
+    pub nmis_latched: Vec<u64>,
+    /// Per interrupt source: times it fired.
+    pub fired: Vec<u64>,
+    /// printk latency per context level (task, softirq, hardirq, NMI).
+    pub latency: [crate::latency::Summary; 4],
+    /// The CPU that panicked, and whether its panic ran to the end.
+    pub panic: Option<(usize, bool)>,
+    /// Stacks walked by remote dumps.
+    pub remote_traces: u64,
+    /// Of those, the ones that changed during the walk.
+    pub torn_traces: u64,
+    /// The log reader: records read, missed, times told it fell behind.
+    pub reader: (u64, u64, u64),
+}
+
 /// One machine, for one run of one design.
 pub struct Machine {
     pub(crate) cpus: Box<[CachePadded<Cpu>]>,
@@ -207,6 +228,50 @@ impl Machine {
     fn this(&self) -> Option<(usize, &Cpu)> {
         let cpu = cpu::this_cpu()?;
         Some((cpu, self.cpus.get(cpu)?))
+    }
+
+    /// What the finished run's machine counted, for its report. Only after
+    /// the run.
+    pub fn stats(&self) -> MachineStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MachineStats {
+            nmis: self.cpus.iter().map(|c| load(&c.nmis)).collect(),
+            nmis_latched: self.cpus.iter().map(|c| load(&c.nmis_latched)).collect(),
+            fired: (0..self.inject.len())
+                .map(|i| self.inject.fired(i))
+                .collect(),
+            latency: core::array::from_fn(|i| self.latency[i].summary()),
+            panic: klog::Arch::panic_cpu(self)
+                .map(|cpu| (cpu, self.panic_done.load(Ordering::Acquire))),
+            remote_traces: load(&self.remote_traces),
+            torn_traces: load(&self.torn_traces),
+            reader: (
+                load(&self.reader.read),
+                load(&self.reader.missed),
+                load(&self.reader.overruns),
+            ),
+        }
+    }
+
+    /// The run's timeline, when it was traced: per CPU the events in time
+    /// order, the events that did not fit, and the run's end (ns).
+    pub fn timeline(&self) -> Option<(Vec<Vec<trace::Event>>, u64, u64)> {
+        self.trace.as_ref().map(|t| {
+            let names: Vec<&'static str> = self.locks().iter().map(|l| l.name()).collect();
+            (t.events(&names), t.lost(), klog::Arch::now_ns(self))
+        })
+    }
+
+    /// CPU `cpu`'s thread could not be started: nothing waits for it.
+    pub(crate) fn cpu_never_started(&self, cpu: usize) {
+        if let Some(c) = self.cpus.get(cpu) {
+            c.exited.store(true, Ordering::Release);
+        }
+    }
+
+    /// The sender thread could not be started: nothing waits for it.
+    pub(crate) fn senders_never_started(&self) {
+        self.senders_stopped.store(true, Ordering::Release);
     }
 
     /// Every lock a CPU may wait for: the design's and the machine's own.

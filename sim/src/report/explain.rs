@@ -78,140 +78,149 @@ fn trace_of(f: &Finding, cpu: usize) -> Option<String> {
 
 /// The story of one finding.
 fn tell_finding(s: &mut String, r: &RunReport, f: &Finding) {
-    let lanes = timeline::lanes(r);
     let at = (f.at_ms * 1e6) as u64;
-    let since = at.saturating_sub((f.detected_after_ms * 1e6) as u64);
     match f.kind {
-        FindingKind::Deadlock => {
-            let lock = f.lock.unwrap_or("a lock");
-            let holder = f.holder_cpu.unwrap_or(f.cpu);
-            let holder_ctx = f.holder_context.unwrap_or(Context::Task);
-            let _ = write!(
-                s,
-                "CPU {holder} was in {} and held {lock}",
-                context_words(holder_ctx)
-            );
-            if let Some(p) = f.point {
-                let _ = write!(s, ", taken at the point {p}");
-            }
-            s.push_str(".\n");
-            // The interrupt that came in on top, from the timeline.
-            let interrupting = lanes.get(f.cpu).and_then(|l| {
-                l.spans
-                    .iter()
-                    .filter(|sp| {
-                        sp.kind == SpanKind::Context(f.context) && sp.start <= since + 1_000_000
-                    })
-                    .filter(|sp| sp.end + 1_000_000 >= since)
-                    .max_by_key(|sp| sp.end - sp.start)
-            });
-            if f.context != Context::Task {
-                match interrupting {
-                    Some(sp) => {
-                        let _ = writeln!(
-                            s,
-                            "At {} {} began on CPU {} and ran for {}.",
-                            ms(sp.start),
-                            context_words(f.context),
-                            f.cpu,
-                            ms(sp.end - sp.start)
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(s, "{} ran on CPU {}.", context_words(f.context), f.cpu);
-                    }
-                }
-            }
-            if let Some(t) = trace_of(f, f.cpu) {
-                let _ = writeln!(s, "CPU {}'s call trace then: {t}.", f.cpu);
-            }
-            let _ = writeln!(
-                s,
-                "In {} CPU {} needed {lock} and spun on it {} times for {} before the watchdog stepped in.",
-                context_words(f.context),
-                f.cpu,
-                f.spins,
-                ms((f.detected_after_ms * 1e6) as u64)
-            );
-            // Why it could never end, link by link.
-            s.push_str("That wait could never end:\n");
-            let nodes: Vec<&String> = f.cycle.iter().collect();
-            let mut i = 0;
-            while i < nodes.len() {
-                let node = nodes[i];
-                match nodes.get(i + 1) {
-                    Some(next) if next.contains('/') => {
-                        let _ = writeln!(
-                            s,
-                            "  {node} cannot run again until {next}, which interrupted it, returns;"
-                        );
-                        i += 1;
-                    }
-                    Some(l) => {
-                        let holder = nodes.get(i + 2).map_or(&nodes[0], |n| n);
-                        let _ = writeln!(s, "  {node} waits for {l}, held by {holder};");
-                        i += 2;
-                    }
-                    None => {
-                        let _ = writeln!(
-                            s,
-                            "  {node} cannot run again until {}, which interrupted it, returns.",
-                            nodes[0]
-                        );
-                        i += 1;
-                    }
-                }
-            }
-            if !f.blocked_behind.is_empty() {
+        FindingKind::Deadlock => tell_deadlock(s, r, f, at),
+        FindingKind::HardLockup | FindingKind::SoftLockup => tell_lockup(s, f, at),
+    }
+}
+
+/// A deadlock: who held what, what came in on top, why it could never end.
+fn tell_deadlock(s: &mut String, r: &RunReport, f: &Finding, at: u64) {
+    let lanes = timeline::lanes(r);
+    let since = at.saturating_sub((f.detected_after_ms * 1e6) as u64);
+    let lock = f.lock.unwrap_or("a lock");
+    let holder = f.holder_cpu.unwrap_or(f.cpu);
+    let holder_ctx = f.holder_context.unwrap_or(Context::Task);
+    let _ = write!(
+        s,
+        "CPU {holder} was in {} and held {lock}",
+        context_words(holder_ctx)
+    );
+    if let Some(p) = f.point {
+        let _ = write!(s, ", taken at the point {p}");
+    }
+    s.push_str(".\n");
+    // The interrupt that came in on top, from the timeline.
+    let interrupting = lanes.get(f.cpu).and_then(|l| {
+        l.spans
+            .iter()
+            .filter(|sp| sp.kind == SpanKind::Context(f.context) && sp.start <= since + 1_000_000)
+            .filter(|sp| sp.end + 1_000_000 >= since)
+            .max_by_key(|sp| sp.end - sp.start)
+    });
+    if f.context != Context::Task {
+        match interrupting {
+            Some(sp) => {
                 let _ = writeln!(
                     s,
-                    "{} spun behind it, waiting for the same lock: stuck too, though not part of the cycle.",
-                    cpu_list(&f.blocked_behind)
+                    "At {} {} began on CPU {} and ran for {}.",
+                    ms(sp.start),
+                    context_words(f.context),
+                    f.cpu,
+                    ms(sp.end - sp.start)
                 );
             }
-            let _ = writeln!(
-                s,
-                "The watchdog found the cycle at {} and {}.",
-                ms(at),
-                match f.action {
-                    Action::Break =>
-                        "broke the innermost wait: that printk gave up and its message was lost",
-                    Action::Stop => "stopped the run",
-                    Action::Off => "left it spinning",
-                    Action::Report => "reported it",
-                }
-            );
-        }
-        FindingKind::HardLockup | FindingKind::SoftLockup => {
-            let what = if f.kind == FindingKind::HardLockup {
-                "handled no timer interrupt"
-            } else {
-                "made no progress in task context"
-            };
-            let _ = write!(
-                s,
-                "CPU {} {what} for {} (found at {})",
-                f.cpu,
-                ms((f.detected_after_ms * 1e6) as u64),
-                ms(at),
-            );
-            if f.kind == FindingKind::HardLockup || f.context != Context::Task {
-                let _ = write!(s, ", in {}", context_words(f.context));
-            }
-            if let Some(l) = f.lock {
-                let _ = write!(s, ", spinning on {l}");
-                if let (Some(h), Some(hc)) = (f.holder_cpu, f.holder_context) {
-                    let _ = write!(s, " held by CPU {h} in {}", context_words(hc));
-                }
-            }
-            s.push_str(".\n");
-            if let Some(t) = trace_of(f, f.cpu) {
-                let _ = writeln!(s, "Its call trace: {t}.");
-            }
-            if !f.blocked_behind.is_empty() {
-                let _ = writeln!(s, "Stuck behind it: {}.", cpu_list(&f.blocked_behind));
+            None => {
+                let _ = writeln!(s, "{} ran on CPU {}.", context_words(f.context), f.cpu);
             }
         }
+    }
+    if let Some(t) = trace_of(f, f.cpu) {
+        let _ = writeln!(s, "CPU {}'s call trace then: {t}.", f.cpu);
+    }
+    let _ = writeln!(
+        s,
+        "In {} CPU {} needed {lock} and spun on it {} times for {} before the watchdog stepped in.",
+        context_words(f.context),
+        f.cpu,
+        f.spins,
+        ms((f.detected_after_ms * 1e6) as u64)
+    );
+    tell_cycle(s, &f.cycle);
+    if !f.blocked_behind.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} spun behind it, waiting for the same lock: stuck too, though not part of the cycle.",
+            cpu_list(&f.blocked_behind)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "The watchdog found the cycle at {} and {}.",
+        ms(at),
+        match f.action {
+            Action::Break =>
+                "broke the innermost wait: that printk gave up and its message was lost",
+            Action::Stop => "stopped the run",
+            Action::Off => "left it spinning",
+            Action::Report => "reported it",
+        }
+    );
+}
+
+/// Why a deadlock's wait could never end, link by link of its cycle.
+fn tell_cycle(s: &mut String, cycle: &[String]) {
+    // Why it could never end, link by link.
+    s.push_str("That wait could never end:\n");
+    let nodes: Vec<&String> = cycle.iter().collect();
+    let mut i = 0;
+    while i < nodes.len() {
+        let node = nodes[i];
+        match nodes.get(i + 1) {
+            Some(next) if next.contains('/') => {
+                let _ = writeln!(
+                    s,
+                    "  {node} cannot run again until {next}, which interrupted it, returns;"
+                );
+                i += 1;
+            }
+            Some(l) => {
+                let holder = nodes.get(i + 2).map_or(&nodes[0], |n| n);
+                let _ = writeln!(s, "  {node} waits for {l}, held by {holder};");
+                i += 2;
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {node} cannot run again until {}, which interrupted it, returns.",
+                    nodes[0]
+                );
+                i += 1;
+            }
+        }
+    }
+}
+
+/// A lockup: how long, where, spinning on what.
+fn tell_lockup(s: &mut String, f: &Finding, at: u64) {
+    let what = if f.kind == FindingKind::HardLockup {
+        "handled no timer interrupt"
+    } else {
+        "made no progress in task context"
+    };
+    let _ = write!(
+        s,
+        "CPU {} {what} for {} (found at {})",
+        f.cpu,
+        ms((f.detected_after_ms * 1e6) as u64),
+        ms(at),
+    );
+    if f.kind == FindingKind::HardLockup || f.context != Context::Task {
+        let _ = write!(s, ", in {}", context_words(f.context));
+    }
+    if let Some(l) = f.lock {
+        let _ = write!(s, ", spinning on {l}");
+        if let (Some(h), Some(hc)) = (f.holder_cpu, f.holder_context) {
+            let _ = write!(s, " held by CPU {h} in {}", context_words(hc));
+        }
+    }
+    s.push_str(".\n");
+    if let Some(t) = trace_of(f, f.cpu) {
+        let _ = writeln!(s, "Its call trace: {t}.");
+    }
+    if !f.blocked_behind.is_empty() {
+        let _ = writeln!(s, "Stuck behind it: {}.", cpu_list(&f.blocked_behind));
     }
 }
 

@@ -160,97 +160,98 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
             numbers: "real",
             records_and_kernel_messages: "kernel (real / time_scale)",
         },
-        runs: runs
-            .iter()
-            .map(|r| {
-                let a = &r.accounts;
-                let mut latency = serde_json::Map::new();
-                for (level, s) in r.latency.iter().enumerate() {
-                    if s.count > 0 {
-                        let name = klog::Context::from_level(level as u8).name();
-                        latency.insert(name.into(), serde_json::to_value(s).unwrap_or_default());
-                    }
-                }
-                Run {
-                    design: r.design,
-                    seed: r.seed,
-                    outcome: r.outcome.name(),
-                    interrupted: r.interrupted,
-                    messages: Messages {
-                        attempted: a.attempted,
-                        stored: a.stored,
-                        dropped: a.dropped,
-                        overwritten: a.overwritten,
-                        unfinished: a.unfinished,
-                        merged: a.merged,
-                        lost_in_deadlock: a.lost_in_deadlock,
-                        readable: a.readable,
-                        printed: a.printed,
-                        internal: a.internal,
-                    },
-                    dropped_by: r
-                        .dropped_by
-                        .iter()
-                        .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
-                        .collect(),
-                    findings: r.findings.iter().map(finding).collect(),
-                    lockdep: r
-                        .lockdep
-                        .iter()
-                        .map(|f| Lockdep {
-                            rule: f.rule.name(),
-                            lock: f.lock,
-                            message: f.message,
-                            scenario: &f.scenario,
-                            stack: &f.stack,
-                            cpu: f.example.map(|o| o.cpu),
-                            context: f.example.map(|o| o.context.name()),
-                            point: f.example.and_then(|o| o.point).map(|p| p.name),
-                            kernel: f.kernel,
-                            why: f.why,
-                            report: &f.report,
-                        })
-                        .collect(),
-                    latency_ns: latency,
-                    console: Console {
-                        printed: r.console.printed,
-                        skipped: r.console.skipped,
-                        max_lag_ms: round3(r.console.max_lag_ns as f64 / 1e6),
-                        printed_by: r.console.printed_by.clone(),
-                        printed_for_others: r.console.printed_for_others.clone(),
-                    },
-                    stuck: r
-                        .stuck
-                        .iter()
-                        .map(|s| Stuck {
-                            cpu: s.cpu,
-                            context: s.context.name(),
-                            lock: s.lock,
-                            waiting_ms: round3(s.waiting_ms),
-                            spins: s.spins,
-                        })
-                        .collect(),
-                    nmis: &r.nmis,
-                    events: r
-                        .events
-                        .iter()
-                        .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
-                        .collect(),
-                    panic: r.panic.map(|p| Panic {
-                        cpu: p.cpu,
-                        completed: p.finished,
-                    }),
-                    remote_traces: r.remote_traces,
-                    torn_traces: r.torn_traces,
-                    reader: r.reader.map(|rd| Reader {
-                        read: rd.read,
-                        missed: rd.missed,
-                        overruns: rd.overruns,
-                    }),
-                    wall_ms: round3(r.wall_ms),
-                }
-            })
-            .collect(),
+        runs: runs.iter().map(run).collect(),
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// One run's view.
+fn run(r: &RunReport) -> Run<'_> {
+    let a = &r.accounts;
+    let mut latency = serde_json::Map::new();
+    for (level, s) in r.latency.iter().enumerate() {
+        if s.count > 0 {
+            let name = klog::Context::from_level(level as u8).name();
+            latency.insert(name.into(), serde_json::to_value(s).unwrap_or_default());
+        }
+    }
+    Run {
+        design: r.design,
+        seed: r.seed,
+        outcome: r.outcome.name(),
+        interrupted: r.interrupted,
+        messages: Messages {
+            attempted: a.attempted,
+            stored: a.stored,
+            dropped: a.dropped,
+            overwritten: a.overwritten,
+            unfinished: a.unfinished,
+            merged: a.merged,
+            lost_in_deadlock: a.lost_in_deadlock,
+            readable: a.readable,
+            printed: a.printed,
+            internal: a.internal,
+        },
+        dropped_by: r
+            .dropped_by
+            .iter()
+            .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
+            .collect(),
+        findings: r.findings.iter().map(finding).collect(),
+        lockdep: r.lockdep.iter().map(lockdep).collect(),
+        latency_ns: latency,
+        console: Console {
+            printed: r.console.printed,
+            skipped: r.console.skipped,
+            max_lag_ms: round3(r.console.max_lag_ns as f64 / 1e6),
+            printed_by: r.console.printed_by.clone(),
+            printed_for_others: r.console.printed_for_others.clone(),
+        },
+        stuck: r
+            .stuck
+            .iter()
+            .map(|s| Stuck {
+                cpu: s.cpu,
+                context: s.context.name(),
+                lock: s.lock,
+                waiting_ms: round3(s.waiting_ms),
+                spins: s.spins,
+            })
+            .collect(),
+        nmis: &r.nmis,
+        events: r
+            .events
+            .iter()
+            .map(|(k, v)| (k.name().to_string(), serde_json::Value::from(*v)))
+            .collect(),
+        panic: r.panic.map(|p| Panic {
+            cpu: p.cpu,
+            completed: p.finished,
+        }),
+        remote_traces: r.remote_traces,
+        torn_traces: r.torn_traces,
+        reader: r.reader.map(|rd| Reader {
+            read: rd.read,
+            missed: rd.missed,
+            overruns: rd.overruns,
+        }),
+        wall_ms: round3(r.wall_ms),
+    }
+}
+
+/// One lockdep finding's view.
+fn lockdep(f: &klog::lockdep::Finding) -> Lockdep<'_> {
+    Lockdep {
+        rule: f.rule.name(),
+        lock: f.lock,
+        message: f.message,
+        scenario: &f.scenario,
+        stack: &f.stack,
+        cpu: f.example.map(|o| o.cpu),
+        context: f.example.map(|o| o.context.name()),
+        point: f.example.and_then(|o| o.point).map(|p| p.name),
+        kernel: f.kernel,
+        why: f.why,
+        report: &f.report,
+    }
 }

@@ -209,14 +209,9 @@ fn esc(s: &str) -> String {
 /// lane, hardirq and NMI handlers in their own colours, lock holds and
 /// spins as bars, findings marked and labelled, a time axis in ms.
 pub fn svg(r: &RunReport, title: &str) -> String {
-    const W: f64 = 1200.0;
-    const LEFT: f64 = 70.0;
-    const LANE: f64 = 56.0;
-    const TOP: f64 = 48.0;
     let lanes = lanes(r);
     let end = r.timeline.as_ref().map_or(1, |t| t.end_ns.max(1));
-    let plot = W - LEFT - 20.0;
-    let x = |ns: u64| LEFT + plot * (ns as f64 / end as f64);
+    let c = Canvas::new(end);
     let height = TOP + LANE * lanes.len() as f64 + 70.0;
     let mut s = String::new();
     let _ = writeln!(
@@ -229,15 +224,7 @@ pub fn svg(r: &RunReport, title: &str) -> String {
         r#"<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         esc(title)
     );
-    // Legend.
-    let legend = [
-        ("#e8e8e8", "task"),
-        ("#f5a623", "hardirq"),
-        ("#d0021b", "nmi"),
-        ("#4a90e2", "lock held"),
-        ("#000000", "spinning"),
-    ];
-    for (i, (colour, label)) in legend.iter().enumerate() {
+    for (i, (colour, label)) in LEGEND.iter().enumerate() {
         let lx = LEFT + 110.0 * i as f64;
         let _ = writeln!(
             s,
@@ -245,69 +232,104 @@ pub fn svg(r: &RunReport, title: &str) -> String {
             lx + 16.0
         );
     }
-    // Merge spans closer than a pixel so a long run stays a small file.
-    let px_ns = (end as f64 / plot).max(1.0) as u64;
     for (cpu, l) in lanes.iter().enumerate() {
+        c.lane(&mut s, cpu, l);
+    }
+    c.axis(&mut s, TOP + LANE * lanes.len() as f64 + 10.0);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The picture's width, left margin, lane height and top margin.
+const W: f64 = 1200.0;
+const LEFT: f64 = 70.0;
+const LANE: f64 = 56.0;
+const TOP: f64 = 48.0;
+
+/// The colours: task, hardirq, NMI, lock held, spinning.
+const LEGEND: [(&str, &str); 5] = [
+    ("#e8e8e8", "task"),
+    ("#f5a623", "hardirq"),
+    ("#d0021b", "nmi"),
+    ("#4a90e2", "lock held"),
+    ("#000000", "spinning"),
+];
+
+/// Run time mapped onto the picture's width.
+struct Canvas {
+    end: u64,
+    plot: f64,
+    /// Spans closer than a pixel merge, so a long run stays a small file.
+    px_ns: u64,
+}
+
+impl Canvas {
+    fn new(end: u64) -> Canvas {
+        let plot = W - LEFT - 20.0;
+        Canvas {
+            end,
+            plot,
+            px_ns: (end as f64 / plot).max(1.0) as u64,
+        }
+    }
+
+    fn x(&self, ns: u64) -> f64 {
+        LEFT + self.plot * (ns as f64 / self.end as f64)
+    }
+
+    /// The spans of `l` of one kind as bars at height `y`, `h` high.
+    fn bars(&self, l: &Lane, kind: SpanKind, y: f64, h: f64, colour: &str) -> String {
+        let mut out = String::new();
+        let mut flush = |a: u64, b: u64| {
+            let w = (self.x(b) - self.x(a)).max(1.0);
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}"/>"#,
+                self.x(a)
+            );
+        };
+        let mut run: Option<(u64, u64)> = None;
+        for sp in l.spans.iter().filter(|sp| sp.kind == kind) {
+            run = match run {
+                Some((a, b)) if sp.start <= b + self.px_ns => Some((a, b.max(sp.end))),
+                Some((a, b)) => {
+                    flush(a, b);
+                    Some((sp.start, sp.end))
+                }
+                None => Some((sp.start, sp.end)),
+            };
+        }
+        if let Some((a, b)) = run {
+            flush(a, b);
+        }
+        out
+    }
+
+    /// CPU `cpu`'s lane: its interrupts, lock holds, spins and findings.
+    fn lane(&self, s: &mut String, cpu: usize, l: &Lane) {
         let y0 = TOP + LANE * cpu as f64;
         let _ = writeln!(
             s,
-            r#"<g class="lane" id="cpu{cpu}"><text x="8" y="{}">cpu{cpu}</text><rect x="{LEFT}" y="{}" width="{plot}" height="{}" fill="{}"/>"#,
+            r#"<g class="lane" id="cpu{cpu}"><text x="8" y="{}">cpu{cpu}</text><rect x="{LEFT}" y="{}" width="{}" height="{}" fill="{}"/>"#,
             y0 + LANE / 2.0,
             y0 + 6.0,
+            self.plot,
             LANE - 16.0,
-            legend[0].0
+            LEGEND[0].0
         );
-        let draw = |kind: &dyn Fn(SpanKind) -> bool, y: f64, h: f64, colour: &str| {
-            let mut run: Option<(u64, u64)> = None;
-            let mut out = String::new();
-            let flush = |a: u64, b: u64, out: &mut String| {
-                let w = (x(b) - x(a)).max(1.0);
-                let _ = write!(
-                    out,
-                    r#"<rect x="{:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}"/>"#,
-                    x(a)
-                );
-            };
-            for sp in l.spans.iter().filter(|sp| kind(sp.kind)) {
-                run = match run {
-                    Some((a, b)) if sp.start <= b + px_ns => Some((a, b.max(sp.end))),
-                    Some((a, b)) => {
-                        flush(a, b, &mut out);
-                        Some((sp.start, sp.end))
-                    }
-                    None => Some((sp.start, sp.end)),
-                };
-            }
-            if let Some((a, b)) = run {
-                flush(a, b, &mut out);
-            }
-            out
-        };
-        let hard = draw(
-            &|k| k == SpanKind::Context(Context::Hardirq),
-            y0 + 6.0,
-            LANE - 16.0,
-            legend[1].0,
-        );
-        let nmi = draw(
-            &|k| k == SpanKind::Context(Context::Nmi),
-            y0 + 6.0,
-            LANE - 16.0,
-            legend[2].0,
-        );
-        let hold = draw(&|k| k == SpanKind::Hold, y0 + LANE - 18.0, 6.0, legend[3].0);
-        let spin = draw(
-            &|k| k == SpanKind::Spin,
-            y0 + LANE / 2.0 - 3.0,
-            6.0,
-            legend[4].0,
-        );
-        s.push_str(&hard);
-        s.push_str(&nmi);
-        s.push_str(&hold);
-        s.push_str(&spin);
+        let (top, full) = (y0 + 6.0, LANE - 16.0);
+        s.push_str(&self.bars(
+            l,
+            SpanKind::Context(Context::Hardirq),
+            top,
+            full,
+            LEGEND[1].0,
+        ));
+        s.push_str(&self.bars(l, SpanKind::Context(Context::Nmi), top, full, LEGEND[2].0));
+        s.push_str(&self.bars(l, SpanKind::Hold, y0 + LANE - 18.0, 6.0, LEGEND[3].0));
+        s.push_str(&self.bars(l, SpanKind::Spin, y0 + LANE / 2.0 - 3.0, 6.0, LEGEND[4].0));
         for m in l.marks.iter().filter(|m| m.finding) {
-            let mx = x(m.ts);
+            let mx = self.x(m.ts);
             let _ = write!(
                 s,
                 r#"<path d="M{mx:.1},{} l-6,-10 l12,0 z" fill="black"/><text x="{:.1}" y="{}" font-weight="bold">{}</text>"#,
@@ -319,24 +341,24 @@ pub fn svg(r: &RunReport, title: &str) -> String {
         }
         s.push_str("</g>\n");
     }
-    // Time axis.
-    let ay = TOP + LANE * lanes.len() as f64 + 10.0;
-    let _ = writeln!(
-        s,
-        r#"<line x1="{LEFT}" y1="{ay}" x2="{}" y2="{ay}" stroke="black"/>"#,
-        LEFT + plot
-    );
-    for i in 0..=10 {
-        let ns = end / 10 * i;
-        let tx = x(ns);
+
+    /// The time axis at height `ay`, ten ticks in ms.
+    fn axis(&self, s: &mut String, ay: f64) {
         let _ = writeln!(
             s,
-            r#"<line x1="{tx:.1}" y1="{ay}" x2="{tx:.1}" y2="{}" stroke="black"/><text x="{tx:.1}" y="{}" text-anchor="middle">{:.0} ms</text>"#,
-            ay + 5.0,
-            ay + 18.0,
-            ns as f64 / 1e6
+            r#"<line x1="{LEFT}" y1="{ay}" x2="{}" y2="{ay}" stroke="black"/>"#,
+            LEFT + self.plot
         );
+        for i in 0..=10 {
+            let ns = self.end / 10 * i;
+            let tx = self.x(ns);
+            let _ = writeln!(
+                s,
+                r#"<line x1="{tx:.1}" y1="{ay}" x2="{tx:.1}" y2="{}" stroke="black"/><text x="{tx:.1}" y="{}" text-anchor="middle">{:.0} ms</text>"#,
+                ay + 5.0,
+                ay + 18.0,
+                ns as f64 / 1e6
+            );
+        }
     }
-    s.push_str("</svg>\n");
-    s
 }
