@@ -19,10 +19,9 @@ pub struct Histogram {
 }
 
 /// Percentiles of a histogram, in nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Values recorded.
-    #[serde(skip)]
     pub count: u64,
     /// Median.
     pub p50: u64,

@@ -12,8 +12,7 @@ use crate::watchdog::{Finding, Stuck};
 
 /// The most serious thing that happened in a run; later variants are more
 /// serious.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
     /// Nothing lost, nothing stuck.
     Clean,

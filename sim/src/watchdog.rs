@@ -117,8 +117,7 @@ pub struct WatchdogConfig {
 }
 
 /// The kinds of findings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FindingKind {
     /// A cycle in the wait-for graph.
     Deadlock,

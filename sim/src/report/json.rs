@@ -26,6 +26,14 @@ struct Time {
     records_and_kernel_messages: &'static str,
 }
 
+/// printk latency in one context, ns.
+#[derive(Serialize)]
+struct Latency {
+    p50: u64,
+    p99: u64,
+    max: u64,
+}
+
 #[derive(Serialize)]
 struct Run<'a> {
     design: &'a str,
@@ -36,7 +44,7 @@ struct Run<'a> {
     dropped_by: serde_json::Map<String, serde_json::Value>,
     findings: Vec<JsonFinding<'a>>,
     lockdep: Vec<Lockdep<'a>>,
-    latency_ns: serde_json::Map<String, serde_json::Value>,
+    latency_ns: std::collections::BTreeMap<&'static str, Latency>,
     console: Console,
     stuck: Vec<Stuck<'a>>,
     nmis: &'a [u64],
@@ -168,13 +176,23 @@ pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
 /// One run's view.
 fn run(r: &RunReport) -> Run<'_> {
     let a = &r.accounts;
-    let mut latency = serde_json::Map::new();
-    for (level, s) in r.latency.iter().enumerate() {
-        if s.count > 0 {
+    let latency = r
+        .latency
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.count > 0)
+        .map(|(level, s)| {
             let name = klog::Context::from_level(level as u8).name();
-            latency.insert(name.into(), serde_json::to_value(s).unwrap_or_default());
-        }
-    }
+            (
+                name,
+                Latency {
+                    p50: s.p50,
+                    p99: s.p99,
+                    max: s.max,
+                },
+            )
+        })
+        .collect();
     Run {
         design: r.design,
         seed: r.seed,
