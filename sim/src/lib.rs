@@ -18,6 +18,7 @@ pub mod latency;
 pub mod machine;
 pub mod outcome;
 pub mod report;
+pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod watchdog;

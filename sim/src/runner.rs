@@ -89,10 +89,10 @@ fn machine(plan: &Plan, design: &'static DesignInfo, seed: u64) -> Machine {
             buffer_size: plan.buffer_size,
             console: ConsoleConfig::serial(plan.baud, plan.time_scale),
         },
-        Workload {
+        Box::new(Workload {
             tasks: plan.tasks.clone(),
             seed,
-        },
+        }),
         Injector::new(plan.nmis.clone()),
     )
 }

@@ -13,40 +13,9 @@ use std::time::Duration;
 
 use klog::{Arch, Context, Frame, Level};
 
-use crate::machine::{Machine, NmiAction};
+use crate::machine::{Machine, NmiAction, Work};
 
-/// A small seeded generator (SplitMix64): all the randomness of a run comes
-/// from the scenario's seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, (lo, hi): (usize, usize)) -> usize {
-        let span = hi.saturating_sub(lo) as u64 + 1;
-        lo + (self.next_u64() % span) as usize
-    }
-
-    /// An exponentially distributed gap for a Poisson process of `rate_hz`.
-    pub fn exponential_ns(&mut self, rate_hz: f64) -> u64 {
-        let u = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        (-u.ln() / rate_hz * 1e9) as u64
-    }
-}
+pub use crate::rng::Rng;
 
 /// One CPU's task-context load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +155,6 @@ fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx:
         at = end;
     }
 }
-static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
 static WARN: Frame = Frame("__warn");
 
 /// Spin for the stall's length with interrupts (or preemption) off, as a
@@ -248,9 +216,11 @@ impl Workload {
             _ => 0,
         }
     }
+}
 
+impl Work for Workload {
     /// The task-context loop of `cpu`, until the machine stops.
-    pub(crate) fn task_loop(&self, m: &Machine, cpu: usize) {
+    fn task_loop(&self, m: &Machine, cpu: usize) {
         let Some(c) = m.cpus.get(cpu) else {
             return;
         };
@@ -308,7 +278,7 @@ impl Workload {
     /// An interrupt handler's work for source `source` on `cpu`, in NMI or
     /// hardirq context. Runs in signal context: no allocation, no locks but
     /// klog's.
-    pub(crate) fn interrupt(&self, m: &Machine, cpu: usize, source: usize) {
+    fn interrupt(&self, m: &Machine, cpu: usize, source: usize) {
         let (Some(c), Some(s)) = (m.cpus.get(cpu), m.inject.source(source)) else {
             return;
         };
@@ -350,7 +320,7 @@ impl Workload {
                 }
                 rng_state.store(rng.next_u64(), Ordering::Relaxed);
             }
-            NmiAction::Backtrace => self.print_backtrace(m, cpu),
+            NmiAction::Backtrace => m.print_backtrace(cpu),
             NmiAction::BacktraceAll(dump) if context == Context::Nmi => {
                 m.nmi_cpu_backtrace(cpu, dump.serialize)
             }
@@ -385,68 +355,13 @@ impl Workload {
                 }
                 // dump_stack() (under printk_cpu_sync where the design's
                 // kernel had it).
-                self.in_cpu_sync(m, || self.print_stack(m, cpu, level_idx));
+                m.in_cpu_sync(|| m.print_stack(cpu, level_idx));
                 m.pop_frame();
                 m.design.emergency_exit(m);
             }
             NmiAction::Panic { stop_at } => m.panic(cpu, stop_at),
             NmiAction::Hang => m.hang(),
         }
-    }
-
-    /// `nmi_cpu_backtrace()`: "NMI backtrace for cpu N" and the stack.
-    /// From 5.15 under `printk_cpu_sync` (lib/nmi_backtrace.c), so that
-    /// the CPUs' backtraces do not interleave.
-    pub(crate) fn print_backtrace(&self, m: &Machine, cpu: usize) {
-        let level_idx = m
-            .cpus
-            .get(cpu)
-            .map_or(0, |c| usize::from(c.context().level()));
-        m.push_frame(&BACKTRACE);
-        self.in_cpu_sync(m, || {
-            let t0 = m.now_ns();
-            m.printk(
-                Level::Warning,
-                format_args!("NMI backtrace for cpu {cpu}\n"),
-            );
-            if let Some(h) = m.latency.get(level_idx) {
-                h.record(m.now_ns().saturating_sub(t0));
-            }
-            self.print_stack(m, cpu, level_idx);
-        });
-        m.pop_frame();
-    }
-
-    /// Run `dump` holding the design's `printk_cpu_sync`, if it has one (a
-    /// wait for it that the watchdog broke skips the dump).
-    fn in_cpu_sync(&self, m: &Machine, dump: impl FnOnce()) {
-        match m.design.cpu_sync() {
-            Some(sync) => {
-                if let Ok(flags) = sync.get(m) {
-                    dump();
-                    sync.put(m, flags);
-                }
-            }
-            None => dump(),
-        }
-    }
-
-    /// One line per frame of `cpu`'s shadow stack, outermost first.
-    pub(crate) fn print_stack(&self, m: &Machine, cpu: usize, level_idx: usize) {
-        let Some(c) = m.cpus.get(cpu) else {
-            return;
-        };
-        c.stack.for_each(|frame| {
-            // A CPU released from a halt when the run ended prints no more.
-            if m.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let t0 = m.now_ns();
-            m.printk(Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
-            if let Some(h) = m.latency.get(level_idx) {
-                h.record(m.now_ns().saturating_sub(t0));
-            }
-        });
     }
 }
 

@@ -6,29 +6,13 @@
 //! (std's 8 KiB one is too small for an NMI nested in an IRQ, as measured
 //! when the machine was built), unblocks the interrupt signals and runs its workload.
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 
 use klog::Context;
 
+use super::irq::set_this_cpu;
 use super::stack::ShadowStack;
-
-thread_local! {
-    /// The CPU this thread is, `usize::MAX` for threads that are not CPUs.
-    /// Const-initialised and `Drop`-free, so a signal handler may read it.
-    static THIS_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// The CPU the calling thread is, if it is one.
-pub fn this_cpu() -> Option<usize> {
-    let cpu = THIS_CPU.with(Cell::get);
-    (cpu != usize::MAX).then_some(cpu)
-}
-
-pub(crate) fn set_this_cpu(cpu: Option<usize>) {
-    THIS_CPU.with(|c| c.set(cpu.unwrap_or(usize::MAX)));
-}
 
 /// A published wait of one context of one CPU (see `klog::Arch::wait_begin`).
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use klog::{Level, Point};
 
-use super::{cpu, mono_ns, Machine};
+use super::{irq, mono_ns, Machine};
 
 /// What makes a source fire.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,7 +239,7 @@ impl Injector {
 
     /// The calling CPU passes the armed `point`.
     pub(crate) fn fire(&self, m: &Machine, point: Point) {
-        let Some(me) = cpu::this_cpu() else {
+        let Some(me) = irq::this_cpu() else {
             return;
         };
         // The panic CPU's stop NMI waiting for this CPU to get here.

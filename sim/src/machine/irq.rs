@@ -35,14 +35,30 @@
     clippy::panic
 )]
 
+use core::cell::Cell;
 use core::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 use std::io;
 
 use klog::context::{in_nmi, HARDIRQ_OFFSET, NMI_OFFSET};
 use klog::Frame;
 
-use super::cpu::this_cpu;
 use super::Machine;
+
+thread_local! {
+    /// The CPU this thread is, `usize::MAX` for threads that are not CPUs.
+    /// Const-initialised and `Drop`-free, so a signal handler may read it.
+    static THIS_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// The CPU the calling thread is, if it is one.
+pub fn this_cpu() -> Option<usize> {
+    let cpu = THIS_CPU.with(Cell::get);
+    (cpu != usize::MAX).then_some(cpu)
+}
+
+pub(crate) fn set_this_cpu(cpu: Option<usize>) {
+    THIS_CPU.with(|c| c.set(cpu.unwrap_or(usize::MAX)));
+}
 
 /// The machine whose CPUs the handlers serve; null between runs.
 static CURRENT: AtomicPtr<Machine> = AtomicPtr::new(core::ptr::null_mut());

@@ -13,7 +13,6 @@ use klog::printk::{DesignConfig, DesignInfo};
 use klog::{Arch, Context, Frame, IrqFlags, LockCore, Point, Printk, RawSpinLock, WaitTicket};
 
 use crate::latency::Histogram;
-use crate::workload::Workload;
 
 pub mod cpu;
 pub mod inject;
@@ -68,6 +67,19 @@ pub struct MachineConfig {
     pub time_scale: f64,
 }
 
+/// What the CPUs run: each CPU's task loop, and the work of each interrupt
+/// source's handler. The machine calls it; the workload module has the one
+/// the scenarios describe.
+pub trait Work: Send + Sync {
+    /// The task-context loop of `cpu`, until the machine stops.
+    fn task_loop(&self, m: &Machine, cpu: usize);
+
+    /// The handler's work for interrupt source `source` on `cpu`, in NMI or
+    /// hardirq context. Runs in signal context: no allocation, no locks but
+    /// klog's, no panics.
+    fn interrupt(&self, m: &Machine, cpu: usize, source: usize);
+}
+
 /// What a finished run's machine counted.
 #[derive(Clone, Debug)]
 pub struct MachineStats {
@@ -95,7 +107,7 @@ pub struct Machine {
     pub(crate) design: Box<dyn Printk<Machine>>,
     pub(crate) design_info: &'static DesignInfo,
     pub(crate) config: MachineConfig,
-    pub(crate) workload: Workload,
+    pub(crate) workload: Box<dyn Work>,
     pub(crate) inject: Injector,
     /// CLOCK_MONOTONIC when the CPUs were released.
     base_ns: AtomicU64,
@@ -142,7 +154,7 @@ impl Machine {
         config: MachineConfig,
         design: &'static DesignInfo,
         design_config: &DesignConfig,
-        workload: Workload,
+        workload: Box<dyn Work>,
         inject: Injector,
     ) -> Machine {
         let trace_capacity = config.trace_capacity;
@@ -226,7 +238,7 @@ impl Machine {
     }
 
     fn this(&self) -> Option<(usize, &Cpu)> {
-        let cpu = cpu::this_cpu()?;
+        let cpu = irq::this_cpu()?;
         Some((cpu, self.cpus.get(cpu)?))
     }
 
@@ -289,7 +301,7 @@ impl Machine {
     /// Record a timeline event for the calling CPU, if tracing.
     /// Signal-safe.
     pub(crate) fn trace(&self, kind: trace::Kind) {
-        if let (Some(t), Some(cpu)) = (&self.trace, cpu::this_cpu()) {
+        if let (Some(t), Some(cpu)) = (&self.trace, irq::this_cpu()) {
             t.push(cpu, self.now_ns(), kind);
         }
     }
@@ -299,7 +311,7 @@ impl Machine {
         // A CPU released from a halt or a hang when the run ended says no
         // more: what it was printing belongs to a run that is over.
         if self.stop.load(Ordering::Relaxed)
-            && self.panic_cpu().is_some_and(|p| Some(p) != cpu::this_cpu())
+            && self.panic_cpu().is_some_and(|p| Some(p) != irq::this_cpu())
         {
             return;
         }
@@ -315,7 +327,7 @@ impl Machine {
 
 impl Arch for Machine {
     fn this_cpu(&self) -> usize {
-        cpu::this_cpu().unwrap_or(0)
+        irq::this_cpu().unwrap_or(0)
     }
 
     fn nr_cpus(&self) -> usize {

@@ -35,7 +35,64 @@ fn nap() {
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
+static BACKTRACE: Frame = Frame("nmi_cpu_backtrace");
+
 impl Machine {
+    /// `nmi_cpu_backtrace()`: "NMI backtrace for cpu N" and the stack.
+    /// From 5.15 under `printk_cpu_sync` (lib/nmi_backtrace.c), so that
+    /// the CPUs' backtraces do not interleave.
+    pub(crate) fn print_backtrace(&self, cpu: usize) {
+        let level_idx = self
+            .cpus
+            .get(cpu)
+            .map_or(0, |c| usize::from(c.context().level()));
+        self.push_frame(&BACKTRACE);
+        self.in_cpu_sync(|| {
+            let t0 = self.now_ns();
+            self.printk(
+                Level::Warning,
+                format_args!("NMI backtrace for cpu {cpu}\n"),
+            );
+            if let Some(h) = self.latency.get(level_idx) {
+                h.record(self.now_ns().saturating_sub(t0));
+            }
+            self.print_stack(cpu, level_idx);
+        });
+        self.pop_frame();
+    }
+
+    /// Run `dump` holding the design's `printk_cpu_sync`, if it has one (a
+    /// wait for it that the watchdog broke skips the dump).
+    pub(crate) fn in_cpu_sync(&self, dump: impl FnOnce()) {
+        match self.design.cpu_sync() {
+            Some(sync) => {
+                if let Ok(flags) = sync.get(self) {
+                    dump();
+                    sync.put(self, flags);
+                }
+            }
+            None => dump(),
+        }
+    }
+
+    /// One line per frame of `cpu`'s shadow stack, outermost first.
+    pub(crate) fn print_stack(&self, cpu: usize, level_idx: usize) {
+        let Some(c) = self.cpus.get(cpu) else {
+            return;
+        };
+        c.stack.for_each(|frame| {
+            // A CPU released from a halt when the run ended prints no more.
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let t0 = self.now_ns();
+            self.printk(Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
+            if let Some(h) = self.latency.get(level_idx) {
+                h.record(self.now_ns().saturating_sub(t0));
+            }
+        });
+    }
+
     /// Halt the calling CPU inside its interrupt handler until the run
     /// ends, as a CPU stopped by the panic CPU (or the panic CPU itself
     /// when it is done) sits with interrupts off forever. It goes offline:
@@ -176,12 +233,12 @@ impl Machine {
     /// `serialize`.
     pub(crate) fn nmi_cpu_backtrace(&self, cpu: usize, serialize: bool) {
         if !serialize {
-            self.workload.print_backtrace(self, cpu);
+            self.print_backtrace(cpu);
             return;
         }
         // Broken out of a deadlock: this CPU's backtrace is not printed.
         if let Ok(_guard) = self.backtrace_lock.lock(self, None) {
-            self.workload.print_backtrace(self, cpu);
+            self.print_backtrace(cpu);
         }
     }
 

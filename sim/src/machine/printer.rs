@@ -13,8 +13,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use klog::Arch;
 
-use super::cpu::set_this_cpu;
 use super::irq::block_interrupts;
+use super::irq::set_this_cpu;
 use super::Machine;
 
 /// How long the printer sleeps without a wake-up before looking again.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use klog::printk::ReadAt;
 use klog::record::{TextBuf, TEXT_MAX};
 
-use super::cpu::set_this_cpu;
 use super::irq::block_interrupts;
+use super::irq::set_this_cpu;
 use super::Machine;
 
 /// What the reader did.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::inject::Trigger;
 use super::irq::{block_interrupts, irq_signal};
 use super::Machine;
-use crate::workload::Rng;
+use crate::rng::Rng;
 use klog::Arch;
 
 struct Timed {
