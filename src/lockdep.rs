@@ -21,6 +21,13 @@
 //! same CPU is for the usage rules, not for the order graph. Each report carries the kernel's "Possible unsafe locking scenario"
 //! box. Not modelled: sleeping in atomic context (no design here sleeps).
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -422,6 +429,8 @@ fn usage_bug(
 
 /// The order graph: a cycle through each lock, reported once per cycle
 /// (at its first lock in `locks` order).
+// Runs in `check()`, after the run, on indices it made itself.
+#[allow(clippy::indexing_slicing)]
 fn cycle_findings(locks: &[&LockCore], kernel: Kernel, out: &mut Vec<Finding>) {
     let index = |id: usize| locks.iter().position(|l| l.id() == id);
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); locks.len()];

@@ -1,6 +1,13 @@
 //! The record every design stores, its level and caller id, and the
 //! fixed-size stack buffer printk formats into.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::fmt;
 use core::mem::MaybeUninit;
 
@@ -49,7 +56,10 @@ impl Level {
 
     /// The level with this number (values above 7 clamp to `Debug`).
     pub fn from_u8(n: u8) -> Level {
-        Level::ALL[usize::from(n.min(7))]
+        Level::ALL
+            .get(usize::from(n))
+            .copied()
+            .unwrap_or(Level::Debug)
     }
 
     /// The name used in scenario files and by `dmesg`.
@@ -280,6 +290,12 @@ impl fmt::Display for Timestamp {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,13 @@
 //! from a per-CPU state kept in an atomic (NMIs do not nest, so one state per
 //! CPU is enough and the handler allocates nothing).
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::fmt;
 use core::sync::atomic::Ordering;
 use std::time::Duration;
@@ -366,6 +373,12 @@ impl Work for Workload {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 

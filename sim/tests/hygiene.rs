@@ -95,3 +95,49 @@ fn runs_restore_handlers_block_interrupts_in_the_caller_and_do_not_grow() {
         "RSS grew from {after_10} KiB after 10 runs to {after_200} KiB after 200"
     );
 }
+
+/// Every module a signal handler can reach denies the lints that would let
+/// a panic in: indexing, `unwrap`, `expect`, `panic!` (ARCHITECTURE.md,
+/// Invariants).
+#[test]
+fn every_module_a_handler_reaches_denies_the_panicking_lints() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<std::path::PathBuf> = [
+        "sim/src/workload.rs",
+        "sim/src/latency.rs",
+        "sim/src/rng.rs",
+        "src/lock.rs",
+        "src/console.rs",
+        "src/arch.rs",
+        "src/context.rs",
+        "src/lockdep.rs",
+        "src/record.rs",
+        "src/point.rs",
+        "src/ringbuf/mod.rs",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    for dir in ["sim/src/machine", "src/printk"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // The inner attribute, before the module's first item.
+        let head = text.split("\nuse ").next().unwrap_or("");
+        for lint in [
+            "clippy::indexing_slicing",
+            "clippy::unwrap_used",
+            "clippy::expect_used",
+            "clippy::panic",
+        ] {
+            assert!(
+                head.contains("#![deny(") && head.contains(lint),
+                "{} does not deny {lint}",
+                f.display()
+            );
+        }
+    }
+}

@@ -19,6 +19,13 @@
 //! had opened (the lockless ring's `prb_reserve_in_last()`; legacy stores
 //! every piece as a record of its own).
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -6,6 +6,13 @@
 //! (std's 8 KiB one is too small for an NMI nested in an IRQ, as measured
 //! when the machine was built), unblocks the interrupt signals and runs its workload.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 
@@ -102,8 +109,13 @@ pub struct Cpu {
 impl Cpu {
     /// The wait slot of `context`.
     pub fn wait(&self, context: Context) -> &WaitSlot {
-        // `Context` levels are 0..=3, the array has 4 slots.
-        &self.waits[usize::from(context.level())]
+        let [task, softirq, hardirq, nmi] = &self.waits;
+        match context {
+            Context::Task => task,
+            Context::Softirq => softirq,
+            Context::Hardirq => hardirq,
+            Context::Nmi => nmi,
+        }
     }
 
     /// The innermost context of this CPU right now.

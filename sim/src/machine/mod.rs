@@ -5,6 +5,13 @@
 //! A [`Machine`] is built for one run of one design; everything a handler
 //! can touch is allocated in [`Machine::new`], before any CPU starts.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -252,7 +259,7 @@ impl Machine {
             fired: (0..self.inject.len())
                 .map(|i| self.inject.fired(i))
                 .collect(),
-            latency: core::array::from_fn(|i| self.latency[i].summary()),
+            latency: self.latency.each_ref().map(Histogram::summary),
             panic: klog::Arch::panic_cpu(self)
                 .map(|cpu| (cpu, self.panic_done.load(Ordering::Acquire))),
             remote_traces: load(&self.remote_traces),

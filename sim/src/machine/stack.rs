@@ -15,6 +15,13 @@
 //!
 //! Push and pop are called from signal handlers: atomics only.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use core::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use klog::Frame;
@@ -127,6 +134,12 @@ impl ShadowStack {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 
