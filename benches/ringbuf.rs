@@ -43,8 +43,8 @@ fn meta() -> Meta {
 fn prb_write(ring: &Ring, m: &Meta) -> bool {
     match ring.reserve(&Quiet, 64, m) {
         Ok(mut r) => {
-            r.write(ring, black_box(&REC), m);
-            ring.final_commit(&Quiet, r);
+            r.write(black_box(&REC), m);
+            r.final_commit(&Quiet);
             true
         }
         Err(_) => false,

@@ -31,8 +31,8 @@ fn write(ring: &Ring, cpu: usize, len: usize) -> bool {
     let bytes = [b'a' + cpu as u8; 16];
     match ring.reserve(&Quiet, len, &m) {
         Ok(mut r) => {
-            r.write(ring, &bytes[..len], &m);
-            ring.final_commit(&Quiet, r);
+            r.write(&bytes[..len], &m);
+            r.final_commit(&Quiet);
             true
         }
         Err(_) => false,
@@ -174,16 +174,16 @@ fn extending_the_last_record_against_a_new_writer() {
         let ring = Arc::new(Ring::new(2, 6));
         let a = meta(0);
         let mut r = ring.reserve(&Quiet, 8, &a).unwrap();
-        r.write(&ring, &[b'a'; 8], &a);
-        ring.commit(&Quiet, r);
+        r.write(&[b'a'; 8], &a);
+        r.commit(&Quiet);
         let other = {
             let ring = ring.clone();
             thread::spawn(move || assert!(write(&ring, 1, 8)))
         };
         let extended = match ring.reserve_in_last(&Quiet, CallerId(0), 8, 16) {
             Some(mut r) => {
-                r.write(&ring, &[b'a'; 8], &a);
-                ring.final_commit(&Quiet, r);
+                r.write(&[b'a'; 8], &a);
+                r.final_commit(&Quiet);
                 true
             }
             None => false,

@@ -27,8 +27,8 @@ fn meta(cpu: usize, caller: u32) -> Meta {
 fn put(ring: &Ring, text: &[u8]) -> Result<(), Fail> {
     let m = meta(0, 1);
     let mut r = ring.reserve(&Quiet, text.len(), &m)?;
-    r.write(ring, text, &m);
-    ring.final_commit(&Quiet, r);
+    r.write(text, &m);
+    r.final_commit(&Quiet);
     Ok(())
 }
 
@@ -118,7 +118,7 @@ fn a_record_still_being_written_blocks_recycling_and_writers_fail() {
     let ring = Ring::new(3, 8);
     let m = meta(0, 1);
     let mut held = ring.reserve(&Quiet, 10, &m).unwrap();
-    held.write(&ring, b"held-open!", &m);
+    held.write(b"held-open!", &m);
     // Readers stop at the unfinished record.
     assert!(all(&ring).is_empty());
     let mut failed = None;
@@ -134,7 +134,7 @@ fn a_record_still_being_written_blocks_recycling_and_writers_fail() {
     assert_eq!(f.desc_busy + f.data_busy, 1);
     // Once it is committed, everything behind it becomes readable and the
     // writers go on.
-    ring.final_commit(&Quiet, held);
+    held.final_commit(&Quiet);
     let got = all(&ring);
     assert_eq!(got[0], (0, "held-open!".to_string()));
     put(&ring, b"after").unwrap();
@@ -149,7 +149,7 @@ fn the_census_counts_an_unfinished_record_on_its_own() {
     put(&ring, b"before").unwrap();
     let m = meta(1, 2);
     let mut held = ring.reserve(&Quiet, 6, &m).unwrap();
-    held.write(&ring, b"frozen", &m);
+    held.write(b"frozen", &m);
     for i in 0..3 {
         put(&ring, &text(i)).unwrap();
     }
@@ -174,7 +174,7 @@ fn a_failed_data_allocation_leaves_a_record_without_text() {
     let ring = Ring::new(5, 8);
     let m = meta(0, 1);
     let mut held = ring.reserve(&Quiet, 100, &m).unwrap();
-    held.write(&ring, &[b'h'; 100], &m);
+    held.write(&[b'h'; 100], &m);
     let mut fails = 0;
     for i in 0..10 {
         if put(&ring, &[b'0' + i; 60]) == Err(Fail::DataBusy) {
@@ -183,7 +183,7 @@ fn a_failed_data_allocation_leaves_a_record_without_text() {
     }
     assert!(fails > 0);
     assert_eq!(ring.fails().data_busy, fails);
-    ring.final_commit(&Quiet, held);
+    held.final_commit(&Quiet);
     put(&ring, b"after").unwrap();
     // The data-less records are skipped by readers: a gap in the sequence.
     let got = all(&ring);
@@ -197,8 +197,8 @@ fn the_newest_record_can_be_extended_by_its_own_caller() {
     let ring = Ring::new(3, 8);
     let (a, b) = (meta(0, 10), meta(0, 20));
     let mut r = ring.reserve(&Quiet, 3, &a).unwrap();
-    r.write(&ring, b"abc", &a);
-    ring.commit(&Quiet, r);
+    r.write(b"abc", &a);
+    r.commit(&Quiet);
     // Committed but not finalized: not visible yet.
     assert!(all(&ring).is_empty());
     assert!(
@@ -208,8 +208,8 @@ fn the_newest_record_can_be_extended_by_its_own_caller() {
     );
     let mut r = ring.reserve_in_last(&Quiet, CallerId(10), 3, 1024).unwrap();
     assert_eq!(r.len(), 3);
-    r.write(&ring, b"def", &a);
-    ring.final_commit(&Quiet, r);
+    r.write(b"def", &a);
+    r.final_commit(&Quiet);
     assert_eq!(all(&ring), vec![(0, "abcdef".to_string())]);
     // Finalized: no more extension.
     assert!(ring
@@ -217,11 +217,11 @@ fn the_newest_record_can_be_extended_by_its_own_caller() {
         .is_none());
     // A newer record finalizes the previous committed one.
     let mut r = ring.reserve(&Quiet, 1, &b).unwrap();
-    r.write(&ring, b"x", &b);
-    ring.commit(&Quiet, r);
+    r.write(b"x", &b);
+    r.commit(&Quiet);
     let mut r = ring.reserve(&Quiet, 1, &a).unwrap();
-    r.write(&ring, b"y", &a);
-    ring.final_commit(&Quiet, r);
+    r.write(b"y", &a);
+    r.final_commit(&Quiet);
     assert!(ring
         .reserve_in_last(&Quiet, CallerId(20), 1, 1024)
         .is_none());
@@ -240,12 +240,12 @@ fn extending_across_the_end_of_the_data_ring_moves_the_text_to_the_start() {
     }
     let a = meta(0, 5);
     let mut r = ring.reserve(&Quiet, 8, &a).unwrap();
-    r.write(&ring, b"12345678", &a);
-    ring.commit(&Quiet, r);
+    r.write(b"12345678", &a);
+    r.commit(&Quiet);
     for _ in 0..5 {
         let mut r = ring.reserve_in_last(&Quiet, CallerId(5), 8, 1024).unwrap();
-        r.write(&ring, b"abcdefgh", &a);
-        ring.commit(&Quiet, r);
+        r.write(b"abcdefgh", &a);
+        r.commit(&Quiet);
     }
     put(&ring, b"z").unwrap();
     let got = all(&ring);
@@ -308,8 +308,8 @@ fn two_writers_and_a_reader() {
                         let len = 1 + (i * 31 + usize::from(w) * 7) % 127;
                         let m = meta(usize::from(w), u32::from(w));
                         if let Ok(mut r) = ring.reserve(&arch, len, &m) {
-                            r.write(ring, &payload[..len], &m);
-                            ring.final_commit(&arch, r);
+                            r.write(&payload[..len], &m);
+                            r.final_commit(&arch);
                             written.fetch_add(1, Ordering::Relaxed);
                         }
                     }

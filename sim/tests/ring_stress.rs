@@ -47,8 +47,8 @@ fn write(ring: &Ring, writer: usize, context: Context, len: usize) {
     };
     let payload = [byte(writer, context); 127];
     if let Ok(mut r) = ring.reserve(&Quiet, len, &m) {
-        r.write(ring, payload.get(..len).unwrap_or(&[]), &m);
-        ring.final_commit(&Quiet, r);
+        r.write(payload.get(..len).unwrap_or(&[]), &m);
+        r.final_commit(&Quiet);
         WRITTEN.fetch_add(1, Ordering::Relaxed);
     }
 }

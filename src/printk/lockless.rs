@@ -112,11 +112,11 @@ impl PrbLog {
         match reserved {
             Ok(mut r) => {
                 arch.point(point::VPRINTK_LOGBUF_LOCKED);
-                r.write(&self.ring, text.as_bytes(), &meta);
+                r.write(text.as_bytes(), &meta);
                 if newline {
-                    self.ring.final_commit(arch, r);
+                    r.final_commit(arch);
                 } else {
-                    self.ring.commit(arch, r);
+                    r.commit(arch);
                 }
             }
             Err(fail) => {
@@ -136,7 +136,7 @@ impl PrbLog {
         arch: &A,
         text: &mut TextBuf<TEXT_MAX>,
         meta: &Meta,
-    ) -> Result<Reserved, Fail> {
+    ) -> Result<Reserved<'_>, Fail> {
         if let Ok(r) = self.ring.reserve(arch, text.len(), meta) {
             return Ok(r);
         }

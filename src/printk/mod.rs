@@ -149,6 +149,73 @@ impl Counters {
 }
 
 /// One printk design.
+///
+/// The contract: every method but the after-the-run ones ([`Printk::accounts`],
+/// [`Printk::records`], [`Printk::check`]) may be called from any context,
+/// NMI included: no allocation, no std or parking_lot lock (only klog's
+/// locks, whose waits the watchdog sees), no panic; and the accounts are
+/// exact (`attempted = stored + dropped + lost_in_deadlock`).
+///
+/// # Example
+///
+/// The smallest honest design: it stores nothing and says so, counting
+/// every message as dropped.
+///
+/// ```
+/// use core::fmt;
+/// use core::sync::atomic::{AtomicU64, Ordering};
+///
+/// use klog::console::{Console, ConsoleConfig};
+/// use klog::printk::{Accounts, DropReason, Printk, ReadAt};
+/// use klog::record::{Record, TextBuf, TEXT_MAX};
+/// use klog::{Arch, Level, LockCore};
+///
+/// struct Nothing {
+///     dropped: AtomicU64,
+///     console: Console,
+/// }
+///
+/// impl<A: Arch> Printk<A> for Nothing {
+///     fn name(&self) -> &'static str {
+///         "nothing"
+///     }
+///     fn printk(&self, _: &A, _: Level, _: fmt::Arguments<'_>) {
+///         self.dropped.fetch_add(1, Ordering::Relaxed);
+///     }
+///     fn irq_work(&self, _: &A) {}
+///     fn accounts(&mut self) -> Accounts {
+///         let n = self.dropped.load(Ordering::Relaxed);
+///         Accounts { attempted: n, dropped: n, ..Accounts::default() }
+///     }
+///     fn records(&mut self) -> Vec<Record> {
+///         Vec::new()
+///     }
+///     fn read_at(&self, _: &A, _: u64, _: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+///         ReadAt::NotYet
+///     }
+///     fn locks(&self) -> Vec<&LockCore> {
+///         Vec::new()
+///     }
+///     fn console(&self) -> &Console {
+///         &self.console
+///     }
+///     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
+///         vec![(DropReason::NoSpace, self.dropped.load(Ordering::Relaxed))]
+///     }
+///     fn check(&mut self) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+///
+/// let mut d = Nothing {
+///     dropped: AtomicU64::new(0),
+///     console: Console::new(ConsoleConfig::serial(115_200, 0.01), 1),
+/// };
+/// let cpu = klog::arch::Quiet;
+/// d.printk(&cpu, Level::Info, format_args!("hello\n"));
+/// let a = Printk::<klog::arch::Quiet>::accounts(&mut d);
+/// assert_eq!((a.attempted, a.dropped, a.stored), (1, 1, 0));
+/// ```
 pub trait Printk<A: Arch>: Send + Sync {
     /// The design's name (`legacy`, `lockless`, ...).
     fn name(&self) -> &'static str;

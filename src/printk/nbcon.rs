@@ -1301,8 +1301,8 @@ mod tests {
         // The writer of record 1 finishes; the panic CPU prints one more
         // line (hostile again: the console stays unsafe after a takeover
         // in an unsafe state), with no phantom "dropped" line ahead of it.
-        r1.write(&n.log.ring, b"one", &meta);
-        n.log.ring.final_commit(&a1, r1);
+        r1.write(b"one", &meta);
+        r1.final_commit(&a1);
         let a0 = FakeArch::new(0, 2);
         a0.set_panic_cpu(Some(0));
         n.log.store(&a0, Level::Emerg, format_args!("after\n"));

@@ -1,0 +1,208 @@
+//! The descriptor ring: each record's state word, its text block's
+//! logical positions and its metadata; reserving a descriptor, pushing the
+//! tail, finalizing (the kernel's `desc_reserve()`, `desc_push_tail()`,
+//! `desc_make_final()`, `desc_read()`).
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use super::*;
+
+impl Ring {
+    pub(super) fn desc(&self, id: u64) -> Option<&Desc> {
+        self.descs.get((id & (self.count() - 1)) as usize)
+    }
+
+    pub(super) fn info(&self, id: u64) -> Option<&Info> {
+        self.infos.get((id & (self.count() - 1)) as usize)
+    }
+
+    // ------------------------------------------------------------------
+    // Reading descriptors.
+
+    /// Copy descriptor `id`, validated against its state word before and
+    /// after the copy. The copy is only trustworthy for the returned state.
+    pub(super) fn desc_read(&self, id: u64) -> (DescState, DescCopy) {
+        let (Some(d), Some(info)) = (self.desc(id), self.info(id)) else {
+            return (DescState::Miss, DescCopy::default());
+        };
+        // ORD(desc_read:A)
+        let before = d.state_var.load(Relaxed);
+        let state = state_of(id, before);
+        if matches!(state, DescState::Miss | DescState::Reserved) {
+            return (state, DescCopy::default());
+        }
+        // ORD(desc_read:B): pairs with _prb_commit:B; the copy below sees
+        // at least the data committed with the state just read.
+        fence(Acquire);
+        // ORD(desc_read:C)
+        let copy = DescCopy {
+            begin: d.begin.load(Relaxed),
+            next: d.next.load(Relaxed),
+            seq: info.seq.load(Relaxed),
+            caller: info.caller.load(Relaxed),
+        };
+        // ORD(desc_read:D): pairs with desc_reserve:F and data_alloc:A; a
+        // copy that saw a new writer's stores sees its state below.
+        fence(Acquire);
+        // ORD(desc_read:E)
+        let after = d.state_var.load(Relaxed);
+        (state_of(id, after), copy)
+    }
+
+    /// Finalized → reusable.
+    pub(super) fn desc_make_reusable(&self, id: u64) {
+        if let Some(d) = self.desc(id) {
+            // ORD(desc_make_reusable:A): relaxed; ordered by the tail pushes
+            // that follow (data_push_tail:D, desc_push_tail:B).
+            let _ =
+                d.state_var
+                    .compare_exchange(sv(id, FINALIZED), sv(id, REUSABLE), Relaxed, Relaxed);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Descriptors.
+
+    /// Move the descriptor tail past `tail_id`, recycling it.
+    pub(super) fn desc_push_tail(&self, tail_id: u64) -> bool {
+        let (state, d) = self.desc_read(tail_id);
+        match state {
+            DescState::Miss => {
+                // One wrap behind: being reserved by someone right now.
+                let now = self.desc(tail_id).map_or(0, |x| x.state_var.load(Relaxed));
+                return now & ID_MASK != self.prev_wrap(tail_id);
+            }
+            DescState::Reserved | DescState::Committed => return false,
+            DescState::Finalized => self.desc_make_reusable(tail_id),
+            DescState::Reusable => {}
+        }
+        // Its data must be invalidated before the descriptor is recycled.
+        if !self.data_push_tail(d.next) {
+            return false;
+        }
+        let next_id = tail_id.wrapping_add(1) & ID_MASK;
+        // ORD(desc_push_tail:A)
+        let (next_state, _) = self.desc_read(next_id);
+        if matches!(next_state, DescState::Finalized | DescState::Reusable) {
+            // ORD(desc_push_tail:B): pairs with desc_reserve:D (AcqRel
+            // would do). Failure means another writer pushed it.
+            let _ = self
+                .tail_id
+                .compare_exchange(tail_id, next_id, SeqCst, Acquire);
+        } else {
+            // ORD(desc_push_tail:C): pairs with desc_reserve:D; if the tail
+            // did not move, the next record is genuinely unfinished.
+            fence(Acquire);
+            // ORD(desc_push_tail:D)
+            if self.tail_id.load(Acquire) == tail_id {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reserve the next descriptor: its id.
+    pub(super) fn desc_reserve<A: Arch>(&self, arch: &A) -> Option<u64> {
+        // ORD(desc_reserve:A)
+        let mut head = self.head_id.load(Relaxed);
+        let id = loop {
+            let id = head.wrapping_add(1) & ID_MASK;
+            let prev = self.prev_wrap(id);
+            // ORD(desc_reserve:B): pairs with desc_reserve:D; the tail read
+            // below is at least as new as the head read above.
+            fence(Acquire);
+            // ORD(desc_reserve:C)
+            if self.tail_id.load(Relaxed) == prev && !self.desc_push_tail(prev) {
+                return None;
+            }
+            // ORD(desc_reserve:D): fully ordered: the tail push and the
+            // reads above happen before the head moves (pairs with B,
+            // data_push_tail:B, desc_push_tail:C, prb_first_seq:C).
+            match self.head_id.compare_exchange(head, id, SeqCst, Relaxed) {
+                Ok(_) => break id,
+                Err(now) => head = now,
+            }
+        };
+        arch.point(point::PRB_HEAD_MOVED);
+        let d = self.desc(id)?;
+        // ORD(desc_reserve:E)
+        let old = d.state_var.load(Relaxed);
+        if old != 0 && state_of(self.prev_wrap(id), old) != DescState::Reusable {
+            // Should never happen: the slot is not the reusable previous wrap.
+            return None;
+        }
+        // ORD(desc_reserve:F): pairs with desc_read:D; Acquire orders the
+        // writer's later stores after taking the slot (desc_reserve:G).
+        d.state_var
+            .compare_exchange(old, sv(id, RESERVED), AcqRel, Relaxed)
+            .ok()?;
+        // ORD(desc_reserve:G): the kernel's full barrier, as a release
+        // fence: every store to the descriptor and its info below comes
+        // after the new state, so a reader whose copy saw one of them sees
+        // the new state on re-check (pairs with desc_read:D).
+        fence(Release);
+        Some(id)
+    }
+
+    /// committed → finalized, if it still is committed.
+    pub(super) fn desc_make_final(&self, id: u64) {
+        if let Some(d) = self.desc(id) {
+            // SeqCst, load and compare-and-swap: with prb_commit:A this is
+            // the store-buffering pattern (the committer stores its state
+            // then loads the head; the next reserver stores the head then
+            // loads the state); only a single total order guarantees that at
+            // least one of them sees the other and finalizes. The load first
+            // spares the locked instruction when the record is not
+            // committed (the common case: printk final-commits whole lines).
+            if d.state_var.load(SeqCst) == sv(id, COMMITTED) {
+                let _ = d.state_var.compare_exchange(
+                    sv(id, COMMITTED),
+                    sv(id, FINALIZED),
+                    SeqCst,
+                    SeqCst,
+                );
+            }
+        }
+    }
+
+    pub(super) fn set_info(&self, info: &Info, meta: &Meta, text_len: usize) {
+        info.ts_ns.store(meta.ts_ns, Relaxed);
+        info.caller.store(u64::from(meta.caller.0), Relaxed);
+        info.packed.store(pack(meta, text_len), Relaxed);
+    }
+
+    pub(super) fn commit_state<A: Arch>(&self, arch: &A, id: u64, state: u64) {
+        arch.point(point::PRB_BEFORE_COMMIT);
+        if let Some(d) = self.desc(id) {
+            // ORD(_prb_commit:B): pairs with desc_read:B and prb_commit:A;
+            // every store to the record happens before the new state.
+            let _ = d
+                .state_var
+                .compare_exchange(sv(id, RESERVED), sv(id, state), SeqCst, Relaxed);
+        }
+    }
+}
+
+pub(super) fn pack(meta: &Meta, text_len: usize) -> u64 {
+    (text_len as u64 & 0xffff)
+        | (meta.level as u64) << 16
+        | u64::from(meta.cont) << 19
+        | u64::from(meta.context.level()) << 20
+        | (meta.cpu as u64 & 0xffff) << 32
+}
+
+pub(super) fn unpack(packed: u64, ts_ns: u64, caller: u64) -> Meta {
+    Meta {
+        ts_ns,
+        cpu: ((packed >> 32) & 0xffff) as usize,
+        context: Context::from_level(((packed >> 20) & 3) as u8),
+        caller: CallerId(caller as u32),
+        level: Level::from_u8(((packed >> 16) & 7) as u8),
+        cont: (packed >> 19) & 1 == 1,
+    }
+}
