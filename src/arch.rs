@@ -6,13 +6,6 @@
 //! a signal handler and must therefore be async-signal-safe in every
 //! implementation: atomics, pre-allocated memory, raw system calls.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use crate::context::{self, Context};
 use crate::lock::LockCore;
 use crate::point::Point;

@@ -15,13 +15,6 @@
 //! interrupts are disabled is not part of this word; it is a separate
 //! per-CPU flag ([`crate::Arch::irqs_disabled`]).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Preemption-disable depth, bits 0–7.
 pub const PREEMPT_MASK: u32 = 0x0000_00ff;
 /// Softirq count, bits 8–15.
@@ -136,12 +129,6 @@ impl core::fmt::Display for Context {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -17,6 +17,12 @@
 //! after-the-run readers ([`printk::Printk::records`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// Nothing a signal handler can reach may panic: the lints that would let
+// a panic in are denied in the whole crate, unit tests excepted.
+#![deny(clippy::indexing_slicing, clippy::panic)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod arch;
 pub mod console;

@@ -21,13 +21,6 @@
 //! same CPU is for the usage rules, not for the order graph. Each report carries the kernel's "Possible unsafe locking scenario"
 //! box. Not modelled: sleeping in atomic context (no design here sleeps).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 

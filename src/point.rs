@@ -12,13 +12,6 @@
 //! ring without any lock. [`crate::printk::DesignInfo::points`] says what each
 //! point means in each design.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// One named injection point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Point {
@@ -82,12 +75,6 @@ pub fn by_name(name: &str) -> Option<Point> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     #[test]
     fn ids_index_the_table() {

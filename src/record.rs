@@ -1,13 +1,6 @@
 //! The record every design stores, its level and caller id, and the
 //! fixed-size stack buffer printk formats into.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt;
 use core::mem::MaybeUninit;
 
@@ -290,12 +283,6 @@ impl fmt::Display for Timestamp {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -4,13 +4,6 @@
 //! report the highest value of their bucket (capped at the maximum), so
 //! they may over-state by up to 3 % but never under-state.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const SUB_BITS: u32 = 5;
@@ -110,12 +103,6 @@ impl Default for Histogram {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

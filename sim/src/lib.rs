@@ -11,15 +11,26 @@
 //! paths), or let a run hang (the watchdog's hard limit ends every run).
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// Signal context is sacred (machine::irq): every lint that lets a panic in
+// is denied here, and allowed below only for modules no handler reaches
+// (and in unit tests).
+#![deny(clippy::indexing_slicing, clippy::panic)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
 pub mod cli;
 pub mod latency;
 pub mod machine;
 pub mod outcome;
+// Never reached from a handler: reports are written after the run.
+#[allow(clippy::indexing_slicing)]
 pub mod report;
 pub mod rng;
 pub mod runner;
+// Never reached from a handler: scenarios are read before the run.
+#[allow(clippy::indexing_slicing)]
 pub mod scenario;
 pub mod watchdog;
 pub mod workload;

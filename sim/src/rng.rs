@@ -2,13 +2,6 @@
 //! scenario's seed through this generator, so a seed replays a run's
 //! choices. Signal-safe (plain arithmetic on a word).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// A small seeded generator (SplitMix64): all the randomness of a run comes
 /// from the scenario's seed.
 #[derive(Clone, Debug)]

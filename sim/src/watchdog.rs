@@ -229,8 +229,7 @@ impl Snapshot {
                 klog::context::hardirq_depth(pc) > 0,
                 klog::context::nmi_depth(pc) > 0,
             ]);
-            waits.push(core::array::from_fn(|level| {
-                let slot = &c.waits[level];
+            waits.push(c.waits.each_ref().map(|slot| {
                 let lock = slot.lock.load(Ordering::Acquire);
                 (lock != 0).then(|| Wait {
                     lock,
@@ -395,8 +394,9 @@ impl Watcher<'_> {
     /// simulator itself is broken (the process exits rather than hang).
     fn check_stopped(&self, t: std::time::Instant) {
         if t.elapsed() > Duration::from_secs(5) {
-            let stuck: Vec<usize> = (0..self.m.cpus().len())
-                .filter(|&i| !self.m.cpus()[i].exited.load(Ordering::Acquire))
+            let stuck: Vec<usize> = (self.m.cpus().iter().enumerate())
+                .filter(|(_, c)| !c.exited.load(Ordering::Acquire))
+                .map(|(i, _)| i)
                 .collect();
             eprintln!("printk-sim: internal error: CPUs {stuck:?} did not stop 5 s after every wait was aborted");
             std::process::exit(1);
@@ -501,9 +501,7 @@ impl Watcher<'_> {
         match cfg.on_deadlock {
             OnDeadlock::Break => {
                 if let Some(c) = m.cpus().get(victim.0) {
-                    c.waits[usize::from(victim.1)]
-                        .abort
-                        .store(vw.seq, Ordering::Release);
+                    c.abort_wait(Context::from_level(victim.1), vw.seq);
                 }
             }
             OnDeadlock::Stop => {
@@ -527,8 +525,8 @@ impl Watcher<'_> {
     fn lockups_due(&mut self, now: u64, in_chain: &[bool]) -> Vec<Due> {
         let cfg = self.cfg;
         let mut due = Vec::new();
-        for (cpu, c) in self.m.cpus().iter().enumerate() {
-            let w = &mut self.watch[cpu];
+        let cpus = self.m.cpus().iter().enumerate();
+        for ((cpu, c), w) in cpus.zip(self.watch.iter_mut()) {
             let hb = c.heartbeat.load(Ordering::Relaxed);
             let ticks = c.ticks_sent.load(Ordering::Relaxed);
             let progress = c.progress.load(Ordering::Relaxed);
@@ -546,7 +544,7 @@ impl Watcher<'_> {
                 w.progress_at = now;
                 w.soft_reported_at = None;
             }
-            if !c.online.load(Ordering::Acquire) || in_chain[cpu] {
+            if !c.online.load(Ordering::Acquire) || in_chain.get(cpu) == Some(&true) {
                 continue;
             }
             if !w.hard_reported
@@ -580,31 +578,17 @@ impl Watcher<'_> {
 
     /// A lockup finding for `cpu`, stuck since `since`.
     fn lockup(&self, snap: &Snapshot, now: u64, (cpu, kind, since): Due) -> Finding {
-        let m = self.m;
         let top = snap.top(cpu);
         let wait = snap.wait(top);
-        let lock = wait.and_then(|w| m.lock_by_id(w.lock));
-        let owner = lock.and_then(|l| l.owner());
-        Finding {
-            kind,
-            cpu,
-            context: Context::from_level(top.1),
-            lock: lock.map(|l| l.name()),
-            holder_cpu: owner.map(|o| o.cpu),
-            holder_context: owner.map(|o| o.context),
-            point: owner.and_then(|o| o.point).map(|p| p.name),
-            detected_after_ms: ms(now.saturating_sub(since)),
-            at_ms: ms(now),
-            cycle: Vec::new(),
-            blocked_behind: Vec::new(),
-            spins: wait.map_or(0, |w| w.spins),
-            action: Action::Report,
-            stacks: m
-                .cpus()
-                .get(cpu)
-                .map(|c| vec![(cpu, c.stack.trace())])
-                .unwrap_or_default(),
-        }
+        let mut f = finding(self.m, kind, top, wait.map(|w| w.lock), since, now);
+        f.spins = wait.map_or(0, |w| w.spins);
+        f.stacks = self
+            .m
+            .cpus()
+            .get(cpu)
+            .map(|c| vec![(cpu, c.stack.trace())])
+            .unwrap_or_default();
+        f
     }
 
     /// Report the lockups due: a CPU spinning on a lock whose holder is
@@ -669,8 +653,6 @@ fn deadlock_finding(
     started: u64,
     now: u64,
 ) -> Finding {
-    let lock = m.lock_by_id(vw.lock);
-    let owner = lock.and_then(|l| l.owner());
     // The cycle as text, from the victim round to it again.
     let mut text = Vec::new();
     let mut node = victim;
@@ -698,15 +680,6 @@ fn deadlock_finding(
         })
         .collect();
     Finding {
-        kind: FindingKind::Deadlock,
-        cpu: victim.0,
-        context: Context::from_level(victim.1),
-        lock: lock.map(|l| l.name()),
-        holder_cpu: owner.map(|o| o.cpu),
-        holder_context: owner.map(|o| o.context),
-        point: owner.and_then(|o| o.point).map(|p| p.name),
-        detected_after_ms: ms(now.saturating_sub(started)),
-        at_ms: ms(now),
         cycle: text,
         blocked_behind,
         spins: vw.spins,
@@ -715,5 +688,44 @@ fn deadlock_finding(
             .iter()
             .filter_map(|&c| m.cpus().get(c).map(|s| (c, s.stack.trace())))
             .collect(),
+        ..finding(
+            m,
+            FindingKind::Deadlock,
+            victim,
+            Some(vw.lock),
+            started,
+            now,
+        )
+    }
+}
+
+/// A finding of `kind` about `node` (a CPU and its context level), waiting
+/// on lock `lock_id` (if any) since `since`: the lock, its holder and where
+/// the holder took it; no cycle, stacks or spins yet.
+fn finding(
+    m: &Machine,
+    kind: FindingKind,
+    (cpu, level): Node,
+    lock_id: Option<usize>,
+    since: u64,
+    now: u64,
+) -> Finding {
+    let lock = lock_id.and_then(|id| m.lock_by_id(id));
+    let owner = lock.and_then(|l| l.owner());
+    Finding {
+        kind,
+        cpu,
+        context: Context::from_level(level),
+        lock: lock.map(|l| l.name()),
+        holder_cpu: owner.map(|o| o.cpu),
+        holder_context: owner.map(|o| o.context),
+        point: owner.and_then(|o| o.point).map(|p| p.name),
+        detected_after_ms: ms(now.saturating_sub(since)),
+        at_ms: ms(now),
+        cycle: Vec::new(),
+        blocked_behind: Vec::new(),
+        spins: 0,
+        action: Action::Report,
+        stacks: Vec::new(),
     }
 }

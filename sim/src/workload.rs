@@ -7,13 +7,6 @@
 //! from a per-CPU state kept in an atomic (NMIs do not nest, so one state per
 //! CPU is enough and the handler allocates nothing).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt;
 use core::sync::atomic::Ordering;
 use std::time::Duration;
@@ -373,12 +366,6 @@ impl Work for Workload {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

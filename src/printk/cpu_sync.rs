@@ -12,13 +12,6 @@
 //! handling of f5343321b71a, 5.19). The owner lives in a lock word, so the
 //! watchdog sees who a waiter waits for.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::{Arch, IrqFlags};
@@ -103,12 +96,6 @@ impl Default for CpuSync {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::context::NMI_OFFSET;

@@ -16,13 +16,6 @@
 //! here is reached from NMI context: no kernel that had the hand-off let an
 //! NMI's printk touch the console.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{Arch, Frame};

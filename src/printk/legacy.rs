@@ -44,13 +44,6 @@
 //! `len == 0` means "the next record is at index 0". `flags`: bit 0 =
 //! continuation, bits 4–5 = context level.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 

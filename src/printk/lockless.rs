@@ -15,13 +15,6 @@
 //! with a trylock (never spinning) and reads the ring, which never blocks
 //! writers.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 

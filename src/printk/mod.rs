@@ -19,13 +19,6 @@
 //! had opened (the lockless ring's `prb_reserve_in_last()`; legacy stores
 //! every piece as a record of its own).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -257,26 +250,18 @@ pub trait Printk<A: Arch>: Send + Sync {
     /// log, as the CPU that requested an all-CPU backtrace does once the
     /// other CPUs have answered. Designs without per-CPU buffers have
     /// nothing to do.
-    fn flush_all_cpus(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn flush_all_cpus(&self, _arch: &A) {}
 
     /// `printk_nmi_enter()`, called by the machine as an NMI handler
     /// begins (the kernel calls it from `nmi_enter()`).
-    fn nmi_enter(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn nmi_enter(&self, _arch: &A) {}
 
     /// `printk_nmi_exit()`, as the NMI handler ends.
-    fn nmi_exit(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn nmi_exit(&self, _arch: &A) {}
 
     /// The panic CPU's last flush to the consoles, after every other CPU
     /// was stopped.
-    fn panic_flush(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn panic_flush(&self, _arch: &A) {}
 
     /// `printk_cpu_sync` (5.14 on), which keeps one CPU's dump
     /// (`dump_stack()`, an NMI backtrace) from interleaving with
@@ -290,20 +275,14 @@ pub trait Printk<A: Arch>: Send + Sync {
     /// panic" line): the one flush allowed to take a console over in an
     /// unsafe state. Designs without such a console have nothing more to
     /// do.
-    fn panic_flush_unsafe(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn panic_flush_unsafe(&self, _arch: &A) {}
 
     /// `nbcon_cpu_emergency_enter()`: printk on this CPU flushes in the
     /// caller until the matching exit (a WARN, an oops, a stall report).
-    fn emergency_enter(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn emergency_enter(&self, _arch: &A) {}
 
     /// `nbcon_cpu_emergency_exit()`.
-    fn emergency_exit(&self, arch: &A) {
-        let _ = arch;
-    }
+    fn emergency_exit(&self, _arch: &A) {}
 
     /// Whether this design prints from a printer thread of its own when
     /// the machine runs one.
@@ -313,9 +292,7 @@ pub trait Printk<A: Arch>: Send + Sync {
 
     /// The machine started (true) or stopped (false) the printer thread:
     /// printk offloads to it only while it runs.
-    fn set_printer_running(&self, running: bool) {
-        let _ = running;
-    }
+    fn set_printer_running(&self, _running: bool) {}
 
     /// What the design's own machinery did, for the report: `(event,
     /// count)` pairs such as console hand-offs. Only after the run.
@@ -325,8 +302,7 @@ pub trait Printk<A: Arch>: Send + Sync {
 
     /// One pass of the printer thread: print what is pending. True if
     /// there may be more.
-    fn printer_pass(&self, arch: &A) -> bool {
-        let _ = arch;
+    fn printer_pass(&self, _arch: &A) -> bool {
         false
     }
 }

@@ -49,13 +49,6 @@
 //! milliseconds, and a scaled 20 µs would turn every such pause into a
 //! failed handover that the kernel would not see.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use crate::printk::cpu_sync::CpuSync;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -937,12 +930,6 @@ impl<A: Arch> Printk<A> for Nbcon {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::console::ConsoleConfig;

@@ -23,13 +23,6 @@
 //! Writers are callable from any context; nothing here allocates after
 //! construction.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::Arch;
@@ -316,12 +309,6 @@ fn split_level(line: &[u8]) -> (Level, &[u8]) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::context::NMI_OFFSET;

@@ -3,13 +3,6 @@
 //! descriptors are reusable (the kernel's `data_alloc()`,
 //! `data_push_tail()`, `data_make_reusable()`, `data_realloc()`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::*;
 
 impl Ring {

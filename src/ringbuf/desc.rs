@@ -3,13 +3,6 @@
 //! tail, finalizing (the kernel's `desc_reserve()`, `desc_push_tail()`,
 //! `desc_make_final()`, `desc_read()`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::*;
 
 impl Ring {

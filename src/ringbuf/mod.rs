@@ -137,13 +137,6 @@
 //! assert_eq!(rec.meta.level, Level::Info);
 //! ```
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 #[cfg(not(loom))]
 use core::sync::atomic::{fence, AtomicU64};

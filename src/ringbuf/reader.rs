@@ -2,13 +2,6 @@
 //! oldest valid one, whether more are coming (the kernel's
 //! `prb_read_valid()`, `prb_first_valid_seq()`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::desc::unpack;
 use super::*;
 

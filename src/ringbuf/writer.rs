@@ -3,13 +3,6 @@
 //! kernel's `prb_reserve()`, `prb_commit()`, `prb_final_commit()`,
 //! `prb_reserve_in_last()`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::*;
 
 impl Ring {

@@ -6,13 +6,6 @@
 //! (std's 8 KiB one is too small for an NMI nested in an IRQ, as measured
 //! when the machine was built), unblocks the interrupt signals and runs its workload.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 
@@ -116,6 +109,12 @@ impl Cpu {
             Context::Hardirq => hardirq,
             Context::Nmi => nmi,
         }
+    }
+
+    /// Abort the wait of `context` if it is still wait number `seq` (the
+    /// watchdog breaking a deadlock: the waiter gives up at its next spin).
+    pub fn abort_wait(&self, context: Context, seq: u64) {
+        self.wait(context).abort.store(seq, Ordering::Release);
     }
 
     /// The innermost context of this CPU right now.

@@ -11,13 +11,6 @@
 //!
 //! `fire` runs on CPU threads, possibly inside a handler: atomics only.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use klog::{Level, Point};

@@ -5,13 +5,6 @@
 //! or IRQ its source raised, the backtrace request in hardirq context like
 //! the RCU stall detector's tick): atomics, signals and `nanosleep` only.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::Ordering;
 
 use klog::context::NMI_MASK;

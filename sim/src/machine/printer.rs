@@ -9,13 +9,6 @@
 //! It sleeps on a futex that the design's irq_work bumps; `FUTEX_WAKE` is a
 //! plain system call, so waking it is safe from a signal handler.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use klog::Arch;

@@ -4,13 +4,6 @@
 //! records it wanted are gone, it is told where the oldest one is
 //! (`/dev/kmsg`'s `-EPIPE`), and it counts what it missed.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

@@ -15,13 +15,6 @@
 //!
 //! Push and pop are called from signal handlers: atomics only.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use klog::Frame;
@@ -134,12 +127,6 @@ impl ShadowStack {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -8,13 +8,6 @@
 //! heartbeat with. Like every thread that is not a CPU, the sender blocks
 //! both interrupt signals.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use core::sync::atomic::Ordering;
 use std::time::Duration;
 

@@ -56,6 +56,16 @@ fn deadlock(s: &mut String, f: &Finding, how: &Splat, me: &str) {
     }
 }
 
+/// printk-sim's own line under the kernel's lockup message: what it saw, in
+/// real time.
+fn own_line(s: &mut String, label: &str, what: &str, f: &Finding) {
+    let _ = writeln!(
+        s,
+        "(printk-sim [{label}]: {what} on cpu{} for {:.1} ms real time)",
+        f.cpu, f.detected_after_ms
+    );
+}
+
 /// The splat for finding `f`: a lockup in the words of `how.kernel`'s
 /// watchdog, in kernel time, followed by printk-sim's own line in real
 /// time; a deadlock in printk-sim's own words, marked as such.
@@ -88,11 +98,7 @@ pub fn splat(f: &Finding, how: &Splat) -> String {
                 how.kernel.hard_lockup_prefix(),
                 f.cpu
             );
-            let _ = writeln!(
-                s,
-                "(printk-sim [{label}]: no timer tick handled on cpu{} for {:.1} ms real time)",
-                f.cpu, f.detected_after_ms
-            );
+            own_line(&mut s, label, "no timer tick handled", f);
             if let Some(l) = f.lock {
                 let _ = writeln!(s, "{me} spins on {l} with interrupts off");
             }
@@ -106,11 +112,7 @@ pub fn splat(f: &Finding, how: &Splat) -> String {
                 how.kernel.watchdog_prefix(),
                 f.cpu
             );
-            let _ = writeln!(
-                s,
-                "(printk-sim [{label}]: no progress on cpu{} for {:.1} ms real time)",
-                f.cpu, f.detected_after_ms
-            );
+            own_line(&mut s, label, "no progress", f);
         }
     }
     for (cpu, t) in &f.stacks {
