@@ -5,9 +5,11 @@
 
 use std::fmt::Write as _;
 
+use klog::printk::{DropReason, Event};
+
 use crate::outcome::{Outcome, RunReport};
 use crate::report::layout::{finding_style, outcome_style, paint, paint_first, wrap, wrap_from};
-use crate::report::verdict;
+use crate::report::verdict::{self, named_counts};
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
 
@@ -138,12 +140,7 @@ fn console_rows(rows: &mut Rows, runs: &[RunReport]) {
         r.nmis.iter().sum::<u64>().to_string()
     });
     push(rows, runs, "dropped because", &|r| {
-        list(
-            r.dropped_by
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(why, n)| format!("{} {n}", why.name())),
-        )
+        list(named_counts(&r.dropped_by, DropReason::name).into_iter())
     });
     push(rows, runs, "console max lag", &|r| us(r.console.max_lag_ns));
     push(rows, runs, "console skipped", &|r| {
@@ -152,12 +149,7 @@ fn console_rows(rows: &mut Rows, runs: &[RunReport]) {
     push(rows, runs, "console printed by", &printed_by);
     if runs.iter().any(|r| r.events.iter().any(|(_, n)| *n > 0)) {
         push(rows, runs, "console events", &|r| {
-            list(
-                r.events
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(what, n)| format!("{} {n}", what.name())),
-            )
+            list(named_counts(&r.events, Event::name).into_iter())
         });
     }
 }

@@ -2,6 +2,8 @@
 //! what made it ("legacy: DEADLOCK, cpu0/nmi on logbuf_lock, 1 message
 //! lost").
 
+use klog::printk::{DropReason, Event};
+
 use crate::outcome::RunReport;
 use crate::report::layout::{outcome_style, paint_first, wrap_from};
 use crate::watchdog::{Finding, FindingKind};
@@ -20,6 +22,15 @@ pub fn finding_words(f: &Finding) -> String {
     }
 }
 
+/// "name count" for each of `counts` that is not zero.
+pub fn named_counts<T: Copy>(counts: &[(T, u64)], name: fn(T) -> &'static str) -> Vec<String> {
+    counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|&(what, n)| format!("{} {n}", name(what)))
+        .collect()
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -35,12 +46,7 @@ fn losses(r: &RunReport) -> Vec<String> {
         ));
     }
     if a.dropped > 0 {
-        let why: Vec<String> = r
-            .dropped_by
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(why, n)| format!("{} {n}", why.name()))
-            .collect();
+        let why = named_counts(&r.dropped_by, DropReason::name);
         v.push(format!("{} dropped ({})", a.dropped, why.join(", ")));
     }
     if v.is_empty() && a.attempted > 0 {
@@ -71,12 +77,7 @@ pub fn particulars(r: &RunReport) -> Vec<String> {
     if let Some(rd) = r.reader {
         v.push(format!("log reader missed {}", rd.missed));
     }
-    let events: Vec<String> = r
-        .events
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(what, n)| format!("{} {n}", what.name()))
-        .collect();
+    let events = named_counts(&r.events, Event::name);
     if !events.is_empty() {
         v.push(format!("console {}", events.join(", ")));
     }
