@@ -202,7 +202,7 @@ fn harvest(
     wall_ms: f64,
 ) -> RunReport {
     let stats = m.stats();
-    let design = m.design_info;
+    let design = m.design_info();
     let lockdep = klog::lockdep::check(&m.locks(), design.kernel);
     let console = m.design().console().stats();
     let console_output = m.design().console().output();

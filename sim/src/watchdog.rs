@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use klog::{Arch, Context};
 
+use crate::machine::cpu::{CpuSample, WaitSample};
 use crate::machine::stack::Trace;
 use crate::machine::{irq, Machine};
 
@@ -202,44 +203,25 @@ pub struct WatchdogReport {
     pub ended_ms: f64,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Wait {
-    lock: usize,
-    since: u64,
-    seq: u64,
-    spins: u64,
-}
+type Wait = WaitSample;
 
 type Node = (usize, u8);
 
+/// Every CPU as sampled at one moment of a period.
 struct Snapshot {
     active: Vec<[bool; 4]>,
     waits: Vec<[Option<Wait>; 4]>,
+    cpus: Vec<CpuSample>,
 }
 
 impl Snapshot {
     fn take(m: &Machine) -> Snapshot {
-        let mut active = Vec::with_capacity(m.cpus().len());
-        let mut waits = Vec::with_capacity(m.cpus().len());
-        for c in m.cpus() {
-            let pc = c.preempt_count.load(Ordering::Relaxed);
-            active.push([
-                true,
-                pc & klog::context::SOFTIRQ_MASK != 0,
-                klog::context::hardirq_depth(pc) > 0,
-                klog::context::nmi_depth(pc) > 0,
-            ]);
-            waits.push(c.waits.each_ref().map(|slot| {
-                let lock = slot.lock.load(Ordering::Acquire);
-                (lock != 0).then(|| Wait {
-                    lock,
-                    since: slot.since_ns.load(Ordering::Relaxed),
-                    seq: slot.seq.load(Ordering::Relaxed),
-                    spins: slot.spins.load(Ordering::Relaxed),
-                })
-            }));
+        let cpus: Vec<CpuSample> = m.cpus().iter().map(|c| c.sample()).collect();
+        Snapshot {
+            active: cpus.iter().map(|c| c.active).collect(),
+            waits: cpus.iter().map(|c| c.waits).collect(),
+            cpus,
         }
-        Snapshot { active, waits }
     }
 
     fn wait(&self, (cpu, level): Node) -> Option<Wait> {
@@ -370,7 +352,7 @@ pub fn watch(
     loop {
         std::thread::sleep(period);
         let now = m.now_ns();
-        if m.cpus().iter().all(|c| c.exited.load(Ordering::Acquire)) {
+        if m.cpus().iter().all(|c| c.has_exited()) {
             w.report.ended_ms = ms(now);
             break;
         }
@@ -383,7 +365,7 @@ pub fn watch(
             continue;
         }
         let in_chain = w.deadlocks(&snap, now);
-        let due = w.lockups_due(now, &in_chain);
+        let due = w.lockups_due(&snap, now, &in_chain);
         w.report_lockups(&snap, now, &due);
     }
     w.report
@@ -395,7 +377,7 @@ impl Watcher<'_> {
     fn check_stopped(&self, t: std::time::Instant) {
         if t.elapsed() > Duration::from_secs(5) {
             let stuck: Vec<usize> = (self.m.cpus().iter().enumerate())
-                .filter(|(_, c)| !c.exited.load(Ordering::Acquire))
+                .filter(|(_, c)| !c.has_exited())
                 .map(|(i, _)| i)
                 .collect();
             eprintln!("printk-sim: internal error: CPUs {stuck:?} did not stop 5 s after every wait was aborted");
@@ -405,8 +387,7 @@ impl Watcher<'_> {
 
     /// Stop every CPU and abort every wait.
     fn abort_all(&mut self) {
-        self.m.stop.store(true, Ordering::Release);
-        self.m.abort_all.store(true, Ordering::Release);
+        self.m.abort_everything();
         self.aborted_at = Some(std::time::Instant::now());
     }
 
@@ -437,7 +418,7 @@ impl Watcher<'_> {
             return true;
         }
         if now >= cfg.duration_ns {
-            m.stop.store(true, Ordering::Release);
+            m.end_run();
         }
         if interrupted().load(Ordering::Relaxed) && !self.report.interrupted {
             self.report.interrupted = true;
@@ -505,8 +486,7 @@ impl Watcher<'_> {
                 }
             }
             OnDeadlock::Stop => {
-                m.stop.store(true, Ordering::Release);
-                m.abort_all.store(true, Ordering::Release);
+                m.abort_everything();
             }
             OnDeadlock::Off => {}
         }
@@ -522,14 +502,12 @@ impl Watcher<'_> {
     /// The lockups due now, CPUs in a cycle left out: a CPU that handled
     /// no timer tick for a threshold (hard), or made no progress in task
     /// context for two (soft).
-    fn lockups_due(&mut self, now: u64, in_chain: &[bool]) -> Vec<Due> {
+    fn lockups_due(&mut self, snap: &Snapshot, now: u64, in_chain: &[bool]) -> Vec<Due> {
         let cfg = self.cfg;
         let mut due = Vec::new();
-        let cpus = self.m.cpus().iter().enumerate();
+        let cpus = snap.cpus.iter().enumerate();
         for ((cpu, c), w) in cpus.zip(self.watch.iter_mut()) {
-            let hb = c.heartbeat.load(Ordering::Relaxed);
-            let ticks = c.ticks_sent.load(Ordering::Relaxed);
-            let progress = c.progress.load(Ordering::Relaxed);
+            let (hb, ticks, progress) = (c.heartbeat, c.ticks_sent, c.progress);
             if hb != w.heartbeat || w.heartbeat_at == 0 {
                 *w = CpuWatch {
                     heartbeat: hb,
@@ -544,7 +522,7 @@ impl Watcher<'_> {
                 w.progress_at = now;
                 w.soft_reported_at = None;
             }
-            if !c.online.load(Ordering::Acquire) || in_chain.get(cpu) == Some(&true) {
+            if !c.online || in_chain.get(cpu) == Some(&true) {
                 continue;
             }
             if !w.hard_reported
@@ -586,7 +564,7 @@ impl Watcher<'_> {
             .m
             .cpus()
             .get(cpu)
-            .map(|c| vec![(cpu, c.stack.trace())])
+            .map(|c| vec![(cpu, c.trace())])
             .unwrap_or_default();
         f
     }
@@ -616,9 +594,7 @@ impl Watcher<'_> {
                         .findings
                         .iter()
                         .any(|f| f.kind == kind && f.cpu == root)
-                    || m.cpus()
-                        .get(root)
-                        .is_some_and(|c| !c.online.load(Ordering::Acquire)));
+                    || m.cpus().get(root).is_some_and(|c| !c.is_online()));
             if root_stuck {
                 behind.push((d, root));
             } else {
@@ -686,7 +662,7 @@ fn deadlock_finding(
         action: cfg.on_deadlock.into(),
         stacks: cpus
             .iter()
-            .filter_map(|&c| m.cpus().get(c).map(|s| (c, s.stack.trace())))
+            .filter_map(|&c| m.cpus().get(c).map(|s| (c, s.trace())))
             .collect(),
         ..finding(
             m,

@@ -149,9 +149,7 @@ fn print_in_pieces(m: &Machine, level: Level, msg: &Msg, pieces: u32, level_idx:
         let nl = if i + 1 == pieces { "\n" } else { "" };
         let t0 = m.now_ns();
         m.printk(level, format_args!("{cont}{part}{nl}"));
-        if let Some(h) = m.latency.get(level_idx) {
-            h.record(m.now_ns().saturating_sub(t0));
-        }
+        m.record_latency(level_idx, t0);
         at = end;
     }
 }
@@ -168,15 +166,13 @@ fn stall_spin(
 ) {
     m.push_frame(&STALL);
     let end = m.now_ns().saturating_add(st.for_ns);
-    c.stalled.store(true, Ordering::Relaxed);
+    let preempt_off = st.kind == StallKind::PreemptOff;
+    c.begin_stall(preempt_off);
     let flags = (st.kind == StallKind::IrqsOff).then(|| m.local_irq_save());
-    if st.kind == StallKind::PreemptOff {
-        c.preempt_count.fetch_add(1, Ordering::Relaxed);
-    }
     // Printing, it keeps its rate by busy-waiting: a CPU that is stuck
     // cannot sleep.
     let mut next = m.now_ns();
-    while m.now_ns() < end && !m.stop.load(Ordering::Relaxed) {
+    while m.now_ns() < end && !m.stopping() {
         if st.printk && m.now_ns() >= next {
             print();
             next = next.saturating_add(gap_ns);
@@ -187,15 +183,12 @@ fn stall_spin(
         core::hint::spin_loop();
         m.pop_frame();
     }
-    c.stalled.store(false, Ordering::Relaxed);
-    if st.kind == StallKind::PreemptOff {
-        c.preempt_count.fetch_sub(1, Ordering::Relaxed);
-    }
+    c.end_stall(preempt_off);
     if let Some(flags) = flags {
-        if m.stop.load(Ordering::Relaxed) {
+        if m.stopping() {
             // The run ended during the stall: what waited for interrupts
             // to come back on never ran within it.
-            c.irq_pending.store(false, Ordering::Relaxed);
+            c.drop_pending_irq();
         }
         m.local_irq_restore(flags);
     }
@@ -221,15 +214,15 @@ impl Workload {
 impl Work for Workload {
     /// The task-context loop of `cpu`, until the machine stops.
     fn task_loop(&self, m: &Machine, cpu: usize) {
-        let Some(c) = m.cpus.get(cpu) else {
+        let Some(c) = m.cpus().get(cpu) else {
             return;
         };
         let spec = self.tasks.get(cpu).copied().flatten();
         let mut rng = Rng::new(self.seed ^ (cpu as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
-        c.nmi_rng.store(rng.next_u64(), Ordering::Relaxed);
-        c.irq_rng.store(rng.next_u64(), Ordering::Relaxed);
+        let (nmi, irq) = (rng.next_u64(), rng.next_u64());
+        c.seed_rngs(nmi, irq);
         m.push_frame(Machine::idle_frame());
-        let mut next = m.now_ns().max(self.first_print_ns(cpu, m.cpus.len()));
+        let mut next = m.now_ns().max(self.first_print_ns(cpu, m.cpus().len()));
         let mut n = 0;
         let mut stall = spec.and_then(|t| t.stall);
         let print_one = |rng: &mut Rng, n: &mut u64, t: &TaskSpec| {
@@ -245,11 +238,11 @@ impl Work for Workload {
             m.pop_frame();
             *n += 1;
         };
-        while !m.stop.load(Ordering::Relaxed) && m.now_ns() < next {
+        while !m.stopping() && m.now_ns() < next {
             let left = next.saturating_sub(m.now_ns());
             std::thread::sleep(Duration::from_nanos(left.min(1_000_000)));
         }
-        while !m.stop.load(Ordering::Relaxed) {
+        while !m.stopping() {
             if let (Some(st), Some(t)) = (stall.filter(|st| m.now_ns() >= st.at_ns), spec) {
                 stall = None;
                 let gap_ns = 1_000_000_000 / u64::from(t.printk_hz.max(1));
@@ -270,7 +263,7 @@ impl Work for Workload {
                 }
                 _ => std::thread::sleep(Duration::from_millis(1)),
             }
-            c.progress.fetch_add(1, Ordering::Relaxed);
+            c.made_progress();
         }
         m.pop_frame();
     }
@@ -279,7 +272,7 @@ impl Work for Workload {
     /// hardirq context. Runs in signal context: no allocation, no locks but
     /// klog's.
     fn interrupt(&self, m: &Machine, cpu: usize, source: usize) {
-        let (Some(c), Some(s)) = (m.cpus.get(cpu), m.inject.source(source)) else {
+        let (Some(c), Some(s)) = (m.cpus().get(cpu), m.source(source)) else {
             return;
         };
         let context = c.context();
@@ -289,25 +282,21 @@ impl Work for Workload {
         let irq_run = if context == Context::Nmi {
             0
         } else {
-            c.irq_actions.fetch_add(1, Ordering::Release) + 1
+            c.next_irq_action()
         };
         let level_idx = usize::from(context.level());
-        let rng_state = if context == Context::Nmi {
-            &c.nmi_rng
-        } else {
-            &c.irq_rng
-        };
+        let rng_state = c.rng_state(context);
         match s.action {
             NmiAction::Nothing => {}
             NmiAction::Printk { lines, len, level } => {
                 let mut rng = Rng::new(rng_state.load(Ordering::Relaxed));
                 let n0 = if context == Context::Nmi {
-                    c.nmis.load(Ordering::Relaxed)
+                    c.nmis_handled()
                 } else {
                     irq_run
                 };
                 for line in 0..u64::from(lines) {
-                    if m.stop.load(Ordering::Relaxed) {
+                    if m.stopping() {
                         break;
                     }
                     let msg = Msg {
@@ -326,11 +315,11 @@ impl Work for Workload {
             }
             NmiAction::BacktraceAll(dump) => m.backtrace_all(cpu, source, dump),
             NmiAction::Warn => {
-                m.design.emergency_enter(m);
+                m.design().emergency_enter(m);
                 m.push_frame(&WARN);
                 // The WARN is "at" the function the interrupt landed in.
                 let (mut at, mut inside) = ("?", false);
-                c.stack.for_each(|f| {
+                c.for_each_frame(|f| {
                     inside |= f == "irq_handler" || f == "nmi_handler";
                     if !inside {
                         at = f;
@@ -350,14 +339,12 @@ impl Work for Workload {
                         m.task_pid()
                     ),
                 );
-                if let Some(h) = m.latency.get(level_idx) {
-                    h.record(m.now_ns().saturating_sub(t0));
-                }
+                m.record_latency(level_idx, t0);
                 // dump_stack() (under printk_cpu_sync where the design's
                 // kernel had it).
                 m.in_cpu_sync(|| m.print_stack(cpu, level_idx));
                 m.pop_frame();
-                m.design.emergency_exit(m);
+                m.design().emergency_exit(m);
             }
             NmiAction::Panic { stop_at } => m.panic(cpu, stop_at),
             NmiAction::Hang => m.hang(),

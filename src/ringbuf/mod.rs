@@ -60,7 +60,7 @@
 //! # Usage
 //!
 //! Writers: [`Ring::reserve`], fill the text through [`Reserved::write`],
-//! then [`Ring::commit`] or [`Ring::final_commit`]; [`Ring::reserve_in_last`]
+//! then [`Reserved::commit`] or [`Reserved::final_commit`]; [`Ring::reserve_in_last`]
 //! reopens the newest committed record of the same caller to append to it.
 //! Reservation fails (and says why) instead of waiting for another context:
 //! the oldest record is still being written, or the text is too large.

@@ -18,85 +18,85 @@ use super::stack::ShadowStack;
 #[derive(Debug, Default)]
 pub struct WaitSlot {
     /// Address of the `LockCore` waited for; 0 when not waiting.
-    pub lock: AtomicUsize,
+    pub(super) lock: AtomicUsize,
     /// When the wait began, ns since the run started.
-    pub since_ns: AtomicU64,
+    pub(super) since_ns: AtomicU64,
     /// The wait's sequence number.
-    pub seq: AtomicU64,
+    pub(super) seq: AtomicU64,
     /// Spins so far.
-    pub spins: AtomicU64,
+    pub(super) spins: AtomicU64,
     /// The sequence number of the wait the watchdog broke.
-    pub abort: AtomicU64,
+    pub(super) abort: AtomicU64,
     /// The lock's name, as pointer and length (for the timeline).
-    pub name_ptr: AtomicUsize,
+    pub(super) name_ptr: AtomicUsize,
     /// See `name_ptr`.
-    pub name_len: AtomicUsize,
+    pub(super) name_len: AtomicUsize,
 }
 
 /// One simulated CPU's state.
 #[derive(Debug, Default)]
 pub struct Cpu {
     /// The context word (`preempt_count` layout).
-    pub preempt_count: AtomicU32,
+    pub(super) preempt_count: AtomicU32,
     /// Interrupts soft-disabled.
-    pub irqs_off: AtomicBool,
+    pub(super) irqs_off: AtomicBool,
     /// An IRQ arrived while soft-disabled; `local_irq_restore` replays it.
-    pub irq_pending: AtomicBool,
+    pub(super) irq_pending: AtomicBool,
     /// A timer tick is waiting to be handled.
-    pub tick_pending: AtomicBool,
+    pub(super) tick_pending: AtomicBool,
     /// irq_work is waiting to run.
-    pub work_pending: AtomicBool,
+    pub(super) work_pending: AtomicBool,
     /// Latched NMI: source index + 1, 0 when none (hardware latches one).
-    pub nmi_pending: AtomicU32,
+    pub(super) nmi_pending: AtomicU32,
     /// Timer ticks handled (the kernel's `hrtimer_interrupts`).
-    pub heartbeat: AtomicU64,
+    pub(super) heartbeat: AtomicU64,
     /// Timer ticks sent.
-    pub ticks_sent: AtomicU64,
+    pub(super) ticks_sent: AtomicU64,
     /// Task-context loop iterations (what the soft-lockup detector watches).
-    pub progress: AtomicU64,
+    pub(super) progress: AtomicU64,
     /// NMI handlers entered.
-    pub nmis: AtomicU64,
+    pub(super) nmis: AtomicU64,
     /// IRQ handlers run (not counting deferrals).
-    pub irqs: AtomicU64,
+    pub(super) irqs: AtomicU64,
     /// `[[irq]]` handler runs (numbers their messages).
-    pub irq_actions: AtomicU64,
+    pub(super) irq_actions: AtomicU64,
     /// NMIs not sent because one was already latched.
-    pub nmis_latched: AtomicU64,
+    pub(super) nmis_latched: AtomicU64,
     /// Kernel thread id, for `tgkill`.
-    pub tid: AtomicI32,
+    pub(super) tid: AtomicI32,
     /// Signals may be sent to this CPU.
-    pub online: AtomicBool,
+    pub(super) online: AtomicBool,
     /// The CPU thread has finished.
-    pub exited: AtomicBool,
+    pub(super) exited: AtomicBool,
     /// Per-CPU random state for NMI-context workloads (NMIs do not nest).
-    pub nmi_rng: AtomicU64,
+    pub(super) nmi_rng: AtomicU64,
     /// The same for hardirq-context workloads (IRQs do not nest).
-    pub irq_rng: AtomicU64,
+    pub(super) irq_rng: AtomicU64,
     /// Latched `[[irq]]` source: source index + 1, 0 when none.
-    pub irq_source: AtomicU32,
+    pub(super) irq_source: AtomicU32,
     /// Published waits, one per context level.
-    pub waits: [WaitSlot; 4],
+    pub(super) waits: [WaitSlot; 4],
     /// The shadow call stack.
-    pub stack: ShadowStack,
+    pub(super) stack: ShadowStack,
     /// The panic CPU asked this CPU to stop (`smp_send_stop()`): the next
     /// NMI handler halts instead of returning.
-    pub stop_requested: AtomicBool,
+    pub(super) stop_requested: AtomicBool,
     /// Halted in an NMI handler, for good (until the run ends).
-    pub stopped: AtomicBool,
+    pub(super) stopped: AtomicBool,
     /// The panic's stop NMI is to land when this CPU next passes the
     /// point with this id + 1 (0: none).
-    pub stop_at: AtomicU32,
+    pub(super) stop_at: AtomicU32,
     /// The locks this CPU holds, for lockdep's order graph.
-    pub held: klog::lockdep::Held,
+    pub(super) held: klog::lockdep::Held,
     /// Stuck on purpose (a `[[task]]` stall or an at-point `hold`): what
     /// the RCU stall detector reports.
-    pub stalled: AtomicBool,
+    pub(super) stalled: AtomicBool,
     /// An all-CPU backtrace's NMI waiting for this CPU to pass the
     /// source's `land_at` point: source index + 1, 0 when none.
-    pub deferred_nmi: AtomicU32,
+    pub(super) deferred_nmi: AtomicU32,
     /// An all-CPU backtrace request is waiting for this CPU's answer: its
     /// NMI count when the request was sent, plus one; 0 when none.
-    pub backtrace_mark: AtomicU64,
+    pub(super) backtrace_mark: AtomicU64,
 }
 
 impl Cpu {
@@ -121,6 +121,140 @@ impl Cpu {
     pub fn context(&self) -> Context {
         Context::from_preempt_count(self.preempt_count.load(Ordering::Relaxed))
     }
+
+    /// What the watchdog reads of this CPU each period, in one place.
+    pub fn sample(&self) -> CpuSample {
+        let pc = self.preempt_count.load(Ordering::Relaxed);
+        CpuSample {
+            active: [
+                true,
+                pc & klog::context::SOFTIRQ_MASK != 0,
+                klog::context::hardirq_depth(pc) > 0,
+                klog::context::nmi_depth(pc) > 0,
+            ],
+            waits: self.waits.each_ref().map(|slot| {
+                let lock = slot.lock.load(Ordering::Acquire);
+                // Acquire on the lock word: since and seq were stored before it.
+                (lock != 0).then(|| WaitSample {
+                    lock,
+                    since: slot.since_ns.load(Ordering::Relaxed),
+                    seq: slot.seq.load(Ordering::Relaxed),
+                    spins: slot.spins.load(Ordering::Relaxed),
+                })
+            }),
+            heartbeat: self.heartbeat.load(Ordering::Relaxed),
+            ticks_sent: self.ticks_sent.load(Ordering::Relaxed),
+            progress: self.progress.load(Ordering::Relaxed),
+            online: self.online.load(Ordering::Acquire),
+        }
+    }
+
+    /// The CPU thread has returned.
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+
+    /// The CPU takes interrupts and can be found locked up (not halted).
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Its shadow call stack, outermost frame first.
+    pub fn trace(&self) -> super::stack::Trace {
+        self.stack.trace()
+    }
+
+    /// The task loop went round once more (what the soft-lockup detector
+    /// watches).
+    pub fn made_progress(&self) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stall begins in task context (`preempt_off`: with preemption off,
+    /// which the context word shows); remote stack walks see it.
+    pub fn begin_stall(&self, preempt_off: bool) {
+        self.stalled.store(true, Ordering::Relaxed);
+        if preempt_off {
+            self.preempt_count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The stall begun by [`Cpu::begin_stall`] ends.
+    pub fn end_stall(&self, preempt_off: bool) {
+        self.stalled.store(false, Ordering::Relaxed);
+        if preempt_off {
+            self.preempt_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forget an IRQ that arrived while interrupts were off (the run ended
+    /// before they came back on).
+    pub fn drop_pending_irq(&self) {
+        self.irq_pending.store(false, Ordering::Relaxed);
+    }
+
+    /// Seed the random state of this CPU's NMI and IRQ handlers.
+    pub fn seed_rngs(&self, nmi: u64, irq: u64) {
+        self.nmi_rng.store(nmi, Ordering::Relaxed);
+        self.irq_rng.store(irq, Ordering::Relaxed);
+    }
+
+    /// Number this `[[irq]]` handler run (from 1); it also tells a CPU
+    /// waiting at a point that the handler has begun.
+    pub fn next_irq_action(&self) -> u64 {
+        self.irq_actions.fetch_add(1, Ordering::Release) + 1
+    }
+
+    /// NMI handlers entered so far.
+    pub fn nmis_handled(&self) -> u64 {
+        self.nmis.load(Ordering::Relaxed)
+    }
+
+    /// Call `f` with each frame of the shadow stack, outermost first.
+    pub fn for_each_frame(&self, f: impl FnMut(&'static str)) {
+        let _depth = self.stack.for_each(f);
+    }
+
+    /// The random state of this CPU's handlers for `context` (NMIs and IRQs
+    /// do not nest, so each has its own).
+    pub fn rng_state(&self, context: Context) -> &AtomicU64 {
+        if context == Context::Nmi {
+            &self.nmi_rng
+        } else {
+            &self.irq_rng
+        }
+    }
+}
+
+/// A published wait, as the watchdog sampled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitSample {
+    /// The lock's id.
+    pub lock: usize,
+    /// When the wait began, ns since the run started.
+    pub since: u64,
+    /// The wait's sequence number.
+    pub seq: u64,
+    /// Spins so far.
+    pub spins: u64,
+}
+
+/// A CPU as the watchdog sampled it.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSample {
+    /// Per context level (task, softirq, hardirq, NMI): whether it is
+    /// active (task always is).
+    pub active: [bool; 4],
+    /// Per context level: its published wait.
+    pub waits: [Option<WaitSample>; 4],
+    /// Timer ticks handled.
+    pub heartbeat: u64,
+    /// Timer ticks sent to it.
+    pub ticks_sent: u64,
+    /// Rounds of its task loop.
+    pub progress: u64,
+    /// Not halted.
+    pub online: bool,
 }
 
 /// A thread's own alternate signal stack with a guard page below it.

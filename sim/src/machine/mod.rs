@@ -103,47 +103,47 @@ pub struct MachineStats {
 
 /// One machine, for one run of one design.
 pub struct Machine {
-    pub(crate) cpus: Box<[CachePadded<Cpu>]>,
-    pub(crate) design: Box<dyn Printk<Machine>>,
-    pub(crate) design_info: &'static DesignInfo,
-    pub(crate) config: MachineConfig,
-    pub(crate) workload: Box<dyn Work>,
-    pub(crate) inject: Injector,
+    cpus: Box<[CachePadded<Cpu>]>,
+    design: Box<dyn Printk<Machine>>,
+    design_info: &'static DesignInfo,
+    config: MachineConfig,
+    workload: Box<dyn Work>,
+    inject: Injector,
     /// CLOCK_MONOTONIC when the CPUs were released.
     base_ns: AtomicU64,
     /// The run is over: workloads return, senders stop.
-    pub(crate) stop: AtomicBool,
+    stop: AtomicBool,
     /// Every wait gives up now (the end of the run, or `on_deadlock = stop`).
-    pub(crate) abort_all: AtomicBool,
+    abort_all: AtomicBool,
     /// The tick/NMI sender thread has finished.
-    pub(crate) senders_stopped: AtomicBool,
+    senders_stopped: AtomicBool,
     wait_seq: AtomicU64,
     /// Threads that reached the start gate.
     ready: AtomicUsize,
     /// The start gate is open.
     go: AtomicBool,
     /// printk latency per context level.
-    pub(crate) latency: [Histogram; 4],
-    pub(crate) pid: i32,
+    latency: [Histogram; 4],
+    pid: i32,
     /// The CPU in `panic()`, `usize::MAX` for none.
-    pub(crate) panic_cpu: AtomicUsize,
+    panic_cpu: AtomicUsize,
     /// The panic CPU finished its last flush.
-    pub(crate) panic_done: AtomicBool,
+    panic_done: AtomicBool,
     /// Which halted CPU is running on after the run ended (`usize::MAX`:
     /// none); see [`Machine::halt`].
-    pub(crate) resume_turn: AtomicUsize,
+    resume_turn: AtomicUsize,
     /// The printer thread's futex word: bumped by every wake-up.
-    pub(crate) printer_wake: AtomicU32,
+    printer_wake: AtomicU32,
     /// `nmi_cpu_backtrace()`'s private lock before 4.19 (used by dumps
     /// with `serialize`).
-    pub(crate) backtrace_lock: RawSpinLock<()>,
+    backtrace_lock: RawSpinLock<()>,
     /// Stacks walked by a remote dump, and of those, the torn ones.
-    pub(crate) remote_traces: AtomicU64,
-    pub(crate) torn_traces: AtomicU64,
+    remote_traces: AtomicU64,
+    torn_traces: AtomicU64,
     /// The log reader's accounts.
-    pub(crate) reader: reader::ReaderStats,
+    reader: reader::ReaderStats,
     /// Timeline events, when asked for.
-    pub(crate) trace: Option<trace::Trace>,
+    trace: Option<trace::Trace>,
 }
 
 static IDLE: Frame = Frame("cpu_idle");
@@ -193,6 +193,16 @@ impl Machine {
     /// The CPUs' state.
     pub fn cpus(&self) -> &[CachePadded<Cpu>] {
         &self.cpus
+    }
+
+    /// The design's catalogue entry.
+    pub fn design_info(&self) -> &'static DesignInfo {
+        self.design_info
+    }
+
+    /// Interrupt source number `index` of the scenario.
+    pub fn source(&self, index: usize) -> Option<&NmiSource> {
+        self.inject.source(index)
     }
 
     /// The design under test.
@@ -272,6 +282,31 @@ impl Machine {
             let names: Vec<&'static str> = self.locks().iter().map(|l| l.name()).collect();
             (t.events(&names), t.lost(), klog::Arch::now_ns(self))
         })
+    }
+
+    /// The run is ending: task loops return, senders stop.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// End the run: task loops return at their next round.
+    pub(crate) fn end_run(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// End the run and break every wait now (the hard limit, Ctrl-C,
+    /// `on_deadlock = "stop"`).
+    pub(crate) fn abort_everything(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.abort_all.store(true, Ordering::Release);
+    }
+
+    /// A printk in context level `level_idx` that began at `since_ns`
+    /// returned now: its latency. Signal-safe.
+    pub(crate) fn record_latency(&self, level_idx: usize, since_ns: u64) {
+        if let Some(h) = self.latency.get(level_idx) {
+            h.record(self.now_ns().saturating_sub(since_ns));
+        }
     }
 
     /// CPU `cpu`'s thread could not be started: nothing waits for it.

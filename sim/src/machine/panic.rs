@@ -46,9 +46,7 @@ impl Machine {
                 Level::Warning,
                 format_args!("NMI backtrace for cpu {cpu}\n"),
             );
-            if let Some(h) = self.latency.get(level_idx) {
-                h.record(self.now_ns().saturating_sub(t0));
-            }
+            self.record_latency(level_idx, t0);
             self.print_stack(cpu, level_idx);
         });
         self.pop_frame();
@@ -75,14 +73,12 @@ impl Machine {
         };
         c.stack.for_each(|frame| {
             // A CPU released from a halt when the run ended prints no more.
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stopping() {
                 return;
             }
             let t0 = self.now_ns();
             self.printk(Level::Warning, format_args!(" {frame}+0x0/0x0\n"));
-            if let Some(h) = self.latency.get(level_idx) {
-                h.record(self.now_ns().saturating_sub(t0));
-            }
+            self.record_latency(level_idx, t0);
         });
     }
 
