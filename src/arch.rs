@@ -7,7 +7,6 @@
 //! implementation: atomics, pre-allocated memory, raw system calls.
 
 use crate::context::{self, Context};
-use crate::lock::LockCore;
 use crate::point::Point;
 
 /// What `local_irq_save()` returns: whether interrupts were already off.
@@ -21,6 +20,16 @@ pub struct IrqFlags {
 /// A frame of a shadow call stack: a static function name.
 #[derive(Debug)]
 pub struct Frame(pub &'static str);
+
+/// A lock as the architecture sees it: an id (its address, unique while
+/// it lives) and its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockKey {
+    /// The lock's id.
+    pub id: usize,
+    /// The lock's name (its lockdep class).
+    pub name: &'static str,
+}
 
 /// A published wait: which CPU, in which context, and the wait's sequence
 /// number, which the watchdog uses to abort exactly this wait and no later
@@ -90,7 +99,7 @@ pub trait Arch: Sync {
 
     /// Publish "this CPU, in this context, waits for `lock`" for the
     /// watchdog. Called once per contended acquisition.
-    fn wait_begin(&self, lock: &LockCore) -> WaitTicket;
+    fn wait_begin(&self, lock: LockKey) -> WaitTicket;
 
     /// Called on every spin of a published wait: true when the watchdog (or
     /// the end of the run) has broken this wait and the caller must back out.
@@ -129,12 +138,12 @@ pub trait Arch: Sync {
 
     /// The calling CPU's list of held locks for lockdep's order graph, if
     /// the machine keeps one.
-    fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {
+    fn lockdep_held(&self) -> Option<&crate::held::Held> {
         None
     }
 
     /// The calling CPU took (`held`) or released a spinlock: for timelines.
-    fn lock_event(&self, lock: &LockCore, held: bool) {
+    fn lock_event(&self, lock: LockKey, held: bool) {
         let _ = (lock, held);
     }
 }
@@ -174,7 +183,7 @@ impl Arch for Quiet {
         0
     }
     fn point(&self, _point: Point) {}
-    fn wait_begin(&self, lock: &LockCore) -> WaitTicket {
+    fn wait_begin(&self, lock: LockKey) -> WaitTicket {
         let _ = lock;
         WaitTicket {
             cpu: 0,

@@ -28,8 +28,10 @@ pub mod arch;
 pub mod console;
 pub mod context;
 pub mod era;
+pub mod held;
 pub mod lock;
 pub mod lockdep;
+pub mod owner;
 pub mod point;
 pub mod printk;
 pub mod record;
@@ -37,7 +39,7 @@ pub mod ringbuf;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use arch::{Arch, Frame, IrqFlags, WaitTicket};
+pub use arch::{Arch, Frame, IrqFlags, LockKey, WaitTicket};
 pub use context::Context;
 pub use era::Kernel;
 pub use lock::{Broken, LockCore, Owner, RawSpinLock, Semaphore};

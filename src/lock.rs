@@ -27,122 +27,26 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::{Arch, Frame, IrqFlags};
+use crate::arch::{Arch, IrqFlags, LockKey};
+use crate::lockdep::{self, ClassState, LockClass};
 
-/// Frames kept of a lockdep example's call trace.
-const STACK_MAX: usize = 16;
-use crate::context::Context;
 use crate::point::{self, Point};
 
 /// The watchdog broke this wait (or the run ended): back out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Broken;
 
-/// Who holds a lock, decoded from its owner word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Owner {
-    /// The holding CPU.
-    pub cpu: usize,
-    /// The context it acquired the lock in.
-    pub context: Context,
-    /// The point the holder acquired it at, if named.
-    pub point: Option<Point>,
-}
+pub use crate::owner::Owner;
 
-impl Owner {
-    fn encode(cpu: usize, context: Context, at: Option<Point>) -> u64 {
-        let point = at.map_or(0, |p| u64::from(p.id) + 1);
-        (cpu as u64 + 1) & 0xffff | u64::from(context.level()) << 16 | point << 32
-    }
-
-    fn decode(word: u64) -> Option<Owner> {
-        let cpu = word & 0xffff;
-        if cpu == 0 {
-            return None;
-        }
-        let point = (word >> 32) & 0xffff;
-        Some(Owner {
-            cpu: cpu as usize - 1,
-            context: Context::from_level(((word >> 16) & 3) as u8),
-            point: point
-                .checked_sub(1)
-                .and_then(|id| point::ALL.get(id as usize).copied()),
-        })
-    }
-}
-
-/// A lockdep example: who took the lock (owner word: CPU, context,
-/// point) and the call trace then. Set once, by the first to get there.
-#[derive(Debug)]
-struct Example {
-    tag: AtomicU64,
-    stack: [AtomicPtr<Frame>; STACK_MAX],
-}
-
-impl Example {
-    const fn new() -> Example {
-        Example {
-            tag: AtomicU64::new(0),
-            stack: [const { AtomicPtr::new(core::ptr::null_mut()) }; STACK_MAX],
-        }
-    }
-
-    /// Record the calling CPU's acquisition, if this is the first.
-    fn record<A: Arch>(&self, arch: &A, context: Context, at: Option<Point>) {
-        let tag = Owner::encode(arch.this_cpu(), context, at);
-        if self
-            .tag
-            .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        let mut frames = [None; STACK_MAX];
-        let n = arch.stack(&mut frames);
-        for (slot, f) in self.stack.iter().zip(frames.iter().take(n)) {
-            let p = f.map_or(core::ptr::null_mut(), |f| f as *const Frame as *mut Frame);
-            slot.store(p, Ordering::Relaxed);
-        }
-    }
-
-    /// The example, if there is one.
-    fn get(&self) -> Option<(Owner, Vec<&'static str>)> {
-        let owner = Owner::decode(self.tag.load(Ordering::Relaxed))?;
-        let stack = self
-            .stack
-            .iter()
-            .map(|p| p.load(Ordering::Relaxed))
-            .take_while(|p| !p.is_null())
-            // SAFETY: only `record` stores here, and only pointers made
-            // from `&'static Frame`.
-            .filter_map(|p| unsafe { p.as_ref() })
-            .map(|f| f.0)
-            .collect();
-        Some((owner, stack))
-    }
-}
-
-/// The part of every lock the watchdog reads: a name and the owner word.
+/// The part of every lock the watchdog reads: a name and the owner word;
+/// and the lock's lockdep class state, which lockdep owns.
 #[derive(Debug)]
 pub struct LockCore {
     name: &'static str,
     owner: AtomicU64,
-    /// lockdep usage bits (see [`crate::lockdep`]).
-    usage: AtomicU32,
-    /// lockdep's first examples: the first non-try acquisition in NMI
-    /// context, in hardirq context, in task context with interrupts on,
-    /// and the first acquisition of any kind outside NMI context.
-    first_nmi: Example,
-    first_hardirq: Example,
-    first_irqs_on: Example,
-    first_other: Example,
-    /// lockdep's order graph: ids of the locks held when this one was
-    /// taken (the edges that end here), and for each the owner word of
-    /// the acquisition that first made the edge.
-    before: [AtomicUsize; crate::lockdep::MAX_HELD],
-    before_tag: [AtomicU64; crate::lockdep::MAX_HELD],
+    dep: ClassState,
 }
 
 impl LockCore {
@@ -151,76 +55,7 @@ impl LockCore {
         LockCore {
             name,
             owner: AtomicU64::new(0),
-            usage: AtomicU32::new(0),
-            first_nmi: Example::new(),
-            first_hardirq: Example::new(),
-            first_irqs_on: Example::new(),
-            first_other: Example::new(),
-            before: [const { AtomicUsize::new(0) }; crate::lockdep::MAX_HELD],
-            before_tag: [const { AtomicU64::new(0) }; crate::lockdep::MAX_HELD],
-        }
-    }
-
-    /// lockdep: the ids of the locks that were held when this one was
-    /// taken.
-    pub fn before(&self) -> Vec<usize> {
-        self.before
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .filter(|&id| id != 0)
-            .collect()
-    }
-
-    /// Record that lock `id` was held when this one was taken: one relaxed
-    /// load per slot when known already.
-    fn note_before(&self, id: usize, tag: u64) {
-        for (slot, slot_tag) in self.before.iter().zip(&self.before_tag) {
-            match slot.load(Ordering::Relaxed) {
-                x if x == id => return,
-                0 => match slot.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => {
-                        slot_tag.store(tag, Ordering::Relaxed);
-                        return;
-                    }
-                    Err(x) if x == id => return,
-                    Err(_) => {}
-                },
-                _ => {}
-            }
-        }
-    }
-
-    /// lockdep: who first took this lock while holding lock `id`.
-    pub fn edge_example(&self, id: usize) -> Option<Owner> {
-        let i = self
-            .before
-            .iter()
-            .position(|s| s.load(Ordering::Relaxed) == id)?;
-        Owner::decode(self.before_tag.get(i)?.load(Ordering::Relaxed))
-    }
-
-    /// lockdep, before a (non-try) acquisition waits: every lock the
-    /// calling CPU holds gains an edge to this one. Checked before the
-    /// wait, as the kernel's lock_acquire() does, so an order that is
-    /// about to deadlock is on record.
-    fn lockdep_edges<A: Arch>(&self, arch: &A, at: Option<Point>) {
-        let Some(held) = arch.lockdep_held() else {
-            return;
-        };
-        let me = self.id();
-        let context = arch.context();
-        let tag = Owner::encode(arch.this_cpu(), context, at);
-        held.each_in_context(context.level(), |id| {
-            if id != me {
-                self.note_before(id, tag);
-            }
-        });
-    }
-
-    /// lockdep: the calling CPU now holds this lock.
-    fn lockdep_acquired<A: Arch>(&self, arch: &A) {
-        if let Some(held) = arch.lockdep_held() {
-            held.push(self.id(), arch.context().level());
+            dep: ClassState::new(),
         }
     }
 
@@ -234,79 +69,17 @@ impl LockCore {
         Owner::decode(self.owner.load(Ordering::Relaxed))
     }
 
-    /// An identity for the wait registry: the lock's address.
-    pub fn id(&self) -> usize {
-        self as *const LockCore as usize
-    }
-
-    /// Record, for lockdep, the context this acquisition is made in. One
-    /// relaxed load when the bit is known already.
-    fn note_use<A: Arch>(&self, arch: &A, at: Option<Point>, trylock: bool) {
-        use crate::lockdep::usage;
-        let context = arch.context();
-        let bit = match context {
-            Context::Task if arch.irqs_disabled() => usage::TASK_IRQS_OFF,
-            Context::Task => usage::TASK_IRQS_ON,
-            // As in the kernel, a trylock does not make a class
-            // interrupt-safe: it cannot wait for the context it interrupted.
-            Context::Softirq | Context::Hardirq if trylock => usage::IRQ_TRY,
-            Context::Softirq => usage::SOFTIRQ,
-            Context::Hardirq => usage::HARDIRQ,
-            Context::Nmi if trylock => usage::NMI_TRY,
-            Context::Nmi => usage::NMI,
-        };
-        if self.usage.load(Ordering::Relaxed) & bit == 0 {
-            let before = self.usage.fetch_or(bit, Ordering::Relaxed);
-            // Which of two usages came first decides the report's order
-            // (and whether the kernel's one-way NMI check sees it).
-            match bit {
-                usage::NMI => {
-                    self.first_nmi.record(arch, context, at);
-                    if before & usage::OUTSIDE_NMI != 0 {
-                        self.usage
-                            .fetch_or(usage::NMI_AFTER_OTHER, Ordering::Relaxed);
-                    }
-                }
-                usage::HARDIRQ => {
-                    self.first_hardirq.record(arch, context, at);
-                    if before & usage::TASK_IRQS_ON != 0 {
-                        self.usage
-                            .fetch_or(usage::HARDIRQ_AFTER_IRQS_ON, Ordering::Relaxed);
-                    }
-                }
-                usage::TASK_IRQS_ON => self.first_irqs_on.record(arch, context, at),
-                _ => {}
-            }
-            if bit & usage::OUTSIDE_NMI != 0 {
-                self.first_other.record(arch, context, at);
-            }
+    /// The lock as the architecture sees it: id and name.
+    pub fn key(&self) -> LockKey {
+        LockKey {
+            id: self.id(),
+            name: self.name,
         }
     }
 
-    /// The lockdep usage bits so far.
-    pub fn usage(&self) -> u32 {
-        self.usage.load(Ordering::Relaxed)
-    }
-
-    /// Where the first non-try acquisition in NMI context happened, and
-    /// its call trace (outermost first).
-    pub fn first_nmi_use(&self) -> Option<(Owner, Vec<&'static str>)> {
-        self.first_nmi.get()
-    }
-
-    /// The same for hardirq context.
-    pub fn first_hardirq_use(&self) -> Option<(Owner, Vec<&'static str>)> {
-        self.first_hardirq.get()
-    }
-
-    /// The same for task context with interrupts on.
-    pub fn first_irqs_on_use(&self) -> Option<(Owner, Vec<&'static str>)> {
-        self.first_irqs_on.get()
-    }
-
-    /// The first acquisition of any kind outside NMI context.
-    pub fn first_other_use(&self) -> Option<(Owner, Vec<&'static str>)> {
-        self.first_other.get()
+    /// An identity for the wait registry: the lock's address.
+    pub fn id(&self) -> usize {
+        self as *const LockCore as usize
     }
 
     pub(crate) fn try_acquire<A: Arch>(&self, arch: &A, at: Option<Point>) -> bool {
@@ -322,7 +95,7 @@ impl LockCore {
         if self.try_acquire(arch, at) {
             return Ok(());
         }
-        let ticket = arch.wait_begin(self);
+        let ticket = arch.wait_begin(self.key());
         loop {
             core::hint::spin_loop();
             if self.owner.load(Ordering::Relaxed) == 0 && self.try_acquire(arch, at) {
@@ -339,6 +112,18 @@ impl LockCore {
     pub(crate) fn release(&self) {
         // Release pairs with the Acquire in `try_acquire`.
         self.owner.store(0, Ordering::Release);
+    }
+}
+
+impl LockClass for LockCore {
+    fn class_name(&self) -> &'static str {
+        self.name
+    }
+    fn class_id(&self) -> usize {
+        self.id()
+    }
+    fn class_state(&self) -> &ClassState {
+        &self.dep
     }
 }
 
@@ -376,11 +161,11 @@ impl<T> RawSpinLock<T> {
         arch: &'a A,
         at: Option<Point>,
     ) -> Result<SpinGuard<'a, T>, Broken> {
-        self.core.note_use(arch, at, false);
-        self.core.lockdep_edges(arch, at);
+        self.core.dep.note_use(arch, at, false);
+        self.core.dep.note_edges(arch, self.core.id(), at);
         self.core.spin_acquire(arch, at)?;
-        self.core.lockdep_acquired(arch);
-        arch.lock_event(&self.core, true);
+        lockdep::acquired(arch, self.core.id());
+        arch.lock_event(self.core.key(), true);
         Ok(SpinGuard { lock: self, arch })
     }
 
@@ -407,12 +192,12 @@ impl<T> RawSpinLock<T> {
         arch: &'a A,
         at: Option<Point>,
     ) -> Option<SpinGuard<'a, T>> {
-        self.core.note_use(arch, at, true);
+        self.core.dep.note_use(arch, at, true);
         // `then`, not `then_some`: a guard built eagerly for a failed
         // attempt would be dropped at once and release the holder's lock.
         self.core.try_acquire(arch, at).then(|| {
-            self.core.lockdep_acquired(arch);
-            arch.lock_event(&self.core, true);
+            lockdep::acquired(arch, self.core.id());
+            arch.lock_event(self.core.key(), true);
             SpinGuard { lock: self, arch }
         })
     }
@@ -459,7 +244,7 @@ impl<T> Drop for SpinGuard<'_, T> {
         if let Some(held) = self.arch.lockdep_held() {
             held.pop(self.lock.core.id());
         }
-        self.arch.lock_event(&self.lock.core, false);
+        self.arch.lock_event(self.lock.core.key(), false);
     }
 }
 
@@ -504,7 +289,7 @@ impl Semaphore {
             return false;
         };
         arch.point(point::DOWN_TRYLOCK_SEM_LOCKED);
-        self.core.note_use(arch, at, true);
+        self.core.dep.note_use(arch, at, true);
         let got = self.core.try_acquire(arch, at);
         drop(guard);
         arch.local_irq_restore(flags);
@@ -558,6 +343,7 @@ impl core::fmt::Debug for Semaphore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
 
     #[test]
     fn a_failed_trylock_leaves_the_holder_holding() {

@@ -22,82 +22,15 @@
 //! box. Not modelled: sleeping in atomic context (no design here sleeps).
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::arch::{Arch, Frame};
 use crate::context::Context;
 use crate::era::Kernel;
-use crate::lock::{LockCore, Owner};
+use crate::owner::Owner;
+use crate::point::Point;
 
-/// How many locks one CPU may hold at once for the order graph (deeper
-/// nesting is counted but not tracked).
-pub const MAX_HELD: usize = 8;
-
-/// The locks one CPU holds, all its contexts together, innermost last,
-/// each with the context it was taken in (an interrupt's locks go on top of
-/// those of the context it interrupted, as on the interrupted task's list
-/// in the kernel). Changed only by the owning CPU (an interrupt's pushes and
-/// pops are balanced before it returns); atomics so the watchdog could read
-/// it.
-#[derive(Debug, Default)]
-pub struct Held {
-    depth: AtomicUsize,
-    ids: [AtomicUsize; MAX_HELD],
-    contexts: [AtomicU8; MAX_HELD],
-}
-
-impl Held {
-    /// The locks held now in the context at the top of the list,
-    /// innermost first, stopping where another context's begin: the ones
-    /// `check_prevs_add()` links a new acquisition to (it walks the held
-    /// locks back and stops where `irq_context` changes). `context` is the
-    /// acquiring context's level; locks of another are never visited.
-    pub fn each_in_context(&self, context: u8, mut f: impl FnMut(usize)) {
-        let d = self.depth.load(Ordering::Relaxed).min(MAX_HELD);
-        for (slot, ctx) in self.ids.iter().zip(&self.contexts).take(d).rev() {
-            if ctx.load(Ordering::Relaxed) != context {
-                break;
-            }
-            f(slot.load(Ordering::Relaxed));
-        }
-    }
-
-    pub(crate) fn push(&self, id: usize, context: u8) {
-        let d = self.depth.load(Ordering::Relaxed);
-        if let (Some(slot), Some(ctx)) = (self.ids.get(d), self.contexts.get(d)) {
-            slot.store(id, Ordering::Relaxed);
-            ctx.store(context, Ordering::Relaxed);
-        }
-        self.depth.store(d + 1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn pop(&self, id: usize) {
-        let d = self.depth.load(Ordering::Relaxed);
-        if d == 0 {
-            return;
-        }
-        if d > MAX_HELD {
-            self.depth.store(d - 1, Ordering::Relaxed);
-            return;
-        }
-        // Usually the top; otherwise close the gap it leaves.
-        let Some(at) = (0..d).rev().find(|&i| {
-            self.ids
-                .get(i)
-                .is_some_and(|s| s.load(Ordering::Relaxed) == id)
-        }) else {
-            return;
-        };
-        for i in at..d - 1 {
-            if let (Some(to), Some(from)) = (self.ids.get(i), self.ids.get(i + 1)) {
-                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-            if let (Some(to), Some(from)) = (self.contexts.get(i), self.contexts.get(i + 1)) {
-                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-        self.depth.store(d - 1, Ordering::Relaxed);
-    }
-}
+pub use crate::held::{Held, MAX_HELD};
 
 /// Usage bits, one per way a class was acquired.
 pub mod usage {
@@ -124,6 +57,244 @@ pub mod usage {
     /// Not a usage: the first hardirq use came after a task use with
     /// interrupts on.
     pub const HARDIRQ_AFTER_IRQS_ON: u32 = 1 << 8;
+}
+
+/// A lock class's lockdep state: the contexts it was taken in (usage bits,
+/// with the first example of each), and the order graph's edges that end
+/// at it. Every lock carries one; only lockdep reads and writes it.
+#[derive(Debug)]
+pub struct ClassState {
+    /// Usage bits (see [`usage`]).
+    usage: AtomicU32,
+    /// The first non-try acquisition in NMI context, in hardirq context, in
+    /// task context with interrupts on, and the first of any kind outside
+    /// NMI context.
+    first_nmi: Example,
+    first_hardirq: Example,
+    first_irqs_on: Example,
+    first_other: Example,
+    /// Ids of the locks held when this one was taken (the edges that end
+    /// here), and for each the owner word of the acquisition that first
+    /// made the edge.
+    before: [AtomicUsize; MAX_HELD],
+    before_tag: [AtomicU64; MAX_HELD],
+}
+
+impl ClassState {
+    /// A class nothing has taken yet.
+    pub const fn new() -> ClassState {
+        ClassState {
+            usage: AtomicU32::new(0),
+            first_nmi: Example::new(),
+            first_hardirq: Example::new(),
+            first_irqs_on: Example::new(),
+            first_other: Example::new(),
+            before: [const { AtomicUsize::new(0) }; MAX_HELD],
+            before_tag: [const { AtomicU64::new(0) }; MAX_HELD],
+        }
+    }
+
+    /// The ids of the locks that were held when this one was
+    /// taken.
+    pub fn before(&self) -> Vec<usize> {
+        self.before
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&id| id != 0)
+            .collect()
+    }
+
+    /// Record that lock `id` was held when this one was taken: one relaxed
+    /// load per slot when known already.
+    fn note_before(&self, id: usize, tag: u64) {
+        for (slot, slot_tag) in self.before.iter().zip(&self.before_tag) {
+            match slot.load(Ordering::Relaxed) {
+                x if x == id => return,
+                0 => match slot.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => {
+                        slot_tag.store(tag, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(x) if x == id => return,
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// Who first took this lock while holding lock `id`.
+    pub fn edge_example(&self, id: usize) -> Option<Owner> {
+        let i = self
+            .before
+            .iter()
+            .position(|s| s.load(Ordering::Relaxed) == id)?;
+        Owner::decode(self.before_tag.get(i)?.load(Ordering::Relaxed))
+    }
+
+    /// Before a (non-try) acquisition of lock `me` waits: every lock the
+    /// calling CPU holds gains an edge to this one. Checked before the
+    /// wait, as the kernel's lock_acquire() does, so an order that is
+    /// about to deadlock is on record.
+    pub(crate) fn note_edges<A: Arch>(&self, arch: &A, me: usize, at: Option<Point>) {
+        let Some(held) = arch.lockdep_held() else {
+            return;
+        };
+        let context = arch.context();
+        let tag = Owner::encode(arch.this_cpu(), context, at);
+        held.each_in_context(context.level(), |id| {
+            if id != me {
+                self.note_before(id, tag);
+            }
+        });
+    }
+
+    /// Record the context this acquisition is made in. One
+    /// relaxed load when the bit is known already.
+    pub(crate) fn note_use<A: Arch>(&self, arch: &A, at: Option<Point>, trylock: bool) {
+        let context = arch.context();
+        let bit = match context {
+            Context::Task if arch.irqs_disabled() => usage::TASK_IRQS_OFF,
+            Context::Task => usage::TASK_IRQS_ON,
+            // As in the kernel, a trylock does not make a class
+            // interrupt-safe: it cannot wait for the context it interrupted.
+            Context::Softirq | Context::Hardirq if trylock => usage::IRQ_TRY,
+            Context::Softirq => usage::SOFTIRQ,
+            Context::Hardirq => usage::HARDIRQ,
+            Context::Nmi if trylock => usage::NMI_TRY,
+            Context::Nmi => usage::NMI,
+        };
+        if self.usage.load(Ordering::Relaxed) & bit == 0 {
+            let before = self.usage.fetch_or(bit, Ordering::Relaxed);
+            // Which of two usages came first decides the report's order
+            // (and whether the kernel's one-way NMI check sees it).
+            match bit {
+                usage::NMI => {
+                    self.first_nmi.record(arch, context, at);
+                    if before & usage::OUTSIDE_NMI != 0 {
+                        self.usage
+                            .fetch_or(usage::NMI_AFTER_OTHER, Ordering::Relaxed);
+                    }
+                }
+                usage::HARDIRQ => {
+                    self.first_hardirq.record(arch, context, at);
+                    if before & usage::TASK_IRQS_ON != 0 {
+                        self.usage
+                            .fetch_or(usage::HARDIRQ_AFTER_IRQS_ON, Ordering::Relaxed);
+                    }
+                }
+                usage::TASK_IRQS_ON => self.first_irqs_on.record(arch, context, at),
+                _ => {}
+            }
+            if bit & usage::OUTSIDE_NMI != 0 {
+                self.first_other.record(arch, context, at);
+            }
+        }
+    }
+
+    /// The lockdep usage bits so far.
+    pub fn usage(&self) -> u32 {
+        self.usage.load(Ordering::Relaxed)
+    }
+
+    /// Where the first non-try acquisition in NMI context happened, and
+    /// its call trace (outermost first).
+    pub fn first_nmi_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_nmi.get()
+    }
+
+    /// The same for hardirq context.
+    pub fn first_hardirq_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_hardirq.get()
+    }
+
+    /// The same for task context with interrupts on.
+    pub fn first_irqs_on_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_irqs_on.get()
+    }
+
+    /// The first acquisition of any kind outside NMI context.
+    pub fn first_other_use(&self) -> Option<(Owner, Vec<&'static str>)> {
+        self.first_other.get()
+    }
+}
+
+impl Default for ClassState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The calling CPU now holds lock `id`: on its list for the order graph.
+pub(crate) fn acquired<A: Arch>(arch: &A, id: usize) {
+    if let Some(held) = arch.lockdep_held() {
+        held.push(id, arch.context().level());
+    }
+}
+
+/// What lockdep needs of a lock after the run: its class name, its id and
+/// its class state.
+pub trait LockClass {
+    /// The class name (the lock's name).
+    fn class_name(&self) -> &'static str;
+    /// The lock's id (as in [`Held`] and the wait registry).
+    fn class_id(&self) -> usize;
+    /// Its lockdep state.
+    fn class_state(&self) -> &ClassState;
+}
+
+/// Frames kept of a lockdep example's call trace.
+const STACK_MAX: usize = 16;
+
+/// A lockdep example: who took the lock (owner word: CPU, context,
+/// point) and the call trace then. Set once, by the first to get there.
+#[derive(Debug)]
+struct Example {
+    tag: AtomicU64,
+    stack: [AtomicPtr<Frame>; STACK_MAX],
+}
+
+impl Example {
+    const fn new() -> Example {
+        Example {
+            tag: AtomicU64::new(0),
+            stack: [const { AtomicPtr::new(core::ptr::null_mut()) }; STACK_MAX],
+        }
+    }
+
+    /// Record the calling CPU's acquisition, if this is the first.
+    fn record<A: Arch>(&self, arch: &A, context: Context, at: Option<Point>) {
+        let tag = Owner::encode(arch.this_cpu(), context, at);
+        if self
+            .tag
+            .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let mut frames = [None; STACK_MAX];
+        let n = arch.stack(&mut frames);
+        for (slot, f) in self.stack.iter().zip(frames.iter().take(n)) {
+            let p = f.map_or(core::ptr::null_mut(), |f| f as *const Frame as *mut Frame);
+            slot.store(p, Ordering::Relaxed);
+        }
+    }
+
+    /// The example, if there is one.
+    fn get(&self) -> Option<(Owner, Vec<&'static str>)> {
+        let owner = Owner::decode(self.tag.load(Ordering::Relaxed))?;
+        let stack = self
+            .stack
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .take_while(|p| !p.is_null())
+            // SAFETY: only `record` stores here, and only pointers made
+            // from `&'static Frame`.
+            .filter_map(|p| unsafe { p.as_ref() })
+            .map(|f| f.0)
+            .collect();
+        Some((owner, stack))
+    }
 }
 
 /// The rule a lockdep finding broke.
@@ -166,7 +337,7 @@ pub struct Finding {
     pub message: &'static str,
     /// The example: CPU, context and acquire point of the acquisition that
     /// broke the rule, where known.
-    pub example: Option<crate::lock::Owner>,
+    pub example: Option<Owner>,
     /// The kernel's "Possible unsafe locking scenario" box.
     pub scenario: String,
     /// The example's call trace, outermost first, where known.
@@ -218,8 +389,8 @@ fn irq_state(context: Context) -> &'static str {
 }
 
 /// `print_lock()`: " (name){usage}, at: where".
-fn lock_line(lock: &LockCore, stack: &[&str]) -> String {
-    let used = lock.usage();
+fn lock_line(lock: &dyn LockClass, stack: &[&str]) -> String {
+    let used = lock.class_state().usage();
     // get_usage_chars(): per state, '-' used in that interrupt, '+' used
     // with it enabled, '?' both, '.' neither; write then read.
     let state = |in_irq: u32, enabled: u32| match (used & in_irq != 0, used & enabled != 0) {
@@ -231,7 +402,10 @@ fn lock_line(lock: &LockCore, stack: &[&str]) -> String {
     let hard = state(usage::HARDIRQ, usage::TASK_IRQS_ON);
     let soft = state(usage::SOFTIRQ, usage::TASK_IRQS_ON);
     let at = stack.last().copied().unwrap_or("?");
-    format!(" ({}){{{hard}.{soft}.}}, at: {at}+0x0/0x0\n", lock.name())
+    format!(
+        " ({}){{{hard}.{soft}.}}, at: {at}+0x0/0x0\n",
+        lock.class_name()
+    )
 }
 
 fn trace(out: &mut String, stack: &[&str]) {
@@ -243,7 +417,7 @@ fn trace(out: &mut String, stack: &[&str]) {
 /// `print_usage_bug()`: `first` was registered, `then` happened at `ex`.
 fn usage_report(
     kernel: Kernel,
-    lock: &LockCore,
+    lock: &dyn LockClass,
     (first, first_ex): Usage,
     (then, then_ex): Usage,
 ) -> String {
@@ -258,7 +432,7 @@ fn usage_report(
     let _ = writeln!(out, "{{{first}}} state was registered at:");
     trace(&mut out, first_ex.as_ref().map_or(&[][..], |e| &e.1[..]));
     out.push_str("\nother info that might help us debug this:\n");
-    out.push_str(&irq_box(lock.name()));
+    out.push_str(&irq_box(lock.class_name()));
     out.push_str("\nstack backtrace:\n");
     trace(&mut out, &stack);
     out
@@ -294,7 +468,11 @@ fn circular_box(source: &str, parent: &str, target: &str, chain: &[&str]) -> Str
 
 /// `print_circular_bug()`: the acquisition of `source` at `ex` while
 /// holding `target` closed `cycle` (source first, target last).
-fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (String, String) {
+fn circular_report(
+    kernel: Kernel,
+    cycle: &[&dyn LockClass],
+    ex: Option<Owner>,
+) -> (String, String) {
     let (Some(source), Some(target)) = (cycle.first(), cycle.last()) else {
         return (String::new(), String::new());
     };
@@ -303,8 +481,13 @@ fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (S
         .checked_sub(2)
         .and_then(|i| cycle.get(i))
         .unwrap_or(source);
-    let names: Vec<&str> = cycle.iter().map(|l| l.name()).collect();
-    let scenario = circular_box(source.name(), parent.name(), target.name(), &names);
+    let names: Vec<&str> = cycle.iter().map(|l| l.class_name()).collect();
+    let scenario = circular_box(
+        source.class_name(),
+        parent.class_name(),
+        target.class_name(),
+        &names,
+    );
     let mut out = String::new();
     banner(
         &mut out,
@@ -313,13 +496,13 @@ fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (S
     );
     let cpu = ex.map_or(0, |o| o.cpu);
     let _ = writeln!(out, "{} is trying to acquire lock:", task(cpu));
-    out.push_str(&lock_line(source, &[]));
+    out.push_str(&lock_line(*source, &[]));
     out.push_str("\nbut task is already holding lock:\n");
-    out.push_str(&lock_line(target, &[]));
+    out.push_str(&lock_line(*target, &[]));
     out.push_str("\nwhich lock already depends on the new lock.\n\n");
     out.push_str("\nthe existing dependency chain (in reverse order) is:\n");
     for (depth, l) in cycle.iter().enumerate().rev() {
-        let _ = write!(out, "\n-> #{depth} ({}):\n", l.name());
+        let _ = write!(out, "\n-> #{depth} ({}):\n", l.class_name());
     }
     out.push_str("\nother info that might help us debug this:\n\n");
     out.push_str(&scenario);
@@ -328,18 +511,19 @@ fn circular_report(kernel: Kernel, cycle: &[&LockCore], ex: Option<Owner>) -> (S
 
 /// The findings for these lock classes, once each, told as the lockdep
 /// of `kernel` (the design's release) would, or marked as printk-sim's own.
-pub fn check(locks: &[&LockCore], kernel: Kernel) -> Vec<Finding> {
+pub fn check<L: LockClass>(locks: &[&L], kernel: Kernel) -> Vec<Finding> {
+    let locks: Vec<&dyn LockClass> = locks.iter().map(|&l| l as &dyn LockClass).collect();
     let mut out = Vec::new();
-    for lock in locks {
+    for &lock in &locks {
         usage_findings(lock, kernel, &mut out);
     }
-    cycle_findings(locks, kernel, &mut out);
+    cycle_findings(&locks, kernel, &mut out);
     out
 }
 
 /// The usage rules for one lock class.
-fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
-    let used = lock.usage();
+fn usage_findings(lock: &dyn LockClass, kernel: Kernel, out: &mut Vec<Finding>) {
+    let used = lock.class_state().usage();
     if used & usage::NMI != 0 && used & usage::OUTSIDE_NMI != 0 {
         // verify_lock_unused() (5.9) catches only a lock used before
         // it was taken in NMI context, and only while lockdep looks
@@ -354,8 +538,8 @@ fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
             lock,
             kernel,
             Rule::NmiUnsafeLock,
-            ("INITIAL USE", lock.first_other_use()),
-            ("IN-NMI", lock.first_nmi_use()),
+            ("INITIAL USE", lock.class_state().first_other_use()),
+            ("IN-NMI", lock.class_state().first_nmi_use()),
             after,
             [
                 "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
@@ -369,8 +553,8 @@ fn usage_findings(lock: &LockCore, kernel: Kernel, out: &mut Vec<Finding>) {
             lock,
             kernel,
             Rule::InconsistentIrqUsage,
-            ("HARDIRQ-ON-W", lock.first_irqs_on_use()),
-            ("IN-HARDIRQ-W", lock.first_hardirq_use()),
+            ("HARDIRQ-ON-W", lock.class_state().first_irqs_on_use()),
+            ("IN-HARDIRQ-W", lock.class_state().first_hardirq_use()),
             used & usage::HARDIRQ_AFTER_IRQS_ON != 0,
             [
                 "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
@@ -389,7 +573,7 @@ type Usage = (&'static str, Option<(Owner, Vec<&'static str>)>);
 /// first), the example being the interrupt's acquisition.
 #[allow(clippy::too_many_arguments)]
 fn usage_bug(
-    lock: &LockCore,
+    lock: &dyn LockClass,
     kernel: Kernel,
     rule: Rule,
     plain: Usage,
@@ -409,10 +593,10 @@ fn usage_bug(
     };
     Finding {
         rule,
-        lock: lock.name(),
+        lock: lock.class_name(),
         message,
         example,
-        scenario: irq_box(lock.name()),
+        scenario: irq_box(lock.class_name()),
         stack,
         kernel: kernel_sees,
         why,
@@ -424,11 +608,11 @@ fn usage_bug(
 /// (at its first lock in `locks` order).
 // Runs in `check()`, after the run, on indices it made itself.
 #[allow(clippy::indexing_slicing)]
-fn cycle_findings(locks: &[&LockCore], kernel: Kernel, out: &mut Vec<Finding>) {
-    let index = |id: usize| locks.iter().position(|l| l.id() == id);
+fn cycle_findings(locks: &[&dyn LockClass], kernel: Kernel, out: &mut Vec<Finding>) {
+    let index = |id: usize| locks.iter().position(|l| l.class_id() == id);
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); locks.len()];
     for (b, l) in locks.iter().enumerate() {
-        for a in l.before().into_iter().filter_map(index) {
+        for a in l.class_state().before().into_iter().filter_map(index) {
             after[a].push(b);
         }
     }
@@ -475,14 +659,14 @@ fn cycle_findings(locks: &[&LockCore], kernel: Kernel, out: &mut Vec<Finding>) {
         cycle.reverse();
         // `cycle` runs start -> ... -> last, and taking `start` while
         // holding `last` closed it: source `start`, target `last`.
-        let ring: Vec<&LockCore> = cycle.iter().map(|&i| locks[i]).collect();
+        let ring: Vec<&dyn LockClass> = cycle.iter().map(|&i| locks[i]).collect();
         let example = cycle
             .last()
-            .and_then(|&i| locks[start].edge_example(locks[i].id()));
+            .and_then(|&i| locks[start].class_state().edge_example(locks[i].class_id()));
         let (scenario, report) = circular_report(kernel, &ring, example);
         out.push(Finding {
             rule: Rule::CircularLockOrder,
-            lock: locks[start].name(),
+            lock: locks[start].class_name(),
             message: "possible circular locking dependency detected",
             example,
             scenario,

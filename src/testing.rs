@@ -6,9 +6,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::{Arch, Frame, IrqFlags, WaitTicket};
+use crate::arch::{Arch, Frame, IrqFlags, LockKey, WaitTicket};
 use crate::context::Context;
-use crate::lock::LockCore;
 use crate::point::Point;
 
 /// A hook run when the fake passes an armed point.
@@ -33,7 +32,7 @@ pub struct FakeArch {
     hook: Option<(Point, PointHook)>,
     hook_fired: AtomicBool,
     real_clock: Option<std::time::Instant>,
-    held: crate::lockdep::Held,
+    held: crate::held::Held,
     /// The panic CPU, `usize::MAX` for none.
     panic_cpu: AtomicUsize,
 }
@@ -54,7 +53,7 @@ impl FakeArch {
             hook: None,
             hook_fired: AtomicBool::new(false),
             real_clock: None,
-            held: crate::lockdep::Held::default(),
+            held: crate::held::Held::default(),
             panic_cpu: AtomicUsize::new(usize::MAX),
         }
     }
@@ -125,7 +124,7 @@ impl Arch for FakeArch {
             }
         }
     }
-    fn wait_begin(&self, _lock: &LockCore) -> WaitTicket {
+    fn wait_begin(&self, _lock: LockKey) -> WaitTicket {
         self.spins.store(0, Ordering::Relaxed);
         WaitTicket {
             cpu: self.cpu,
@@ -148,7 +147,7 @@ impl Arch for FakeArch {
         let cpu = self.panic_cpu.load(Ordering::SeqCst);
         (cpu != usize::MAX).then_some(cpu)
     }
-    fn lockdep_held(&self) -> Option<&crate::lockdep::Held> {
+    fn lockdep_held(&self) -> Option<&crate::held::Held> {
         Some(&self.held)
     }
 }

@@ -201,10 +201,14 @@ fn the_storm_delivers_periodic_nmis_to_every_cpu() {
     for (cpu, n) in r.nmis.iter().enumerate() {
         assert!((100..=160).contains(n), "cpu{cpu} took {n} NMIs");
     }
-    assert_eq!(
-        r.latency[3].count,
-        2 * r.nmis.iter().sum::<u64>(),
-        "two lines each"
+    // Two lines each; an NMI that lands as the run ends prints what it
+    // can before its handler sees the run is over (one per CPU at most,
+    // and the few the sender had sent by then).
+    let nmis: u64 = r.nmis.iter().sum();
+    let lines = r.latency[3].count;
+    assert!(
+        lines <= 2 * nmis && lines + 8 >= 2 * nmis,
+        "{lines} NMI lines for {nmis} NMIs"
     );
     assert_eq!(r.outcome, Outcome::Clean);
     assert_balanced(&r);

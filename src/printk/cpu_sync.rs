@@ -76,7 +76,7 @@ impl CpuSync {
 
     /// `__printk_cpu_sync_wait()`: spin until the lock is free.
     fn wait<A: Arch>(&self, arch: &A) -> Result<(), Broken> {
-        let ticket = arch.wait_begin(&self.core);
+        let ticket = arch.wait_begin(self.core.key());
         while self.core.owner().is_some() {
             core::hint::spin_loop();
             if arch.wait_should_abort(&ticket) {

@@ -86,7 +86,7 @@ impl Handoff {
         arch.push_frame(&TRYLOCK_SPINNING);
         // The wait is for console_sem, which the owner holds: that is the
         // edge the watchdog needs.
-        let ticket = arch.wait_begin(sem.core());
+        let ticket = arch.wait_begin(sem.core().key());
         let mut got = true;
         // Acquire pairs with the Release clearing in `disable_and_check`:
         // the owner's console state is ours once we see the flag cleared.

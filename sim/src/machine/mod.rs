@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use klog::printk::{DesignConfig, DesignInfo};
-use klog::{Arch, Context, Frame, IrqFlags, LockCore, Point, Printk, RawSpinLock, WaitTicket};
+use klog::{
+    Arch, Context, Frame, IrqFlags, LockCore, LockKey, Point, Printk, RawSpinLock, WaitTicket,
+};
 
 use crate::latency::Histogram;
 
@@ -430,8 +432,8 @@ impl Arch for Machine {
         }
     }
 
-    fn wait_begin(&self, lock: &LockCore) -> WaitTicket {
-        self.trace(trace::Kind::SpinBegin(lock.name()));
+    fn wait_begin(&self, lock: LockKey) -> WaitTicket {
+        self.trace(trace::Kind::SpinBegin(lock.name));
         let seq = self.wait_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let (cpu, context) = match self.this() {
             Some((cpu, c)) => {
@@ -441,10 +443,10 @@ impl Arch for Machine {
                 slot.spins.store(0, Ordering::Relaxed);
                 slot.seq.store(seq, Ordering::Relaxed);
                 slot.name_ptr
-                    .store(lock.name().as_ptr() as usize, Ordering::Relaxed);
-                slot.name_len.store(lock.name().len(), Ordering::Relaxed);
+                    .store(lock.name.as_ptr() as usize, Ordering::Relaxed);
+                slot.name_len.store(lock.name.len(), Ordering::Relaxed);
                 // Release: the watchdog that sees the lock sees since/seq.
-                slot.lock.store(lock.id(), Ordering::Release);
+                slot.lock.store(lock.id, Ordering::Release);
                 (cpu, context)
             }
             None => (0, Context::Task),
@@ -520,16 +522,16 @@ impl Arch for Machine {
         self.this().map_or(0, |(_, c)| c.stack.copy_into(out))
     }
 
-    fn lockdep_held(&self) -> Option<&klog::lockdep::Held> {
+    fn lockdep_held(&self) -> Option<&klog::held::Held> {
         self.this().map(|(_, c)| &c.held)
     }
 
-    fn lock_event(&self, lock: &LockCore, held: bool) {
+    fn lock_event(&self, lock: LockKey, held: bool) {
         if self.trace.is_some() {
             self.trace(if held {
-                trace::Kind::Held(lock.name())
+                trace::Kind::Held(lock.name)
             } else {
-                trace::Kind::Released(lock.name())
+                trace::Kind::Released(lock.name)
             });
         }
     }
