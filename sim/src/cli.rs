@@ -597,25 +597,36 @@ fn explain(name: &str, design: Option<&str>, seed: Option<u64>) -> Result<(), Fa
 
 fn list(points: bool) {
     let width = report::layout::width();
+    let name_w = scenario::BUILTIN
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
     println!("scenarios:");
     for (name, text) in scenario::BUILTIN {
         let summary = scenario::Scenario::parse(name, text)
             .map(|s| s.summary().to_string())
             .unwrap_or_default();
+        let at = name_w + 3;
         println!(
-            "  {name:<24} {}",
-            report::layout::wrap_from(&summary, 27, width, 27)
+            "  {name:<name_w$} {}",
+            report::layout::wrap_from(&summary, at, width, at)
         );
     }
     println!("designs:");
     for d in klog::printk::DESIGNS {
+        let about = format!("{} [messages of {}; docs/FIDELITY.md]", d.summary, d.kernel);
+        let at = name_w + 3;
         println!(
-            "  {:<24} {} [messages of {}; docs/FIDELITY.md]",
-            d.name, d.summary, d.kernel
+            "  {:<name_w$} {}",
+            d.name,
+            report::layout::wrap_from(&about, at, width, at)
         );
         if points {
-            for p in d.points {
-                println!("      {:<32} {}", p.point.name, p.about);
+            for p in d.points() {
+                let at = 6 + 32 + 1;
+                let about = report::layout::wrap_from(p.about, at, width, at);
+                println!("      {:<32} {about}", p.point.name);
             }
         }
     }

@@ -30,7 +30,7 @@ fn an_nmi_at_every_writer_point_of_nbcon() {
 fn nmi_at_every_point(design: &str, which: &dyn Fn(&str) -> bool) {
     let info = printk::design(design).unwrap();
     let mut tried = 0;
-    for use_ in info.points.iter().filter(|u| which(u.point.name)) {
+    for use_ in info.points().filter(|u| which(u.point.name)) {
         tried += 1;
         let name = use_.point.name;
         let p = plan_text(&format!(

@@ -434,17 +434,23 @@ pub struct DesignInfo {
     pub name: &'static str,
     /// One line: what it models.
     pub summary: &'static str,
-    /// The injection points this design passes.
-    pub points: &'static [PointUse],
+    /// The injection points this design passes, in groups (some groups are
+    /// shared between designs); [`DesignInfo::points`] walks them all.
+    pub point_groups: &'static [&'static [PointUse]],
     /// The release whose messages it prints (lockdep's reports, the
     /// watchdog's lines, printk's own lines).
     pub kernel: Kernel,
 }
 
 impl DesignInfo {
+    /// Every injection point this design passes, with what happens there.
+    pub fn points(&self) -> impl Iterator<Item = &'static PointUse> {
+        self.point_groups.iter().flat_map(|g| g.iter())
+    }
+
     /// Whether this design passes `point`.
     pub fn has_point(&self, point: Point) -> bool {
-        self.points.iter().any(|u| u.point == point)
+        self.points().any(|u| u.point == point)
     }
 
     /// A design of this kind for a machine described by `config`.
@@ -479,9 +485,6 @@ const LEGACY_POINTS: &[PointUse] = &[
                 point: point::CONSOLE_UNLOCK_WRITE,
                 about: "console_unlock() writes a record to the console, interrupts off, logbuf_lock free (legacy_handoff: this CPU is the console owner)",
             },
-            SEM_POINTS[0],
-            SEM_POINTS[1],
-            SEM_POINTS[2],
         ];
 
 /// console_sem's internal lock and the serial driver's port lock, in every
@@ -537,35 +540,35 @@ pub const DESIGNS: &[DesignInfo] = &[
         name: "legacy",
         kernel: Kernel::new(3, 16),
         summary: "3.x-4.10 printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records; an NMI's printk goes to the console too",
-        points: LEGACY_POINTS,
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
     },
     DesignInfo {
         kind: DesignKind::Trylock,
         name: "trylock",
         kernel: Kernel::new(3, 16),
         summary: "the proposed NMI wrapper (never merged): legacy, but in NMI one trylock of logbuf_lock, the message dropped on failure; console deferred to irq_work",
-        points: LEGACY_POINTS,
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
     },
     DesignInfo {
         kind: DesignKind::NmiBuffers,
         name: "nmi_buffers",
         kernel: Kernel::new(4, 11),
         summary: "4.11-4.12: 4.7's printk_nmi + 4.11's printk_safe, per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
-        points: LEGACY_POINTS,
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
     },
     DesignInfo {
         kind: DesignKind::LegacyHandoff,
         name: "legacy_handoff",
         kernel: Kernel::new(4, 16),
         summary: "4.16: printk_safe with 4.13's deferred NMI mode, and the console_owner/console_waiter hand-off (spinning even in a panic)",
-        points: LEGACY_POINTS,
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
     },
     DesignInfo {
         kind: DesignKind::Lockless,
         name: "lockless",
         kernel: Kernel::new(6, 1),
         summary: "5.18-6.5: the 5.10 printk_ringbuffer, no lock on the store path, console deferred from NMI, the console hand-off (no spinning in a panic)",
-        points: &[
+        point_groups: &[&[
             PointUse {
                 point: point::VPRINTK_LOGBUF_LOCKED,
                 about: "a record is reserved and not yet committed (legacy's locked window; no lock here)",
@@ -578,23 +581,17 @@ pub const DESIGNS: &[DesignInfo] = &[
                 point: point::CONSOLE_UNLOCK_WRITE,
                 about: "the console loop writes a record to the console: this CPU holds console_sem and is the console owner",
             },
-            SEM_POINTS[0],
-            SEM_POINTS[1],
-            SEM_POINTS[2],
-            RING_POINTS[0],
-            RING_POINTS[1],
-            RING_POINTS[2],
-            RING_POINTS[3],
-            RING_POINTS[4],
-            RING_POINTS[5],
         ],
+        &SEM_POINTS,
+        &RING_POINTS,
+    ],
     },
     DesignInfo {
         kind: DesignKind::Nbcon,
         name: "nbcon",
         kernel: Kernel::new(6, 12),
         summary: "6.12 atomic consoles on the lockless ring: console ownership by priority, handover, panic takeover, a printer thread",
-        points: &[
+        point_groups: &[&[
             PointUse {
                 point: point::VPRINTK_LOGBUF_LOCKED,
                 about: "a record is reserved and not yet committed (no lock here)",
@@ -615,13 +612,9 @@ pub const DESIGNS: &[DesignInfo] = &[
                 point: point::NBCON_SAFE,
                 about: "the console owner finished a record and is safe",
             },
-            RING_POINTS[0],
-            RING_POINTS[1],
-            RING_POINTS[2],
-            RING_POINTS[3],
-            RING_POINTS[4],
-            RING_POINTS[5],
         ],
+        &RING_POINTS,
+    ],
     },
 ];
 
