@@ -550,14 +550,13 @@ fn bench(names: &[String], cpus: &[usize], json: Option<&str>) -> Result<(), Fai
         .into());
     }
     let mut out = json_sink(json)?;
-    let report = crate::bench::run(&designs, cpus).map_err(Failure::Internal)?;
+    let bench = crate::bench::run(&designs, cpus).map_err(Failure::Internal)?;
     if json != Some("-") {
-        print!("{}", crate::bench::render(&report));
+        print!("{}", report::bench::render(&bench));
     }
     if let Some(w) = out.as_mut() {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Internal(format!("JSON: {e}")))?;
-        writeln!(w, "{text}").map_err(|e| Failure::Internal(format!("writing the JSON: {e}")))?;
+        writeln!(w, "{}", report::bench::json(&bench))
+            .map_err(|e| Failure::Internal(format!("writing the JSON: {e}")))?;
     }
     Ok(())
 }

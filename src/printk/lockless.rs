@@ -204,6 +204,26 @@ impl PrbLog {
     }
 }
 
+/// The [`Printk`] methods of a design whose log is a [`PrbLog`] in
+/// `self.log` with its console in `self.console` (lockless and nbcon): the
+/// accounts, the records left, a reader's step.
+macro_rules! prb_log_methods {
+    () => {
+        fn accounts(&mut self) -> Accounts {
+            self.log.accounts(&self.console.stats())
+        }
+
+        fn records(&mut self) -> Vec<Record> {
+            self.log.records()
+        }
+
+        fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+            self.log.read_at(arch, seq, text)
+        }
+    };
+}
+pub(crate) use prb_log_methods;
+
 /// The lockless printk.
 pub struct Lockless {
     log: PrbLog,
@@ -366,17 +386,7 @@ impl<A: Arch> Printk<A> for Lockless {
         vec![(Event::ConsoleHandoff, self.handovers())]
     }
 
-    fn accounts(&mut self) -> Accounts {
-        self.log.accounts(&self.console.stats())
-    }
-
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
+    prb_log_methods!();
 
     fn locks(&self) -> Vec<&LockCore> {
         vec![

@@ -57,7 +57,7 @@ use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::lock::LockCore;
 use crate::point;
-use crate::printk::lockless::PrbLog;
+use crate::printk::lockless::{prb_log_methods, PrbLog};
 use crate::printk::{Accounts, DesignConfig, DropReason, Event, Printk, ReadAt};
 use crate::record::{Level, Record, TextBuf, TEXT_MAX};
 
@@ -833,17 +833,7 @@ impl<A: Arch> Printk<A> for Nbcon {
         arch.wake_printer();
     }
 
-    fn accounts(&mut self) -> Accounts {
-        self.log.accounts(&self.console.stats())
-    }
-
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
+    prb_log_methods!();
 
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.cpu_sync.core()]

@@ -1,6 +1,7 @@
 //! Reports of finished runs: the side-by-side table, the JSON report, and
 //! the logs in the kernel's formats, timelines (Chrome trace JSON, SVG).
 
+pub mod bench;
 pub mod explain;
 pub mod json;
 pub mod layout;

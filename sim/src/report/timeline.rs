@@ -54,6 +54,17 @@ pub struct Lane {
     pub marks: Vec<Mark>,
 }
 
+impl Span {
+    fn new(kind: SpanKind, name: &str, start: u64, end: u64) -> Span {
+        Span {
+            kind,
+            name: name.to_string(),
+            start,
+            end,
+        }
+    }
+}
+
 /// Rebuild spans from events: enters pair with exits, takes with
 /// releases, spin starts with spin ends; whatever is still open at `end`
 /// closes there.
@@ -68,34 +79,22 @@ pub fn lane(events: &[Event], end: u64) -> Lane {
             Kind::Exit(c) => {
                 if let Some(i) = contexts.iter().rposition(|(x, _)| *x == c) {
                     let (_, start) = contexts.remove(i);
-                    lane.spans.push(Span {
-                        kind: SpanKind::Context(c),
-                        name: c.name().to_string(),
-                        start,
-                        end: e.ts_ns,
-                    });
+                    lane.spans
+                        .push(Span::new(SpanKind::Context(c), c.name(), start, e.ts_ns));
                 }
             }
             Kind::Held(l) => holds.entry(l).or_default().push(e.ts_ns),
             Kind::Released(l) => {
                 if let Some(start) = holds.get_mut(l).and_then(Vec::pop) {
-                    lane.spans.push(Span {
-                        kind: SpanKind::Hold,
-                        name: l.to_string(),
-                        start,
-                        end: e.ts_ns,
-                    });
+                    lane.spans
+                        .push(Span::new(SpanKind::Hold, l, start, e.ts_ns));
                 }
             }
             Kind::SpinBegin(l) => spins.entry(l).or_default().push(e.ts_ns),
             Kind::SpinEnd(l) => {
                 if let Some(start) = spins.get_mut(l).and_then(Vec::pop) {
-                    lane.spans.push(Span {
-                        kind: SpanKind::Spin,
-                        name: l.to_string(),
-                        start,
-                        end: e.ts_ns,
-                    });
+                    lane.spans
+                        .push(Span::new(SpanKind::Spin, l, start, e.ts_ns));
                 }
             }
             Kind::Printk(c) => lane.marks.push(Mark {
@@ -106,22 +105,13 @@ pub fn lane(events: &[Event], end: u64) -> Lane {
         }
     }
     for (c, start) in contexts {
-        lane.spans.push(Span {
-            kind: SpanKind::Context(c),
-            name: c.name().to_string(),
-            start,
-            end: end.max(start),
-        });
+        let span = Span::new(SpanKind::Context(c), c.name(), start, end.max(start));
+        lane.spans.push(span);
     }
     for (kind, open) in [(SpanKind::Hold, holds), (SpanKind::Spin, spins)] {
         for (l, starts) in open {
             for start in starts {
-                lane.spans.push(Span {
-                    kind,
-                    name: l.to_string(),
-                    start,
-                    end: end.max(start),
-                });
+                lane.spans.push(Span::new(kind, l, start, end.max(start)));
             }
         }
     }
