@@ -320,12 +320,6 @@ impl Rule {
     }
 }
 
-impl core::fmt::Display for Rule {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// One lockdep finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {

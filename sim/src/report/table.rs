@@ -191,7 +191,7 @@ fn finding_cell(f: &Finding) -> String {
 /// A lockdep finding as the tables name it; printk-sim's own rules marked.
 fn lockdep_cell(f: &klog::lockdep::Finding) -> String {
     let own = if f.kernel { "" } else { " (printk-sim)" };
-    format!("{} on {}{own}", f.rule, f.lock)
+    format!("{} on {}{own}", f.rule.name(), f.lock)
 }
 
 fn finding_rows(rows: &mut Rows, runs: &[RunReport]) {
