@@ -508,12 +508,14 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         std::fs::write(path, report::timeline::chrome(&runs))
             .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
     }
-    if req.args.json.as_deref() != Some("-") {
-        req.print_report(&runs, interrupted);
-    }
+    // The JSON first: a reader of stdout that goes away (`| head`) ends the
+    // process, and the file must be whole by then.
     if let Some(out) = json_out.as_mut() {
         writeln!(out, "{}", report::json::render(&req.plan, &runs))
             .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
+    }
+    if req.args.json.as_deref() != Some("-") {
+        req.print_report(&runs, interrupted);
     }
     if interrupted {
         return Err(Failure::Interrupted);

@@ -108,7 +108,7 @@ fn start<'s, T: Send + 's>(
     std::thread::Builder::new()
         .name(name.into())
         .spawn_scoped(s, f)
-        .map_err(|e| errors.push(format!("cannot start {name}: {e}")))
+        .map_err(|e| errors.push(format!("cannot start thread {name}: {e}")))
         .ok()
 }
 
@@ -135,30 +135,37 @@ fn run_threads(
         let mut spawned = cpus.len();
         if plan.reader_hz > 0 {
             let hz = plan.reader_hz;
-            spawned += start(s, "the log reader", &mut errors, move || {
-                reader::reader(m, hz)
-            })
-            .map_or(0, |_| 1);
+            spawned +=
+                start(s, "reader", &mut errors, move || reader::reader(m, hz)).map_or(0, |_| 1);
         }
         if m.design().wants_printer() {
-            spawned += start(s, "the printer thread", &mut errors, move || {
-                printer::printer(m)
-            })
-            .map_or(0, |_| 1);
+            spawned +=
+                start(s, "printer", &mut errors, move || printer::printer(m)).map_or(0, |_| 1);
         }
-        match start(s, "the sender", &mut errors, move || tick::sender(m)) {
+        match start(s, "sender", &mut errors, move || tick::sender(m)) {
             Some(_) => spawned += 1,
             None => m.senders_never_started(),
         }
         if !m.gate_open(spawned, Duration::from_secs(10)) {
             errors.push("threads did not reach the start gate within 10 s".into());
         }
-        let report = start(s, "the watchdog", &mut errors, || {
+        let watched = start(s, "watchdog", &mut errors, || {
             watchdog::watch(m, wcfg, on_finding)
         })
-        .ok_or_else(|| errors.join("; "))?
-        .join()
-        .map_err(|_| "the watchdog panicked".to_string())?;
+        .map(|h| h.join());
+        let report = match watched {
+            Some(Ok(report)) => report,
+            // Without a watchdog nothing would end the run: end it here,
+            // so the CPU threads return and the scope can close.
+            Some(Err(_)) => {
+                m.abort_everything();
+                return Err("the watchdog panicked".to_string());
+            }
+            None => {
+                m.abort_everything();
+                return Err(errors.join("; "));
+            }
+        };
         for h in cpus {
             match h.join() {
                 Ok(Ok(())) => {}

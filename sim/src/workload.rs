@@ -241,6 +241,9 @@ impl Work for Workload {
         while !m.stopping() && m.now_ns() < next {
             let left = next.saturating_sub(m.now_ns());
             std::thread::sleep(Duration::from_nanos(left.min(1_000_000)));
+            // Sleeping is not being stuck: the soft-lockup detector's
+            // thread could run.
+            c.made_progress();
         }
         while !m.stopping() {
             if let (Some(st), Some(t)) = (stall.filter(|st| m.now_ns() >= st.at_ns), spec) {

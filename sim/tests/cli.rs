@@ -237,6 +237,24 @@ fn colour_only_when_asked_or_on_a_terminal() {
         );
         assert!(plain.contains("DEADLOCK"));
     }
+    // On a terminal (a pty, by util-linux `script`): colour unless NO_COLOR.
+    let on_a_terminal = |no_color: bool| {
+        let line = format!("{} {}", env!("CARGO_BIN_EXE_printk-sim"), args.join(" "));
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = output(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let tty = on_a_terminal(false);
+    assert!(tty.contains("\x1b[1m\x1b[31mDEADLOCK\x1b[0m"), "{tty:?}");
+    let tty = on_a_terminal(true);
+    assert!(tty.contains("DEADLOCK") && !tty.contains('\x1b'), "{tty:?}");
     let out = sim(&["run", "nmi-in-console-unlock", "--color", "sometimes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("sometimes"));
@@ -717,15 +735,14 @@ fn completions_and_man_page() {
 #[test]
 fn a_reader_that_goes_away_ends_the_output_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    let mut child = bin()
+    // A pipe whose reader is gone before the listing starts (`| head -0`).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin()
         .args(["list", "--points"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(writer)
+        .output()
         .unwrap();
-    // The reader goes away before the listing is written (`| head -0`).
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }

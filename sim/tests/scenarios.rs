@@ -11,6 +11,7 @@ use klog::{Context, Level};
 use printk_sim::report::{explain, table, verdict};
 use printk_sim::runner::{Outcome, RunReport};
 use printk_sim::scenario::{Overrides, BUILTIN};
+use printk_sim::watchdog::FindingKind;
 
 /// Every shipped scenario, run as `printk-sim explain` runs it (every
 /// design, timelines on): each design meets the scenario's `[expect]`, the
@@ -74,15 +75,32 @@ fn assert_explained(name: &str, story: &str, focus: &RunReport, runs: &[RunRepor
     };
     has(&format!("{} on {name} (", focus.design));
     has(&format!("): {}\n", focus.outcome.name()));
+    // Each finding told as its own sentence: who held what, who needed it.
     for f in &focus.findings {
-        has(&format!("CPU {}", f.cpu));
-        if let Some(lock) = f.lock {
-            has(lock);
+        match f.kind {
+            FindingKind::Deadlock => {
+                let lock = f.lock.unwrap();
+                let holder = f.holder_cpu.unwrap();
+                has(&format!("CPU {holder} was in "));
+                has(&format!(" and held {lock}"));
+                has(&format!("CPU {} needed {lock} and spun on it", f.cpu));
+            }
+            FindingKind::HardLockup => {
+                has(&format!("CPU {} handled no timer interrupt for ", f.cpu));
+            }
+            FindingKind::SoftLockup => {
+                has(&format!(
+                    "CPU {} made no progress in task context for ",
+                    f.cpu
+                ));
+            }
+        }
+        if let (Some(lock), FindingKind::HardLockup | FindingKind::SoftLockup) = (f.lock, f.kind) {
+            has(&format!(", spinning on {lock}"));
         }
     }
-    for (why, n) in focus.dropped_by.iter().filter(|(_, n)| *n > 0) {
-        has(&format!("{n} dropped because"));
-        let _ = why;
+    for (_, n) in focus.dropped_by.iter().filter(|(_, n)| *n > 0) {
+        has(&format!("\n  {n} dropped because "));
     }
     if focus.remote_traces > 0 {
         has(&format!(
@@ -101,11 +119,11 @@ fn assert_explained(name: &str, story: &str, focus: &RunReport, runs: &[RunRepor
     }
     for (what, n) in focus.events.iter().filter(|(_, n)| *n > 0) {
         match *what {
-            Event::NbconHandover => has(&format!("{n} handovers")),
+            Event::NbconHandover => has(&format!(" {n} handovers: ")),
             Event::ConsoleHandoff => has(&format!("changed hands {n} times")),
-            Event::Replay => has(&format!("{n} records cut short")),
+            Event::Replay => has(&format!("; {n} records cut short")),
             Event::LostOwnership => has(&format!("lost ownership {n} times")),
-            Event::HostileTakeover => has(&format!("{n} hostile takeovers")),
+            Event::HostileTakeover => has(&format!(" {n} hostile takeovers")),
             Event::HandoverTimeout | Event::UnsafeTakeover => {}
         }
     }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::latency::Summary;
+use crate::report::layout::us;
 
 /// The machine the numbers came from.
 #[derive(Clone, Debug, Serialize)]
@@ -68,14 +69,6 @@ pub struct BenchReport {
     pub floor_ns: f64,
     /// Per design.
     pub designs: Vec<DesignBench>,
-}
-
-fn us(ns: u64) -> String {
-    if ns >= 10_000_000 {
-        format!("{:.1} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    }
 }
 
 /// The table: absolute numbers, and ratios to legacy and to the floor.

@@ -13,13 +13,10 @@ use klog::printk::DropReason;
 use klog::Context;
 
 use crate::outcome::{Outcome, RunReport};
+use crate::report::layout::ms;
 use crate::report::timeline::{self, SpanKind};
 use crate::scenario::Plan;
 use crate::watchdog::{Action, Finding, FindingKind};
-
-fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
-}
 
 fn us(ns: u64) -> String {
     if ns >= 1_000_000 {

@@ -21,7 +21,16 @@ pub fn width() -> usize {
     let from_env = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok());
-    let from_tty = || terminal_size::terminal_size().map(|(w, _)| usize::from(w.0));
+    // Only stdout's own terminal counts: output redirected to a file or a
+    // pager is laid out for 100 columns, whatever stderr is.
+    let from_tty = || {
+        let out = std::io::stdout();
+        if std::io::IsTerminal::is_terminal(&out) {
+            terminal_size::terminal_size_of(out).map(|(w, _)| usize::from(w.0))
+        } else {
+            None
+        }
+    };
     from_env
         .or_else(from_tty)
         .unwrap_or(DEFAULT_WIDTH)
@@ -100,6 +109,20 @@ pub fn wrap_lines(text: &str, width: usize) -> String {
 pub fn paint_first(text: &str, len: usize, style: Style) -> String {
     let (word, rest) = text.split_at(len.min(text.len()));
     format!("{}{rest}", paint(word, style))
+}
+
+/// A duration for a table: µs below 10 ms, ms from there.
+pub fn us(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    }
+}
+
+/// A duration in ms, one decimal.
+pub fn ms(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
 }
 
 /// `text` in `style` (the escapes are dropped on the way out when colour is

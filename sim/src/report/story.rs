@@ -10,13 +10,10 @@ use klog::printk::{DropReason, Event};
 use klog::Context;
 
 use crate::outcome::RunReport;
+use crate::report::layout::ms;
 use crate::report::table::printed_by;
 use crate::scenario::Plan;
 use crate::workload::parse_msg;
-
-fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
-}
 
 /// A record's time in real ns since the run started (records carry kernel
 /// time: real time divided by the time scale).
@@ -72,7 +69,7 @@ fn tell_nmi_buffers(s: &mut String, plan: &Plan, r: &RunReport) {
         let _ = write!(
             s,
             "{full} NMI message(s) did not fit in the per-CPU NMI buffer and were dropped \
-             (the table's nmi_buffer_full). "
+             (nmi_buffer_full). "
         );
     }
     if let (Some(first), Some(last)) = (moved.iter().min(), moved.iter().max()) {

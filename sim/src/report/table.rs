@@ -8,18 +8,12 @@ use std::fmt::Write as _;
 use klog::printk::{DropReason, Event};
 
 use crate::outcome::{Outcome, RunReport};
-use crate::report::layout::{finding_style, outcome_style, paint, paint_first, wrap, wrap_from};
+use crate::report::layout::{
+    finding_style, outcome_style, paint, paint_first, us, wrap, wrap_from,
+};
 use crate::report::verdict::{self, named_counts};
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
-
-fn us(ns: u64) -> String {
-    if ns >= 10_000_000 {
-        format!("{:.1} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    }
-}
 
 /// Items joined by commas, `-` when there are none.
 fn list(items: impl Iterator<Item = String>) -> String {
@@ -214,12 +208,13 @@ fn finding_rows(rows: &mut Rows, runs: &[RunReport]) {
 
 /// The scenario's name, its size and seed; its summary under it.
 fn heading(plan: &Plan, width: usize) -> String {
+    let title = format!(
+        "{} ({} CPUs, {} ms, seed {})",
+        plan.name, plan.cpus, plan.duration_ms, plan.seed
+    );
     format!(
-        "{} ({} CPUs, {} ms, seed {})\n  {}\n",
-        plan.name,
-        plan.cpus,
-        plan.duration_ms,
-        plan.seed,
+        "{}\n  {}\n",
+        wrap(&title, width, 2),
         wrap_from(&plan.summary, 2, width, 2)
     )
 }
@@ -541,22 +536,67 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
         row.extend([pct(0.5), pct(0.9)]);
         table.push(row);
     }
-    let widths: Vec<usize> = (0..8)
-        .map(|c| {
-            table
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    // Too wide: the outcomes no run had go first (said under the table).
+    let mut left_out = Vec::new();
+    for o in [
+        Outcome::Timeout,
+        Outcome::Lockup,
+        Outcome::Loss,
+        Outcome::Deadlock,
+    ] {
+        if table_width(&table) <= width {
+            break;
+        }
+        let Some(c) = table
+            .first()
+            .and_then(|h| h.iter().position(|h| h == o.name()))
+        else {
+            continue;
+        };
+        if table.iter().skip(1).all(|row| row[c].starts_with("0/")) {
+            for row in &mut table {
+                row.remove(c);
+            }
+            left_out.push(o.name());
+        }
+    }
+    let widths = column_widths(&table);
     for row in &table {
-        let mut line = format!("{:w$}", row[0], w = widths[0]);
-        for (cell, w) in row.iter().zip(&widths).skip(1) {
-            let _ = write!(line, "  {cell:>w$}");
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                let _ = write!(line, "{cell:w$}");
+            } else {
+                let _ = write!(line, "  {cell:>w$}");
+            }
         }
         s += &line;
         s.push('\n');
     }
+    if !left_out.is_empty() {
+        s += &wrap(&format!("no run had: {}", left_out.join(", ")), width, 0);
+        s.push('\n');
+    }
     s
+}
+
+/// Each column's width: its widest cell.
+fn column_widths(table: &[Vec<String>]) -> Vec<usize> {
+    let n = table.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|c| {
+            table
+                .iter()
+                .filter_map(|row| row.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The width of `table` printed with two spaces between columns.
+fn table_width(table: &[Vec<String>]) -> usize {
+    let w = column_widths(table);
+    w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1)
 }
