@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::report::bench::Latency;
+
 use crate::outcome::RunReport;
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
@@ -24,14 +26,6 @@ struct Time {
     time_scale: f64,
     numbers: &'static str,
     records_and_kernel_messages: &'static str,
-}
-
-/// printk latency in one context, ns.
-#[derive(Serialize)]
-struct Latency {
-    p50: u64,
-    p99: u64,
-    max: u64,
 }
 
 #[derive(Serialize)]
@@ -183,14 +177,7 @@ fn run(r: &RunReport) -> Run<'_> {
         .filter(|(_, s)| s.count > 0)
         .map(|(level, s)| {
             let name = klog::Context::from_level(level as u8).name();
-            (
-                name,
-                Latency {
-                    p50: s.p50,
-                    p99: s.p99,
-                    max: s.max,
-                },
-            )
+            (name, Latency::from(*s))
         })
         .collect();
     Run {

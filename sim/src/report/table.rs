@@ -172,14 +172,13 @@ fn particular_rows(rows: &mut Rows, runs: &[RunReport]) {
 /// A watchdog finding as the tables name it: kind, CPU and context, lock,
 /// and the CPUs stuck behind it.
 fn finding_cell(f: &Finding) -> String {
-    let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
     let behind = if f.blocked_behind.is_empty() {
         String::new()
     } else {
         let cpus: Vec<String> = f.blocked_behind.iter().map(|c| format!("cpu{c}")).collect();
         format!(" (behind it: {})", cpus.join(" "))
     };
-    format!("{} cpu{}/{}{lock}{behind}", f.kind.name(), f.cpu, f.context)
+    format!("{} {}{behind}", f.kind.name(), verdict::who_on(f))
 }
 
 /// A lockdep finding as the tables name it; printk-sim's own rules marked.
@@ -194,11 +193,7 @@ fn finding_rows(rows: &mut Rows, runs: &[RunReport]) {
     });
     if runs.iter().any(|r| !r.stuck.is_empty()) {
         push(rows, runs, "still spinning at the end", &|r| {
-            list(
-                r.stuck
-                    .iter()
-                    .map(|w| format!("cpu{}/{} on {}", w.cpu, w.context, w.lock)),
-            )
+            list(r.stuck.iter().map(verdict::stuck_words))
         });
     }
     push(rows, runs, "lockdep findings", &|r| {
@@ -430,12 +425,11 @@ fn findings_list(runs: &[RunReport], width: usize) -> String {
             .findings
             .iter()
             .map(finding_cell)
-            .chain(r.stuck.iter().map(|w| {
-                format!(
-                    "still spinning at the end: cpu{}/{} on {}",
-                    w.cpu, w.context, w.lock
-                )
-            }))
+            .chain(
+                r.stuck
+                    .iter()
+                    .map(|w| format!("still spinning at the end: {}", verdict::stuck_words(w))),
+            )
             .chain(
                 r.lockdep
                     .iter()

@@ -6,20 +6,30 @@ use klog::printk::{DropReason, Event};
 
 use crate::outcome::RunReport;
 use crate::report::layout::{outcome_style, paint_first, wrap_from};
-use crate::watchdog::{Finding, FindingKind};
+use crate::watchdog::{Finding, FindingKind, Stuck};
 
 /// How many findings a verdict names before it says "+N more".
 const FINDINGS_NAMED: usize = 2;
 
 /// A finding in a few words: where the CPU spun, and on what.
 pub fn finding_words(f: &Finding) -> String {
-    let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
-    let who = format!("cpu{}/{}", f.cpu, f.context);
     match f.kind {
-        FindingKind::Deadlock => format!("{who}{lock}"),
-        FindingKind::HardLockup => format!("hard lockup {who}{lock}"),
-        FindingKind::SoftLockup => format!("soft lockup {who}{lock}"),
+        FindingKind::Deadlock => who_on(f),
+        FindingKind::HardLockup => format!("hard lockup {}", who_on(f)),
+        FindingKind::SoftLockup => format!("soft lockup {}", who_on(f)),
     }
+}
+
+/// "cpu0/nmi on logbuf_lock": the CPU and context of a finding, and the
+/// lock it spun on, if any.
+pub fn who_on(f: &Finding) -> String {
+    let lock = f.lock.map(|l| format!(" on {l}")).unwrap_or_default();
+    format!("cpu{}/{}{lock}", f.cpu, f.context)
+}
+
+/// "cpu1/task on console_sem": a wait still spinning when the run ended.
+pub fn stuck_words(w: &Stuck) -> String {
+    format!("cpu{}/{} on {}", w.cpu, w.context, w.lock)
 }
 
 /// "name count" for each of `counts` that is not zero.
@@ -119,7 +129,7 @@ pub fn parts(r: &RunReport) -> Vec<String> {
     v.extend(
         r.stuck
             .iter()
-            .map(|w| format!("cpu{}/{} still spinning on {}", w.cpu, w.context, w.lock)),
+            .map(|w| format!("still spinning: {}", stuck_words(w))),
     );
     v.extend(losses(r));
     v.extend(particulars(r));
