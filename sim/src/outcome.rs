@@ -107,6 +107,10 @@ pub struct RunReport {
     pub reader: Option<ReaderReport>,
     /// Per CPU, the timeline events, when the plan asked for them.
     pub timeline: Option<Timeline>,
+    /// The census, when the plan asked for one: which CPU (the printer
+    /// thread as CPU `nr_cpus`) passed which point in which context, and
+    /// how often.
+    pub passes: Vec<crate::machine::Pass>,
 }
 
 /// A run's timeline.

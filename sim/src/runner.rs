@@ -39,6 +39,7 @@ pub fn run(
         on_deadlock: plan.on_deadlock,
         duration_ns: plan.duration_ms * 1_000_000,
         hard_limit_ns: plan.hard_limit_ms * 1_000_000,
+        settle_ns: plan.settle_ms.map(|ms| (ms * 1e6) as u64),
         kernel: design.kernel,
     };
     let how = Splat {
@@ -93,7 +94,11 @@ fn machine(plan: &Plan, design: &'static DesignInfo, seed: u64) -> Machine {
             tasks: plan.tasks.clone(),
             seed,
         }),
-        Injector::new(plan.nmis.clone()),
+        if plan.census {
+            Injector::with_census(plan.nmis.clone(), n)
+        } else {
+            Injector::new(plan.nmis.clone())
+        },
     )
 }
 
@@ -253,6 +258,7 @@ fn harvest(
         remote_traces: stats.remote_traces,
         torn_traces: stats.torn_traces,
         timeline,
+        passes: m.injector().passes(),
         reader: (plan.reader_hz > 0).then_some(ReaderReport {
             read: stats.reader.0,
             missed: stats.reader.1,

@@ -14,7 +14,7 @@ use std::fmt;
 use std::ops::Range;
 
 use klog::printk::{self, DesignInfo, DesignKind};
-use klog::{point, Level};
+use klog::{point, Context, Level};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -269,6 +269,7 @@ struct RawNmi {
     nth: Option<Spanned<i64>>,
     wait: Option<Spanned<bool>>,
     hold: Option<Spanned<bool>>,
+    context: Option<Spanned<String>>,
     times: Option<Spanned<i64>>,
     action: Option<Spanned<String>>,
     lines: Option<Spanned<i64>>,
@@ -356,6 +357,12 @@ pub struct Plan {
     /// Record a timeline of every CPU (set by `--trace`, `--svg`,
     /// `explain`).
     pub timeline: bool,
+    /// Count which CPU passes which point in which context (explore's
+    /// first run); the report's `passes`.
+    pub census: bool,
+    /// End the run this long (ms) after every `at_point` source has
+    /// fired (explore, reduce).
+    pub settle_ms: Option<f64>,
 }
 
 /// Find `name` as a file, else as a built-in scenario.
@@ -480,6 +487,16 @@ impl Scenario {
                 })
             }
         }
+    }
+
+    /// The file it was read from (`scenarios/NAME.toml` for a built-in).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The scenario's name.
@@ -752,6 +769,8 @@ impl Scenario {
             expect,
             reader_hz: m.reader_hz,
             timeline: false,
+            census: false,
+            settle_ms: None,
         })
     }
 
@@ -1134,7 +1153,10 @@ impl Scenario {
                     kind.name()
                 ),
                 ("stop_at", _) => "applies to a panic only (kind or action `panic`)".to_string(),
-                ("dump" | "serialize" | "land_at" | "exclude_self", _) => {
+                ("serialize", _) => {
+                    "applies to backtraces only (backtrace, backtrace_all, rcu_stall)".to_string()
+                }
+                ("dump" | "land_at" | "exclude_self", _) => {
                     "applies to all-CPU backtraces only (backtrace_all, rcu_stall)".to_string()
                 }
                 _ => format!(
@@ -1209,7 +1231,9 @@ impl Scenario {
                 len: self.len_range(&n.len, &k("len"), (40, 80))?,
                 level: self.level(&n.level, &k("level"), Level::Warning)?,
             },
-            ActionKind::Backtrace => NmiAction::Backtrace,
+            ActionKind::Backtrace => NmiAction::Backtrace {
+                serialize: n.serialize.as_ref().is_some_and(|v| *v.get_ref()),
+            },
             ActionKind::BacktraceAll => NmiAction::BacktraceAll(self.dump(n, false, k, designs)?),
             ActionKind::RcuStall => NmiAction::BacktraceAll(self.dump(n, true, k, designs)?),
             ActionKind::Warn => NmiAction::Warn,
@@ -1248,12 +1272,33 @@ impl Scenario {
                 let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
                 let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
                 let hold = n.hold.as_ref().is_some_and(|w| *w.get_ref());
+                let context = match &n.context {
+                    None => None,
+                    Some(c) => Some(
+                        [Context::Task, Context::Softirq, Context::Hardirq]
+                            .into_iter()
+                            .find(|x| x.name() == c.get_ref())
+                            .ok_or_else(|| {
+                                self.err(
+                                    c.span(),
+                                    &k("context"),
+                                    format!(
+                                        "must be \"task\", \"softirq\" or \"hardirq\" (an NMI cannot land inside an NMI), got \"{}\"",
+                                        c.get_ref()
+                                    ),
+                                )
+                            })?,
+                    ),
+                };
                 let trigger = Trigger::AtPoint {
                     point,
                     hit_on,
                     nth,
                     wait,
                     hold,
+                    hold_limit_ns: 0,
+                    context,
+                    after: None,
                 };
                 Ok((trigger, 1))
             }
@@ -1326,7 +1371,7 @@ impl Scenario {
                 )),
             },
             (None, Targets::One(c)) => Ok(c),
-            (None, Targets::All) => Err(self.err(
+            (None, Targets::All | Targets::Nobody) => Err(self.err(
                 n.kind.span(),
                 &k("hit_on"),
                 "with cpu = \"all\", say which CPU's passing fires it",
@@ -1375,7 +1420,7 @@ impl SourceKind {
     fn keys(self) -> &'static [&'static str] {
         match self {
             SourceKind::AtPoint => &[
-                "point", "cpu", "hit_on", "nth", "wait", "hold", "times", "action",
+                "point", "cpu", "hit_on", "nth", "wait", "hold", "context", "times", "action",
             ],
             SourceKind::Periodic => &["period_us", "cpu", "times", "action"],
             SourceKind::Random => &["rate_hz", "cpu", "times", "action"],
@@ -1445,9 +1490,8 @@ impl ActionKind {
                 &["dump", "serialize", "land_at", "exclude_self"]
             }
             ActionKind::Panic => &["stop_at"],
-            ActionKind::Backtrace | ActionKind::Warn | ActionKind::Hang | ActionKind::Nothing => {
-                &[]
-            }
+            ActionKind::Backtrace => &["serialize"],
+            ActionKind::Warn | ActionKind::Hang | ActionKind::Nothing => &[],
         }
     }
 }
@@ -1465,6 +1509,7 @@ impl RawNmi {
             ("nth", at(&self.nth)),
             ("wait", at(&self.wait)),
             ("hold", at(&self.hold)),
+            ("context", at(&self.context)),
             ("times", at(&self.times)),
             ("action", at(&self.action)),
             ("lines", at(&self.lines)),

@@ -112,6 +112,10 @@ pub struct WatchdogConfig {
     pub duration_ns: u64,
     /// When the run is ended whatever happens (outcome `timeout`).
     pub hard_limit_ns: u64,
+    /// End the run this long after every `at_point` source has fired,
+    /// if that comes before `duration_ns` (explore and reduce: what one
+    /// placed NMI does is done by then); at once if one never can.
+    pub settle_ns: Option<u64>,
     /// The release whose watchdog rules apply (the soft lockup repeats
     /// from about 5.11).
     pub kernel: klog::Kernel,
@@ -135,6 +139,15 @@ impl FindingKind {
             FindingKind::Deadlock => "deadlock",
             FindingKind::HardLockup => "hard_lockup",
             FindingKind::SoftLockup => "soft_lockup",
+        }
+    }
+
+    /// The words a finding's title starts with.
+    pub fn title(self) -> &'static str {
+        match self {
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::HardLockup => "hard lockup",
+            FindingKind::SoftLockup => "soft lockup",
         }
     }
 }
@@ -170,6 +183,42 @@ pub struct Finding {
     pub action: Action,
     /// Shadow stacks of the CPUs involved.
     pub stacks: Vec<(usize, Trace)>,
+}
+
+impl Finding {
+    /// A title that names the bug and not the run, the same whichever CPU
+    /// or moment it happened on (as syzbot titles its crashes): "deadlock:
+    /// logbuf_lock in NMI at console_unlock:logbuf_locked". `run --repeat`
+    /// groups findings by it; explore and reduce compare by it.
+    pub fn title(&self) -> String {
+        let context = match self.context {
+            Context::Nmi => "NMI",
+            c => c.name(),
+        };
+        // A cycle through more than one lock names them all.
+        let mut locks: Vec<&str> = Vec::new();
+        for l in self.cycle.iter().filter(|e| !e.starts_with("cpu")) {
+            if !locks.contains(&l.as_str()) {
+                locks.push(l);
+            }
+        }
+        if self.kind == FindingKind::Deadlock && locks.len() > 1 {
+            // Which CPU's wait is the victim depends on who came first:
+            // the locks in name order, and no point, keep the title one.
+            locks.sort_unstable();
+            return format!("deadlock: {} in {context}", locks.join(" and "));
+        }
+        let mut t = match (self.kind, self.lock) {
+            (FindingKind::Deadlock, Some(lock)) => format!("deadlock: {lock} in {context}"),
+            (kind, Some(lock)) => format!("{}: {context} on {lock}", kind.title()),
+            (kind, None) => format!("{}: {context}", kind.title()),
+        };
+        if let Some(point) = self.point {
+            t.push_str(" at ");
+            t.push_str(point);
+        }
+        t
+    }
 }
 
 /// A wait still spinning when the run was ended (the hard limit, or a
@@ -329,6 +378,9 @@ struct Watcher<'a> {
     reported: Vec<(usize, u8, u64)>,
     /// When every wait was aborted, if it was.
     aborted_at: Option<std::time::Instant>,
+    /// When the run ends: `duration_ns`, or sooner once the placed
+    /// sources have settled.
+    end_ns: u64,
 }
 
 /// Watch `m` until every CPU has stopped, telling `on_finding` of each
@@ -348,6 +400,7 @@ pub fn watch(
         watch: vec![CpuWatch::default(); m.cpus().len()],
         reported: Vec::new(),
         aborted_at: None,
+        end_ns: cfg.duration_ns,
     };
     loop {
         std::thread::sleep(period);
@@ -397,8 +450,19 @@ impl Watcher<'_> {
     /// findings standing; Ctrl-C ends it now. True if it was ended.
     fn end_if_due(&mut self, snap: &Snapshot, now: u64) -> bool {
         let (m, cfg) = (self.m, self.cfg);
+        if let Some(settle) = cfg.settle_ns {
+            let placed = m.injector();
+            if self.end_ns == cfg.duration_ns {
+                if placed.placed_missed() {
+                    // What was to be placed never will be: nothing to wait for.
+                    self.end_ns = cfg.duration_ns.min(now);
+                } else if placed.placed_done() {
+                    self.end_ns = cfg.duration_ns.min(now.saturating_add(settle));
+                }
+            }
+        }
         let over = cfg.on_deadlock != OnDeadlock::Off
-            && now >= cfg.duration_ns.saturating_add(cfg.threshold_ns);
+            && now >= self.end_ns.saturating_add(cfg.threshold_ns);
         if now >= cfg.hard_limit_ns || over {
             self.report.timed_out = now >= cfg.hard_limit_ns;
             for (cpu, waits) in snap.waits.iter().enumerate() {
@@ -417,7 +481,7 @@ impl Watcher<'_> {
             self.abort_all();
             return true;
         }
-        if now >= cfg.duration_ns {
+        if now >= self.end_ns {
             m.end_run();
         }
         if interrupted().load(Ordering::Relaxed) && !self.report.interrupted {

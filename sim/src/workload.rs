@@ -312,7 +312,7 @@ impl Work for Workload {
                 }
                 rng_state.store(rng.next_u64(), Ordering::Relaxed);
             }
-            NmiAction::Backtrace => m.print_backtrace(cpu),
+            NmiAction::Backtrace { serialize } => m.nmi_cpu_backtrace(cpu, serialize),
             NmiAction::BacktraceAll(dump) if context == Context::Nmi => {
                 m.nmi_cpu_backtrace(cpu, dump.serialize)
             }

@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use klog::{Level, Point};
+use klog::{Context, Level, Point};
 
 use super::{irq, mono_ns, Machine};
 
@@ -35,6 +35,15 @@ pub enum Trigger {
         /// Then hold still where it is (with whatever it holds) until an
         /// NMI from elsewhere reaches this CPU, or the run ends.
         hold: bool,
+        /// Hold at most this long (0: no limit). Explore's pairs hold less
+        /// than a threshold, so that holding is never a lockup of its own.
+        hold_limit_ns: u64,
+        /// Count only passes made in this context (any, if `None`).
+        context: Option<Context>,
+        /// Count only passes made once source `after` has fired and, if
+        /// that source holds its CPU, while it still does (`explore
+        /// --depth 2` holds one CPU at its point while the other fires).
+        after: Option<usize>,
     },
     /// Every `period_ns` from the start of the run.
     Periodic {
@@ -60,6 +69,8 @@ pub enum Targets {
     One(usize),
     /// Every CPU.
     All,
+    /// None: the source only holds its CPU at the point (`hold`).
+    Nobody,
 }
 
 impl Targets {
@@ -68,6 +79,7 @@ impl Targets {
         match self {
             Targets::One(c) => c..c + 1,
             Targets::All => 0..nr_cpus,
+            Targets::Nobody => 0..0,
         }
     }
 }
@@ -84,8 +96,12 @@ pub enum NmiAction {
         /// Their level.
         level: Level,
     },
-    /// Print this CPU's shadow stack, like `nmi_cpu_backtrace()`.
-    Backtrace,
+    /// Print this CPU's shadow stack, like `nmi_cpu_backtrace()`: under
+    /// its private lock if `serialize` (the kernels before 4.19).
+    Backtrace {
+        /// Take the private backtrace lock.
+        serialize: bool,
+    },
     /// An all-CPU backtrace, as the RCU stall detector or the hard-lockup
     /// detector asks for one: the CPU that gets this interrupt prints its
     /// own stack, sends every other CPU an NMI that prints theirs, waits
@@ -160,12 +176,33 @@ struct Armed {
     source: NmiSource,
     hits: AtomicU64,
     fired: AtomicU64,
+    /// Its CPU is holding still at its point now.
+    holding: AtomicBool,
 }
 
 /// The sources of one run and the per-point armed flags.
 pub struct Injector {
     armed: Box<[AtomicBool]>,
     sources: Box<[Armed]>,
+    /// With a census: passes per point, per CPU (the printer last), per
+    /// context; empty without.
+    passes: Box<[AtomicU64]>,
+    /// CPUs plus the printer: the census's stride.
+    places: usize,
+}
+
+/// How often one CPU (or the printer) passed one point in one context: a
+/// census entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// The point.
+    pub point: Point,
+    /// The CPU that passed it (`nr_cpus`: the printer thread).
+    pub cpu: usize,
+    /// In which context.
+    pub context: Context,
+    /// How many times.
+    pub hits: u64,
 }
 
 impl Injector {
@@ -183,14 +220,63 @@ impl Injector {
             .collect();
         Injector {
             armed,
+            passes: Box::new([]),
+            places: 0,
             sources: sources
                 .into_iter()
                 .map(|source| Armed {
                     source,
                     hits: AtomicU64::new(0),
                     fired: AtomicU64::new(0),
+                    holding: AtomicBool::new(false),
                 })
                 .collect(),
+        }
+    }
+
+    /// Arm the points `sources` name, and count every pass of every point
+    /// on a machine of `nr_cpus` (a census: which CPU passes which point in
+    /// which context, the scenario's own sources in place).
+    pub fn with_census(sources: Vec<NmiSource>, nr_cpus: usize) -> Injector {
+        let places = nr_cpus + 1;
+        let mut injector = Injector::new(sources);
+        for a in injector.armed.iter() {
+            a.store(true, Ordering::Relaxed);
+        }
+        injector.passes = (0..klog::point::ALL.len() * places * Context::ALL.len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        injector.places = places;
+        injector
+    }
+
+    /// The census: every (point, CPU, context) passed at least once, in
+    /// point order. Empty without a census.
+    pub fn passes(&self) -> Vec<Pass> {
+        let mut out = Vec::new();
+        for (i, n) in self.passes.iter().enumerate() {
+            let hits = n.load(Ordering::Relaxed);
+            let per_point = self.places * Context::ALL.len();
+            let point = klog::point::ALL.get(i / per_point.max(1));
+            let cpu = i % per_point / Context::ALL.len();
+            let context = Context::ALL.get(i % Context::ALL.len());
+            if let (true, Some(&point), Some(&context)) = (hits > 0, point, context) {
+                out.push(Pass {
+                    point,
+                    cpu,
+                    context,
+                    hits,
+                });
+            }
+        }
+        out
+    }
+
+    /// Count one pass (census only). Signal-safe.
+    fn count_pass(&self, point: Point, cpu: usize, context: Context) {
+        let i = (usize::from(point.id) * self.places + cpu) * Context::ALL.len() + context as usize;
+        if let Some(n) = self.passes.get(i) {
+            n.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -216,12 +302,53 @@ impl Injector {
             .map_or(0, |a| a.fired.load(Ordering::Relaxed))
     }
 
+    /// Whether every `at_point` source has fired all its times (false if
+    /// there is none, or one may fire without limit).
+    pub fn placed_done(&self) -> bool {
+        let mut placed = self.placed().peekable();
+        placed.peek().is_some()
+            && placed
+                .all(|a| a.source.times > 0 && a.fired.load(Ordering::Acquire) >= a.source.times)
+    }
+
+    /// Whether an `at_point` source can never fire any more: it waits on
+    /// a source that held its CPU and holds it no more.
+    pub fn placed_missed(&self) -> bool {
+        self.placed().any(|a| match a.source.trigger {
+            Trigger::AtPoint { after: Some(k), .. } => {
+                a.fired.load(Ordering::Acquire) == 0
+                    && self.sources.get(k).is_some_and(|g| {
+                        matches!(g.source.trigger, Trigger::AtPoint { hold: true, .. })
+                            && g.fired.load(Ordering::Acquire) > 0
+                            && !g.holding.load(Ordering::Acquire)
+                    })
+            }
+            _ => false,
+        })
+    }
+
+    fn placed(&self) -> impl Iterator<Item = &Armed> {
+        self.sources
+            .iter()
+            .filter(|a| matches!(a.source.trigger, Trigger::AtPoint { .. }))
+    }
+
     /// Whether any source waits at `point`: the one relaxed load an unarmed
     /// point costs.
     pub fn armed(&self, point: Point) -> bool {
         self.armed
             .get(usize::from(point.id))
             .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Whether a source gated on source `k` may fire: `k` has fired and,
+    /// if it holds its CPU, is holding it now.
+    fn open_after(&self, k: usize) -> bool {
+        let Some(a) = self.sources.get(k) else {
+            return false;
+        };
+        let holds = matches!(a.source.trigger, Trigger::AtPoint { hold: true, .. });
+        a.fired.load(Ordering::Acquire) > 0 && (!holds || a.holding.load(Ordering::Acquire))
     }
 
     /// Take one of source `index`'s firings, if it has any left.
@@ -242,6 +369,9 @@ impl Injector {
         let Some(me) = irq::this_cpu() else {
             return;
         };
+        // The printer thread is no CPU: it runs in task context.
+        let context = m.cpus.get(me).map_or(Context::Task, |c| c.context());
+        self.count_pass(point, me, context);
         // The panic CPU's stop NMI waiting for this CPU to get here.
         if let Some(c) = m.cpus.get(me) {
             let at = c.stop_at.load(Ordering::Acquire);
@@ -269,11 +399,19 @@ impl Injector {
                 nth,
                 wait,
                 hold,
+                hold_limit_ns,
+                context: only_in,
+                after,
             } = a.source.trigger
             else {
                 continue;
             };
-            if p != point || hit_on != me {
+            if p != point || hit_on != me || only_in.is_some_and(|c| c != context) {
+                continue;
+            }
+            // Nothing more is placed once the run is ending (a CPU held
+            // until then would otherwise fire late).
+            if m.stopping() || after.is_some_and(|k| !self.open_after(k)) {
                 continue;
             }
             let hit = a.hits.fetch_add(1, Ordering::Relaxed) + 1;
@@ -303,7 +441,9 @@ impl Injector {
                 }
             }
             if hold {
-                m.hold_until_nmi(me, mine);
+                a.holding.store(true, Ordering::Release);
+                m.hold_until_nmi(me, mine, hold_limit_ns);
+                a.holding.store(false, Ordering::Release);
             }
         }
     }
@@ -311,16 +451,22 @@ impl Injector {
 
 impl Machine {
     /// Hold still on `cpu` until it has taken an NMI after the first
-    /// `before`, or the run ends: a CPU stuck at a point with what it
-    /// holds, until an NMI (a backtrace, the panic CPU's stop) reaches it.
-    fn hold_until_nmi(&self, cpu: usize, before: u64) {
+    /// `before`, the run ends, or `limit_ns` (if not 0) has passed: a CPU
+    /// stuck at a point with what it holds, until an NMI (a backtrace, the
+    /// panic CPU's stop) reaches it.
+    fn hold_until_nmi(&self, cpu: usize, before: u64, limit_ns: u64) {
         let Some(c) = self.cpus.get(cpu) else {
             return;
+        };
+        let deadline = match limit_ns {
+            0 => u64::MAX,
+            n => mono_ns().saturating_add(n),
         };
         c.stalled.store(true, Ordering::Relaxed);
         while c.nmis.load(Ordering::Acquire) <= before
             && !self.stop.load(Ordering::Relaxed)
             && !self.abort_all.load(Ordering::Relaxed)
+            && (limit_ns == 0 || mono_ns() < deadline)
         {
             core::hint::spin_loop();
         }

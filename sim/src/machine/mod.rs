@@ -27,7 +27,7 @@ pub mod tick;
 pub mod trace;
 
 pub use cpu::Cpu;
-pub use inject::{Dump, Injector, Interrupt, NmiAction, NmiSource, Targets, Trigger};
+pub use inject::{Dump, Injector, Interrupt, NmiAction, NmiSource, Pass, Targets, Trigger};
 
 /// Spins between two host-CPU yields of a waiting simulated CPU.
 const YIELD_EVERY: u64 = 256;
@@ -195,6 +195,11 @@ impl Machine {
     /// The CPUs' state.
     pub fn cpus(&self) -> &[CachePadded<Cpu>] {
         &self.cpus
+    }
+
+    /// The run's interrupt sources (what fired, the census).
+    pub fn injector(&self) -> &Injector {
+        &self.inject
     }
 
     /// The design's catalogue entry.
