@@ -79,6 +79,7 @@ struct Messages {
 
 #[derive(Serialize)]
 struct JsonFinding<'a> {
+    title: String,
     kind: &'a str,
     cpu: usize,
     context: &'a str,
@@ -131,6 +132,7 @@ struct Stuck<'a> {
 
 fn finding(f: &Finding) -> JsonFinding<'_> {
     JsonFinding {
+        title: f.title(),
         kind: f.kind.name(),
         cpu: f.cpu,
         context: f.context.name(),

@@ -571,6 +571,60 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
         s += &wrap(&format!("no run had: {}", left_out.join(", ")), width, 0);
         s.push('\n');
     }
+    s += &distinct_findings(plan, runs, width);
+    s
+}
+
+/// The findings of many runs grouped by title, per design: how many
+/// distinct bugs a sweep found, and in how many runs each (with the first
+/// seed that shows it).
+fn distinct_findings(plan: &Plan, runs: &[RunReport], width: usize) -> String {
+    let mut rows: Vec<(&str, String, usize, usize, u64)> = Vec::new();
+    for d in &plan.designs {
+        let mine: Vec<&RunReport> = runs.iter().filter(|r| r.design == d.name).collect();
+        let mut titles: Vec<(String, usize, u64)> = Vec::new();
+        for r in &mine {
+            let mut seen: Vec<String> = r.findings.iter().map(|f| f.title()).collect();
+            seen.sort();
+            seen.dedup();
+            for t in seen {
+                match titles.iter_mut().find(|(x, _, _)| *x == t) {
+                    Some(e) => e.1 += 1,
+                    None => titles.push((t, 1, r.seed)),
+                }
+            }
+        }
+        titles.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.extend(
+            titles
+                .into_iter()
+                .map(|(t, n, seed)| (d.name, t, n, mine.len(), seed)),
+        );
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let distinct = rows.len();
+    let mut s = format!(
+        "distinct findings: {distinct} (runs that had each, of the design's runs; first seed)\n"
+    );
+    let name_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let count_w = rows
+        .iter()
+        .map(|r| format!("{}/{}", r.2, r.3).len())
+        .max()
+        .unwrap_or(0);
+    for (design, title, n, of, seed) in rows {
+        let head = format!("  {design:name_w$}  {:>count_w$}  ", format!("{n}/{of}"));
+        s += &head;
+        s += &crate::report::layout::wrap_from(
+            &format!("{title} (seed {seed})"),
+            head.chars().count(),
+            width,
+            head.chars().count(),
+        );
+        s.push('\n');
+    }
     s
 }
 
