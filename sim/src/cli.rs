@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::report;
 use crate::runner::{self, Outcome, RunReport};
+
+mod discover;
 use crate::scenario::{self, InputError, Overrides};
 
 /// printk-sim: Linux printk designs side by side on a machine of threads and
@@ -41,6 +43,15 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Raise an NMI at every injection point each design passes, on every
+    /// CPU, one run per place (or every pair of places, `--depth 2`), and
+    /// say where each design deadlocks, locks up or loses messages, and
+    /// which points the scenario never reached.
+    Explore(Box<discover::ExploreArgs>),
+    /// Turn a seed whose run found something into a small scenario that
+    /// finds the same thing every time: the NMI placed at the point, then
+    /// every source, task, CPU and millisecond it does not need removed.
+    Reduce(Box<discover::ReduceArgs>),
     /// List built-in scenarios and designs.
     List {
         /// Also list every design's injection points.
@@ -142,6 +153,9 @@ enum Failure {
     /// Ctrl-C: the partial report was written.
     Interrupted,
     Expect(Vec<String>),
+    /// `reduce` kept a candidate that reproduces in fewer than 19 of 20
+    /// runs (already said).
+    Unreliable,
     Internal(String),
 }
 
@@ -201,6 +215,8 @@ pub fn main() -> ExitCode {
             design,
             seed,
         }) => explain(&scenario, design.as_deref(), seed),
+        Some(Command::Explore(args)) => discover::explore(&args),
+        Some(Command::Reduce(args)) => discover::reduce(&args),
         Some(Command::List { points }) => {
             list(points);
             Ok(())
@@ -235,6 +251,7 @@ pub fn main() -> ExitCode {
             eprintln!("internal error: {e}");
             ExitCode::from(1)
         }
+        Err(Failure::Unreliable) => ExitCode::from(3),
         Err(Failure::Interrupted) => ExitCode::from(130),
     }
 }

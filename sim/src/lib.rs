@@ -21,9 +21,11 @@
 
 pub mod bench;
 pub mod cli;
+pub mod explore;
 pub mod latency;
 pub mod machine;
 pub mod outcome;
+pub mod reduce;
 // Never reached from a handler: reports are written after the run.
 #[allow(clippy::indexing_slicing)]
 pub mod report;

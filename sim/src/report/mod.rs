@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod explain;
+pub mod explore;
 pub mod json;
 pub mod layout;
 pub mod log;
