@@ -156,6 +156,8 @@ enum Failure {
     /// `reduce` kept a candidate that reproduces in fewer than 19 of 20
     /// runs (already said).
     Unreliable,
+    /// Nothing to do, and why (`reduce` on a seed that found nothing).
+    Nothing(String),
     Internal(String),
 }
 
@@ -252,6 +254,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Unreliable) => ExitCode::from(3),
+        Err(Failure::Nothing(why)) => {
+            eprintln!("{why}");
+            ExitCode::from(1)
+        }
         Err(Failure::Interrupted) => ExitCode::from(130),
     }
 }

@@ -611,3 +611,33 @@ impl DesignExploration {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_distinct_seeded_and_all_when_it_fits() {
+        assert_eq!(sample(5, 10, 1), vec![0, 1, 2, 3, 4]);
+        let s = sample(182, 30, 1);
+        assert_eq!(s.len(), 30);
+        let mut d = s.clone();
+        d.dedup();
+        assert_eq!(d, s, "sorted and distinct");
+        assert!(s.iter().all(|&i| i < 182));
+        assert_eq!(s, sample(182, 30, 1), "the seed decides");
+        assert_ne!(s, sample(182, 30, 2));
+    }
+
+    #[test]
+    fn the_chance_to_hit_is_the_hypergeometric_one() {
+        // One failing pair: the sampled fraction.
+        assert!((chance_to_hit(182, 30, 1) - 30.0 / 182.0).abs() < 1e-12);
+        // Two of four, sample of two: 1 - C(2,2)/C(4,2) = 5/6.
+        assert!((chance_to_hit(4, 2, 2) - 5.0 / 6.0).abs() < 1e-12);
+        assert_eq!(chance_to_hit(10, 10, 1), 1.0);
+        assert_eq!(chance_to_hit(10, 3, 0), 0.0);
+        // More failing pairs than the rest: the sample cannot miss them.
+        assert_eq!(chance_to_hit(10, 5, 6), 1.0);
+    }
+}

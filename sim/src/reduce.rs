@@ -444,8 +444,10 @@ fn fewer_cpus(
         let kept = order.get(..k).unwrap_or(&order);
         let candidate = on_cpus(doc, n, kept);
         if r.holds(&candidate)? {
+            let names: Vec<String> = kept.iter().map(|c| c.to_string()).collect();
             removed.push(format!(
-                "CPUs: {k} of {n} kept (old numbers {kept:?}, now 0..{k})"
+                "CPUs: {n} cut to {k} (the old CPUs {}, numbered from 0 in that order)",
+                names.join(", ")
             ));
             *doc = candidate;
             return Ok(());

@@ -72,7 +72,11 @@ fn outcomes(d: &Value) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn explore_on_the_flagship_finds_exactly_the_known_windows() {
-    let (v, stdout) = explore(&["nmi-in-console-unlock"], "flagship.json");
+    let svg = tmp("flagship.svg");
+    let (v, stdout) = explore(
+        &["nmi-in-console-unlock", "--svg", svg.to_str().unwrap()],
+        "flagship.json",
+    );
     assert_eq!(v["scenario"], "nmi-in-console-unlock");
     assert_eq!(v["cpus"], serde_json::json!([0, 1]));
     // legacy: the NMI's printk spins on logbuf_lock wherever its CPU holds
@@ -187,6 +191,27 @@ fn explore_on_the_flagship_finds_exactly_the_known_windows() {
         .unwrap()
         .iter()
         .any(|c| { c["point"] == "nbcon:unsafe" && c["context"] == "printer" && c["cpu"] == 1 }));
+    // The heat map: a square per row and CPU, its title saying what it
+    // is; legacy's console copy window is a deadlock on both CPUs.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let squares: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter_map(|n| n.children().find(|c| c.has_tag_name("title")))
+        .filter_map(|t| t.text().map(str::to_string))
+        .collect();
+    let rows: usize = ["legacy", "trylock", "nmi_buffers", "legacy_handoff"]
+        .iter()
+        .map(|_| 7)
+        .sum::<usize>()
+        + 12
+        + 11;
+    assert_eq!(squares.len(), rows * 2, "{squares:?}");
+    for cpu in 0..2 {
+        let want = format!("legacy: deadlock at console_unlock:logbuf_locked (task) on cpu{cpu}");
+        assert!(squares.contains(&want), "{want}: {squares:?}");
+    }
     // The table: a verdict per design, then the matrices.
     assert!(
         stdout.contains("legacy:          deadlocks at 4 of 7: vprintk:lock_acquired,"),

@@ -209,7 +209,7 @@ pub(super) fn reduce(args: &ReduceArgs) -> Result<(), Failure> {
     };
     let r = match reduce::reduce(&req) {
         Ok(r) => r,
-        Err(ReduceError::NoFinding(why)) => return Err(Failure::Internal(why)),
+        Err(ReduceError::NoFinding(why)) => return Err(Failure::Nothing(why)),
         Err(ReduceError::Internal(e)) => return Err(Failure::Internal(e)),
     };
     if let Some(path) = &args.output {

@@ -98,11 +98,11 @@ pub fn render(x: &Exploration, width: usize) -> String {
     let cpus: Vec<String> = x.cpus.iter().map(|c| c.to_string()).collect();
     s += &wrap(
         &format!(
-            "explore {}: an NMI ({}) at every point each design passes, on CPUs {} (seed {}){}",
+            "explore {} (seed {}): an NMI ({}) at every point each design passes, on CPUs {}{}",
             x.scenario,
+            x.seed,
             x.action,
             cpus.join(", "),
-            x.seed,
             if x.depth >= 2 {
                 ", and pairs of NMIs"
             } else {
@@ -202,6 +202,7 @@ fn matrix(x: &Exploration, d: &DesignExploration, width: usize) -> String {
     for c in &x.cpus {
         let _ = write!(s, "  {:col_w$}", format!("cpu{c}"));
     }
+    s.truncate(s.trim_end().len());
     s.push('\n');
     for (point, at, cells) in &rows {
         let _ = write!(s, "  {point:point_w$}  {at:where_w$}");
@@ -212,7 +213,7 @@ fn matrix(x: &Exploration, d: &DesignExploration, width: usize) -> String {
             };
             let _ = write!(s, "  {}{}", paint(word, st), " ".repeat(col_w - word.len()));
         }
-        s = s.trim_end().to_string();
+        s.truncate(s.trim_end().len());
         s.push('\n');
     }
     s += &para(&coverage(d), width, 2, 4);
