@@ -102,6 +102,10 @@ fn an_empty_text_is_a_record_too() {
     put(&ring, b"").unwrap();
     put(&ring, b"x").unwrap();
     assert_eq!(all(&ring), vec![(0, String::new()), (1, "x".to_string())]);
+    // And the census counts it readable, as the reader does (it once
+    // counted an empty line as a failed data allocation).
+    let c = ring.census();
+    assert_eq!((c.readable, c.overwritten, c.unfinished), (2, 0, 0));
 }
 
 #[test]

@@ -418,7 +418,9 @@ impl Ring {
             let (state, d) = self.desc_read(id);
             match state {
                 DescState::Miss | DescState::Reserved | DescState::Committed => c.unfinished += 1,
-                _ if dataless(d.begin, d.next) => dataless_here += 1,
+                // A reservation whose data could not be allocated; an
+                // empty line (NO_LPOS) is a record like any other.
+                _ if d.begin == FAILED_LPOS && d.next == FAILED_LPOS => dataless_here += 1,
                 DescState::Finalized => c.readable += 1,
                 DescState::Reusable => c.overwritten += 1,
             }
