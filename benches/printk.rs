@@ -49,11 +49,11 @@ fn printk(c: &mut Criterion) {
     };
     for info in DESIGNS {
         let arch = FakeArch::new(0, 1).with_real_clock();
-        let design: Box<dyn Printk<FakeArch>> = info.build(&config(ConsoleConfig::none()));
+        let design: Box<dyn Printk<FakeArch>> = info.build(&config(ConsoleConfig::none())).unwrap();
         group.bench_function(format!("{}/record", info.name), |b| {
             b.iter(|| design.printk(&arch, Level::Info, format_args!("{}\n", black_box(&text))))
         });
-        let design: Box<dyn Printk<FakeArch>> = info.build(&config(ConsoleConfig::none()));
+        let design: Box<dyn Printk<FakeArch>> = info.build(&config(ConsoleConfig::none())).unwrap();
         let mut i = 0u64;
         group.bench_function(format!("{}/formatted", info.name), |b| {
             b.iter(|| {
@@ -71,7 +71,7 @@ fn printk(c: &mut Criterion) {
                 )
             })
         });
-        let design: Box<dyn Printk<FakeArch>> = info.build(&config(instant));
+        let design: Box<dyn Printk<FakeArch>> = info.build(&config(instant)).unwrap();
         group.bench_function(format!("{}/console", info.name), |b| {
             b.iter(|| design.printk(&arch, Level::Info, format_args!("{}\n", black_box(&text))))
         });

@@ -45,7 +45,7 @@ fn expected(i: usize) -> String {
 fn every_design_stores_in_order_and_prints_everything() {
     for info in DESIGNS {
         let arch = FakeArch::new(1, 2);
-        let mut d = info.build::<FakeArch>(&config(1 << 17));
+        let mut d = info.build::<FakeArch>(&config(1 << 17)).unwrap();
         fill(&*d, &arch, 300);
         let a = d.accounts();
         assert!(a.balanced(), "{}: {a:?}", info.name);
@@ -83,7 +83,7 @@ fn every_design_stores_in_order_and_prints_everything() {
 fn every_design_overwrites_the_oldest_and_counts_it() {
     for info in DESIGNS {
         let arch = FakeArch::new(0, 2);
-        let mut d = info.build::<FakeArch>(&config(4096));
+        let mut d = info.build::<FakeArch>(&config(4096)).unwrap();
         fill(&*d, &arch, 1000);
         let a = d.accounts();
         assert!(a.balanced(), "{}: {a:?}", info.name);
@@ -102,7 +102,7 @@ fn every_design_overwrites_the_oldest_and_counts_it() {
 fn records_from_interrupts_carry_their_context_and_cpu_caller_id() {
     for info in DESIGNS {
         let arch = FakeArch::new(1, 2);
-        let mut d = info.build::<FakeArch>(&config(1 << 17));
+        let mut d = info.build::<FakeArch>(&config(1 << 17)).unwrap();
         arch.preempt_count.store(HARDIRQ_OFFSET, Ordering::Relaxed);
         d.printk(&arch, Level::Err, format_args!("from irq\n"));
         arch.preempt_count.store(0, Ordering::Relaxed);
@@ -184,7 +184,7 @@ fn legacy_reentered_before_logbuf_cpu_is_set_spins_too() {
 #[test]
 fn two_writers_at_once_keep_records_whole_and_in_per_cpu_order() {
     for info in DESIGNS {
-        let mut d = info.build::<FakeArch>(&config(1 << 16));
+        let mut d = info.build::<FakeArch>(&config(1 << 16)).unwrap();
         let per_cpu = if cfg!(miri) { 50 } else { 20_000 };
         std::thread::scope(|s| {
             for cpu in 0..2 {
@@ -229,7 +229,7 @@ fn two_writers_at_once_keep_records_whole_and_in_per_cpu_order() {
 fn a_line_printed_in_pieces_is_one_record_and_open_until_its_newline() {
     let arch = FakeArch::new(0, 1);
     let info = klog::printk::design("lockless").unwrap();
-    let mut d = info.build::<FakeArch>(&config(1 << 16));
+    let mut d = info.build::<FakeArch>(&config(1 << 16)).unwrap();
     d.printk(&arch, Level::Info, format_args!("abc"));
     assert!(d.records().is_empty(), "an open line is not visible yet");
     d.printk(
@@ -427,7 +427,7 @@ fn lockless_truncates_a_message_too_big_for_its_ring_and_stores_it() {
     let arch = FakeArch::new(0, 1);
     let info = klog::printk::design("lockless").unwrap();
     // 1 KiB of text: a block may take at most half of it.
-    let mut d = info.build::<FakeArch>(&config(1024));
+    let mut d = info.build::<FakeArch>(&config(1024)).unwrap();
     let long = "x".repeat(1000);
     d.printk(&arch, Level::Info, format_args!("{long}\n"));
     let recs = d.records();

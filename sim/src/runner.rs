@@ -33,7 +33,7 @@ pub fn run(
     splat: bool,
 ) -> Result<RunReport, String> {
     let _serial = RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut m = machine(plan, design, seed);
+    let mut m = machine(plan, design, seed)?;
     let wcfg = WatchdogConfig {
         threshold_ns: (plan.threshold_ms * 1e6) as u64,
         on_deadlock: plan.on_deadlock,
@@ -65,7 +65,7 @@ pub fn run(
 }
 
 /// The machine a run of `design` on `plan` with `seed` runs on.
-fn machine(plan: &Plan, design: &'static DesignInfo, seed: u64) -> Machine {
+fn machine(plan: &Plan, design: &'static DesignInfo, seed: u64) -> Result<Machine, String> {
     let n = plan.cpus;
     let threshold_ns = (plan.threshold_ms * 1e6) as u64;
     Machine::new(

@@ -31,11 +31,17 @@ use crate::ringbuf::{Fail, FailCounts, Reserved, Ring};
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static CONSOLE_FLUSH: Frame = Frame("console_flush_all");
 
-/// printk's side of the ring, shared by `lockless` and `nbcon`: storing a
-/// message with its accounts, and reading the records back after a run.
-pub(crate) struct PrbLog {
-    pub(crate) ring: Ring,
-    pub(crate) counters: Counters,
+/// printk's side of the ring, shared by `lockless` and `nbcon` and open to
+/// designs written outside klog: storing a message with its accounts, a
+/// reader's step, and the records and accounts after a run. It takes no
+/// lock and allocates nothing on the store path; a design adds what
+/// decides who stores when (a lock, per-CPU buffers) and its console.
+pub struct PrbLog {
+    /// The ring.
+    pub ring: Ring,
+    /// The message accounts; a design that loses a message before
+    /// [`PrbLog::store`] (a wait the watchdog broke) counts it here.
+    pub counters: Counters,
     /// Messages dropped, by the reason their last reservation failed
     /// (the ring counts every failed reservation, and a message may try
     /// twice).
@@ -62,7 +68,8 @@ impl FailAtomics {
 }
 
 impl PrbLog {
-    pub(crate) fn new(buffer_size: usize) -> PrbLog {
+    /// A ring of `buffer_size` text bytes and one descriptor per 32.
+    pub fn new(buffer_size: usize) -> PrbLog {
         PrbLog {
             ring: Ring::for_buffer(buffer_size),
             counters: Counters::default(),
@@ -72,7 +79,7 @@ impl PrbLog {
 
     /// Format and store one message (or append a `KERN_CONT` piece to the
     /// caller's open record). Never waits.
-    pub(crate) fn store<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+    pub fn store<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         let mut text = TextBuf::<TEXT_MAX>::new();
         text.format(args);
         let cont = text.strip_cont();
@@ -144,7 +151,7 @@ impl PrbLog {
     }
 
     /// The accounts, with the console's.
-    pub(crate) fn accounts(&self, console: &crate::console::ConsoleStats) -> Accounts {
+    pub fn accounts(&self, console: &crate::console::ConsoleStats) -> Accounts {
         let census = self.ring.census();
         let mut a = self.counters.accounts(census.readable, console);
         a.overwritten = census.overwritten;
@@ -154,7 +161,7 @@ impl PrbLog {
 
     /// The records still readable, oldest first (past any a stopped
     /// writer left unfinished).
-    pub(crate) fn records(&self) -> Vec<Record> {
+    pub fn records(&self) -> Vec<Record> {
         let quiet = crate::arch::Quiet;
         let mut out = Vec::new();
         let mut text = TextBuf::<TEXT_MAX>::new();
@@ -178,12 +185,7 @@ impl PrbLog {
     }
 
     /// A log reader's step at `seq`.
-    pub(crate) fn read_at<A: Arch>(
-        &self,
-        arch: &A,
-        seq: u64,
-        text: &mut TextBuf<TEXT_MAX>,
-    ) -> ReadAt {
+    pub fn read_at<A: Arch>(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
         let mut at = seq;
         match self.ring.read_valid(arch, &mut at, text) {
             Some(r) if r.seq == seq => ReadAt::Record(r.meta),
@@ -193,8 +195,31 @@ impl PrbLog {
         }
     }
 
+    /// Print every record from `*next` on to `console`, moving `*next`
+    /// past them (and past records overwritten before they were printed,
+    /// which the console counts as skipped). Whoever calls it decides who
+    /// may print: a design's own lock, a console owner. Passes the point
+    /// `console_unlock:logbuf_locked` as it copies each record.
+    pub fn print_to<A: Arch>(&self, arch: &A, console: &Console, next: &mut u64) {
+        let mut text = TextBuf::<TEXT_MAX>::new();
+        loop {
+            match self.read_at(arch, *next, &mut text) {
+                ReadAt::Record(meta) => {
+                    arch.point(point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
+                    console.write_record(arch, 0, &meta, text.as_bytes());
+                    *next += 1;
+                }
+                ReadAt::Gone { next: oldest } => {
+                    console.count_skipped(oldest.saturating_sub(*next));
+                    *next = oldest;
+                }
+                ReadAt::NotYet => return,
+            }
+        }
+    }
+
     /// Dropped messages by the reason their reservation failed.
-    pub(crate) fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
+    pub fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
             (DropReason::DescBusy, load(&self.dropped.desc_busy)),

@@ -36,6 +36,8 @@ pub mod lockless;
 pub mod nbcon;
 pub mod safe;
 
+pub use lockless::PrbLog;
+
 /// What a design needs to know about the machine it runs on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DesignConfig {
@@ -408,9 +410,11 @@ pub struct PointUse {
     pub about: &'static str,
 }
 
-/// The six designs of the history.
+/// The six designs of the history, and designs from outside klog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DesignKind {
+    /// A design written outside klog: [`External`] holds what builds it.
+    External(External),
     /// 3.x-4.10 printk under logbuf_lock.
     Legacy,
     /// The proposed NMI trylock wrapper.
@@ -423,6 +427,68 @@ pub enum DesignKind {
     Lockless,
     /// 6.12 nbcon consoles and the printer thread.
     Nbcon,
+}
+
+/// What builds a design written outside klog, for the one [`Arch`] it was
+/// written to run on: a `&'static` function pointer of type
+/// `fn(&DesignConfig) -> Box<dyn Printk<A>>`, type-erased so that a
+/// [`DesignInfo`] (which knows no `Arch`) can carry it.
+/// [`DesignInfo::build`] gives `None` for any other `Arch`.
+///
+/// # Example
+///
+/// ```
+/// use klog::printk::{DesignConfig, DesignInfo, DesignKind, External, Printk};
+/// # use klog::printk::lockless::Lockless;
+/// # type MyDesign = Lockless;
+/// type Quiet = klog::arch::Quiet;
+///
+/// fn build(config: &DesignConfig) -> Box<dyn Printk<Quiet>> {
+///     Box::new(MyDesign::new(config))
+/// }
+/// static BUILD: fn(&DesignConfig) -> Box<dyn Printk<Quiet>> = build;
+///
+/// static MINE: DesignInfo = DesignInfo {
+///     kind: DesignKind::External(External(&BUILD)),
+///     name: "mine",
+///     summary: "my own printk",
+///     point_groups: &[],
+///     kernel: klog::Kernel::new(6, 12),
+/// };
+/// let config = DesignConfig {
+///     nr_cpus: 1,
+///     buffer_size: 1 << 16,
+///     console: klog::console::ConsoleConfig::none(),
+/// };
+/// assert!(MINE.build::<Quiet>(&config).is_some());
+/// ```
+#[derive(Clone, Copy)]
+pub struct External(pub &'static (dyn core::any::Any + Send + Sync));
+
+impl External {
+    fn addr(&self) -> *const () {
+        (self.0 as *const (dyn core::any::Any + Send + Sync)).cast()
+    }
+}
+
+impl PartialEq for External {
+    fn eq(&self, other: &External) -> bool {
+        self.addr() == other.addr()
+    }
+}
+
+impl Eq for External {}
+
+impl core::hash::Hash for External {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.addr().hash(h);
+    }
+}
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "External({:p})", self.addr())
+    }
 }
 
 /// A design as the catalogue lists it.
@@ -453,17 +519,24 @@ impl DesignInfo {
         self.points().any(|u| u.point == point)
     }
 
-    /// A design of this kind for a machine described by `config`.
-    pub fn build<A: Arch + 'static>(&self, config: &DesignConfig) -> Box<dyn Printk<A>> {
+    /// A design of this kind for a machine described by `config`: always
+    /// for the six of the history; for an [`External`] one, only on the
+    /// `Arch` its builder was written for (`None` on any other).
+    pub fn build<A: Arch + 'static>(&self, config: &DesignConfig) -> Option<Box<dyn Printk<A>>> {
         use legacy::{Flavour, Legacy};
-        match self.kind {
+        Some(match self.kind {
             DesignKind::Legacy => Box::new(Legacy::with_flavour(config, Flavour::Plain)),
             DesignKind::Trylock => Box::new(Legacy::with_flavour(config, Flavour::Trylock)),
             DesignKind::NmiBuffers => Box::new(Legacy::with_flavour(config, Flavour::NmiBuffers)),
             DesignKind::LegacyHandoff => Box::new(Legacy::with_flavour(config, Flavour::Handoff)),
             DesignKind::Lockless => Box::new(lockless::Lockless::new(config)),
             DesignKind::Nbcon => Box::new(nbcon::Nbcon::new(config)),
-        }
+            DesignKind::External(e) => {
+                let build =
+                    e.0.downcast_ref::<fn(&DesignConfig) -> Box<dyn Printk<A>>>()?;
+                build(config)
+            }
+        })
     }
 }
 

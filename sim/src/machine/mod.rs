@@ -151,21 +151,29 @@ pub struct Machine {
 static IDLE: Frame = Frame("cpu_idle");
 
 impl Machine {
-    /// A machine running `design` under `workload`, with NMI sources `inject`.
+    /// A machine running `design` under `workload`, with NMI sources
+    /// `inject`. An error if `design` cannot be built for this machine (an
+    /// external design whose builder is for another `Arch`).
     pub fn new(
         config: MachineConfig,
         design: &'static DesignInfo,
         design_config: &DesignConfig,
         workload: Box<dyn Work>,
         inject: Injector,
-    ) -> Machine {
+    ) -> Result<Machine, String> {
         let trace_capacity = config.trace_capacity;
         let nr_cpus = config.nr_cpus;
-        Machine {
+        let built = design.build(design_config).ok_or_else(|| {
+            format!(
+                "design `{}` was not built for the simulator: its builder must be a `printk_sim::lab::Build`",
+                design.name
+            )
+        })?;
+        Ok(Machine {
             cpus: (0..config.nr_cpus)
                 .map(|_| CachePadded::new(Cpu::default()))
                 .collect(),
-            design: design.build(design_config),
+            design: built,
             design_info: design,
             config,
             workload,
@@ -189,7 +197,7 @@ impl Machine {
             torn_traces: AtomicU64::new(0),
             reader: reader::ReaderStats::default(),
             trace: (trace_capacity > 0).then(|| trace::Trace::new(nr_cpus, trace_capacity)),
-        }
+        })
     }
 
     /// The CPUs' state.
