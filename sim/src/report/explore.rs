@@ -192,7 +192,8 @@ fn rows(x: &Exploration, d: &DesignExploration) -> Vec<Row> {
     rows
 }
 
-fn matrix(x: &Exploration, d: &DesignExploration, width: usize) -> String {
+/// One design's matrix, coverage, losses and findings.
+pub fn matrix(x: &Exploration, d: &DesignExploration, width: usize) -> String {
     let mut s = format!("{} (messages of {}):\n", d.design.name, d.design.kernel);
     let rows = rows(x, d);
     let point_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);

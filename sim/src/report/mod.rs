@@ -2,6 +2,7 @@
 //! the logs in the kernel's formats, timelines (Chrome trace JSON, SVG).
 
 pub mod bench;
+pub mod card;
 pub mod explain;
 pub mod explore;
 pub mod json;

@@ -1,0 +1,173 @@
+//! The second try, the one Linux 4.7 shipped as printk_nmi: an NMI never
+//! takes the lock. Its printk writes into a buffer of its own CPU's and
+//! queues irq_work; the irq_work (hardirq context, after the NMI) copies
+//! the buffer into the log under the lock. Everywhere else, printk takes
+//! the lock as the naive design does.
+//!
+//! `cargo run --release --example percpu` grades it: explore finds no
+//! point where an NMI breaks it; the scenarios still find where the lock
+//! hurts (a panic that stops a CPU holding it).
+
+use core::fmt;
+
+use klog::console::Console;
+use klog::lock::RawSpinLock;
+use klog::printk::safe::{Kind, SafeBuffers};
+use klog::printk::{
+    Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
+    ReadAt,
+};
+use klog::record::{Level, Record, TextBuf, TEXT_MAX};
+use klog::{point, Arch, Kernel, LockCore};
+use printk_sim::lab::{Build, CountingAlloc};
+use printk_sim::machine::Machine;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// A lock for every context but NMI, and per-CPU buffers for NMIs.
+pub struct PerCpu {
+    lock: RawSpinLock<u64>,
+    log: PrbLog,
+    nmi: SafeBuffers,
+    console: Console,
+}
+
+impl PerCpu {
+    /// A printk with per-CPU NMI buffers for the machine `config` describes.
+    pub fn new(config: &DesignConfig) -> PerCpu {
+        PerCpu {
+            lock: RawSpinLock::new("percpu_lock", 0),
+            log: PrbLog::new(config.buffer_size),
+            nmi: SafeBuffers::new(config.nr_cpus, false),
+            console: Console::new(config.console, config.nr_cpus),
+        }
+    }
+
+    /// Store one message under the lock and print what is pending; false
+    /// if the watchdog broke the wait.
+    fn store_and_print<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) -> bool {
+        let Ok((mut next, flags)) = self
+            .lock
+            .lock_irqsave(arch, Some(point::VPRINTK_LOGBUF_LOCKED))
+        else {
+            return false;
+        };
+        arch.point(point::VPRINTK_LOGBUF_LOCKED);
+        self.log.store(arch, level, args);
+        self.log.print_to(arch, &self.console, &mut next);
+        drop(next);
+        arch.local_irq_restore(flags);
+        true
+    }
+}
+
+impl<A: Arch> Printk<A> for PerCpu {
+    fn name(&self) -> &'static str {
+        "percpu"
+    }
+
+    fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+        if arch.in_nmi() {
+            // Never the lock in NMI context: this CPU's buffer, and
+            // irq_work to move it into the log once the NMI is over.
+            let mut text = TextBuf::<TEXT_MAX>::new();
+            text.format(args);
+            if !self.nmi.write(arch, Kind::Nmi, level, text.as_bytes()) {
+                // Full: lost, and counted.
+                self.log.counters.attempt();
+                self.log.counters.drop_one();
+            }
+            arch.irq_work_queue();
+            return;
+        }
+        if !self.store_and_print(arch, level, args) {
+            self.log.counters.attempt();
+            self.log.counters.lose_in_deadlock();
+        }
+    }
+
+    fn irq_work(&self, arch: &A) {
+        self.flush_all_cpus(arch);
+    }
+
+    fn flush_all_cpus(&self, arch: &A) {
+        for cpu in 0..arch.nr_cpus() {
+            self.nmi.flush(arch, cpu, |level, text, _| {
+                let text = core::str::from_utf8(text).unwrap_or("?");
+                if !self.store_and_print(arch, level, format_args!("{text}\n")) {
+                    self.log.counters.attempt();
+                    self.log.counters.lose_in_deadlock();
+                }
+            });
+        }
+    }
+
+    fn nmi_enter(&self, arch: &A) {
+        self.nmi.nmi_enter(arch, false);
+    }
+
+    fn nmi_exit(&self, arch: &A) {
+        self.nmi.nmi_exit(arch);
+    }
+
+    fn accounts(&mut self) -> Accounts {
+        let mut a = self.log.accounts(&self.console.stats());
+        // Messages still in a CPU's buffer never reached the log.
+        let waiting = self.nmi.pending();
+        a.attempted += waiting;
+        a.dropped += waiting;
+        a
+    }
+
+    fn records(&mut self) -> Vec<Record> {
+        self.log.records()
+    }
+
+    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+        self.log.read_at(arch, seq, text)
+    }
+
+    fn locks(&self) -> Vec<&LockCore> {
+        vec![self.lock.core(), self.nmi.lock(), self.console.port_lock()]
+    }
+
+    fn console(&self) -> &Console {
+        &self.console
+    }
+
+    fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
+        self.log.drop_reasons()
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        self.log.ring.check()
+    }
+}
+
+fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
+    Box::new(PerCpu::new(config))
+}
+static BUILD: Build = build;
+
+/// The design as the lab sees it.
+pub static PERCPU: DesignInfo = DesignInfo {
+    kind: DesignKind::External(External(&BUILD)),
+    name: "percpu",
+    summary: "a lock everywhere but in NMI context; NMIs write per-CPU buffers that irq_work copies into the log",
+    point_groups: &[&[
+        PointUse {
+            point: point::VPRINTK_LOGBUF_LOCKED,
+            about: "percpu_lock is held: the message is being stored",
+        },
+        PointUse {
+            point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+            about: "percpu_lock is held: a record is being printed",
+        },
+    ]],
+    kernel: Kernel::new(6, 12),
+};
+
+fn main() -> std::process::ExitCode {
+    printk_sim::lab::grade_main(&PERCPU)
+}

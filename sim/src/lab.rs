@@ -1,0 +1,417 @@
+//! Bring your own design: run it on every built-in scenario and under
+//! `explore`, next to the six designs of the history, and get a report
+//! card.
+//!
+//! A design is any type that implements [`klog::printk::Printk`] (for
+//! every `Arch`, as the six do, or for the simulator's [`Machine`]). To
+//! plug it in, give it a [`DesignInfo`] whose kind is
+//! [`klog::printk::DesignKind::External`] holding a [`Build`]:
+//!
+//! ```no_run
+//! use klog::printk::{DesignConfig, DesignInfo, DesignKind, External, Printk};
+//! use printk_sim::lab::{Build, Lab};
+//! use printk_sim::machine::Machine;
+//! # use klog::printk::lockless::Lockless as MyDesign;
+//!
+//! fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
+//!     Box::new(MyDesign::new(config))
+//! }
+//! static BUILD: Build = build;
+//! static MINE: DesignInfo = DesignInfo {
+//!     kind: DesignKind::External(External(&BUILD)),
+//!     name: "mine",
+//!     summary: "my printk",
+//!     point_groups: &[],
+//!     kernel: klog::Kernel::new(6, 12),
+//! };
+//!
+//! let card = Lab::new().design(&MINE).run(&mut |_| {}).unwrap();
+//! print!("{}", printk_sim::report::card::render(&card, 100));
+//! ```
+//!
+//! Nothing in the simulator knows the design: it runs exactly as the six
+//! do, on the same machine, scenarios and watchdog. Install
+//! [`CountingAlloc`] as the program's global allocator and the card also
+//! fails a design that allocates inside a simulated interrupt, saying
+//! where.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use klog::printk::{Accounts, DesignConfig, DesignInfo, Printk};
+use klog::Context;
+
+use crate::explore::{self, Exploration, ExploreRequest};
+use crate::machine::{Machine, NmiAction};
+use crate::outcome::{Outcome, RunReport};
+use crate::runner;
+use crate::scenario::{self, Overrides};
+
+/// What builds a design for the simulator's machine: put one in a
+/// `static` and the `static` in [`klog::printk::External`].
+pub type Build = fn(&DesignConfig) -> Box<dyn Printk<Machine>>;
+
+/// Allocations (and frees) made inside a simulated interrupt, in this
+/// process.
+static IN_INTERRUPT: AtomicU64 = AtomicU64::new(0);
+/// The first one's CPU + 1 (0: none yet) and context level.
+static FIRST_CPU: AtomicUsize = AtomicUsize::new(0);
+static FIRST_LEVEL: AtomicUsize = AtomicUsize::new(0);
+
+/// A global allocator that forwards to the system's and counts every
+/// allocation made inside a simulated interrupt (an NMI or hardirq handler
+/// on a CPU thread), remembering where the first one was. Install it
+/// with `#[global_allocator]`; the [`Lab`] reads it after every run.
+pub struct CountingAlloc;
+
+fn note_in_interrupt() {
+    let Some(pc) = crate::machine::irq::current_cpu_context() else {
+        return;
+    };
+    if pc & (klog::context::HARDIRQ_MASK | klog::context::NMI_MASK) != 0
+        && IN_INTERRUPT.fetch_add(1, Ordering::Relaxed) == 0
+    {
+        let cpu = crate::machine::irq::this_cpu().unwrap_or(usize::MAX - 1);
+        FIRST_CPU.store(cpu + 1, Ordering::Relaxed);
+        FIRST_LEVEL.store(
+            usize::from(Context::from_preempt_count(pc).level()),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+// SAFETY: forwards to the system allocator unchanged; the count only reads
+// a thread-local and atomics and never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_in_interrupt();
+        // SAFETY: the caller keeps GlobalAlloc's contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_in_interrupt();
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Allocations inside simulated interrupts since the last call, and where
+/// the first of them was (CPU, context); the count starts again at zero.
+/// Always zero unless [`CountingAlloc`] is installed.
+pub fn take_allocations_in_interrupt() -> (u64, Option<(usize, Context)>) {
+    let n = IN_INTERRUPT.swap(0, Ordering::Relaxed);
+    let cpu = FIRST_CPU.swap(0, Ordering::Relaxed);
+    let first = (cpu > 0).then(|| {
+        (
+            cpu - 1,
+            Context::from_level(FIRST_LEVEL.load(Ordering::Relaxed) as u8),
+        )
+    });
+    (n, first)
+}
+
+/// Grades designs: every built-in scenario (or those chosen), each run
+/// next to the six designs of the history, and `explore` on the chosen
+/// scenarios.
+pub struct Lab {
+    designs: Vec<&'static DesignInfo>,
+    scenarios: Vec<String>,
+    explore_on: Vec<String>,
+    history: bool,
+}
+
+impl Default for Lab {
+    fn default() -> Lab {
+        Lab::new()
+    }
+}
+
+/// One design's run of one scenario, as the card shows it.
+#[derive(Clone, Debug)]
+pub struct CardRun {
+    /// The design.
+    pub design: &'static str,
+    /// One of the designs being graded (not one of the six).
+    pub graded: bool,
+    /// What the run came to.
+    pub outcome: Outcome,
+    /// The scenario's expectation for this design, if it has one.
+    pub expected: Option<Outcome>,
+    /// The message accounts.
+    pub accounts: Accounts,
+    /// The watchdog's findings, by title.
+    pub findings: Vec<String>,
+    /// lockdep's findings: rule and lock.
+    pub lockdep: Vec<String>,
+}
+
+/// One scenario on the card.
+#[derive(Clone, Debug)]
+pub struct ScenarioCard {
+    /// The scenario's name.
+    pub name: String,
+    /// What it shows.
+    pub summary: String,
+    /// Every design's run, the history's first (in the scenario's order),
+    /// then the graded ones.
+    pub runs: Vec<CardRun>,
+}
+
+/// Something that fails a graded design whatever its outcomes: a broken
+/// account, a broken buffer invariant, an allocation inside an interrupt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CardFailure {
+    /// The design.
+    pub design: &'static str,
+    /// The scenario whose run showed it.
+    pub scenario: String,
+    /// What and where.
+    pub what: String,
+}
+
+/// The report card.
+#[derive(Clone, Debug)]
+pub struct Card {
+    /// The graded designs.
+    pub graded: Vec<&'static DesignInfo>,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioCard>,
+    /// `explore` per chosen scenario.
+    pub explorations: Vec<Exploration>,
+    /// What fails a graded design outright.
+    pub failures: Vec<CardFailure>,
+}
+
+/// What the lab tells its `progress` callback as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// Running this scenario.
+    Scenario(&'a str),
+    /// Exploring this scenario.
+    Explore(&'a str),
+}
+
+impl Lab {
+    /// A lab with every built-in scenario, `explore` on the flagship, and
+    /// the six designs of the history alongside. Add designs with
+    /// [`Lab::design`].
+    pub fn new() -> Lab {
+        Lab {
+            designs: Vec::new(),
+            scenarios: scenario::BUILTIN
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            explore_on: vec![scenario::FLAGSHIP.to_string()],
+            history: true,
+        }
+    }
+
+    /// Grade `design` too.
+    pub fn design(mut self, design: &'static DesignInfo) -> Lab {
+        self.designs.push(design);
+        self
+    }
+
+    /// Only these scenarios (built-in names or files).
+    pub fn scenarios(mut self, names: &[&str]) -> Lab {
+        self.scenarios = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Explore these scenarios (none: no explore).
+    pub fn explore_on(mut self, names: &[&str]) -> Lab {
+        self.explore_on = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Leave the six designs of the history out (a quicker card).
+    pub fn without_history(mut self) -> Lab {
+        self.history = false;
+        self
+    }
+
+    /// Run everything and make the card. Errors are bad scenarios or
+    /// internal errors.
+    pub fn run(&self, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Card, String> {
+        if self.designs.is_empty() {
+            return Err("the lab has no design to grade".into());
+        }
+        let mut card = Card {
+            graded: self.designs.clone(),
+            scenarios: Vec::new(),
+            explorations: Vec::new(),
+            failures: Vec::new(),
+        };
+        for name in &self.scenarios {
+            progress(Progress::Scenario(name));
+            let sc = self.scenario(name, &mut card.failures)?;
+            card.scenarios.push(sc);
+            if runner::interrupted().load(Ordering::Relaxed) {
+                return Ok(card);
+            }
+        }
+        for name in &self.explore_on {
+            progress(Progress::Explore(name));
+            let mut plan = scenario::load(name)
+                .and_then(|s| s.plan(&Overrides::default()))
+                .map_err(|e| e.to_string())?;
+            if !self.history {
+                plan.designs.clear();
+            }
+            plan.designs.extend(self.designs.iter().copied());
+            let req = ExploreRequest {
+                designs: plan.designs.clone(),
+                cpus: (0..plan.cpus).collect(),
+                plan,
+                action: NmiAction::Printk {
+                    lines: 1,
+                    len: (40, 80),
+                    level: klog::Level::Warning,
+                },
+                depth: 1,
+                budget: 1,
+            };
+            card.explorations
+                .push(explore::explore(&req, &mut |_, _, _| {})?);
+        }
+        Ok(card)
+    }
+
+    /// One scenario: the history's designs and the graded ones.
+    fn scenario(
+        &self,
+        name: &str,
+        failures: &mut Vec<CardFailure>,
+    ) -> Result<ScenarioCard, String> {
+        let mut plan = scenario::load(name)
+            .and_then(|s| s.plan(&Overrides::default()))
+            .map_err(|e| e.to_string())?;
+        if !self.history {
+            plan.designs.clear();
+        }
+        let history = plan.designs.len();
+        plan.designs.extend(self.designs.iter().copied());
+        let mut runs = Vec::new();
+        for (i, d) in plan.designs.iter().enumerate() {
+            let graded = i >= history;
+            take_allocations_in_interrupt();
+            let r = runner::run(&plan, d, plan.seed, false)?;
+            if graded {
+                failures.extend(failures_of(&plan.name, d.name, &r));
+            }
+            runs.push(CardRun {
+                design: d.name,
+                graded,
+                outcome: r.outcome,
+                expected: plan
+                    .expect
+                    .iter()
+                    .find(|(n, _)| *n == d.name)
+                    .map(|(_, o)| *o),
+                accounts: r.accounts,
+                findings: r.findings.iter().map(|f| f.title()).collect(),
+                lockdep: r
+                    .lockdep
+                    .iter()
+                    .map(|f| format!("{} on {}", f.rule.name(), f.lock))
+                    .collect(),
+            });
+        }
+        Ok(ScenarioCard {
+            name: plan.name.clone(),
+            summary: plan.summary.clone(),
+            runs,
+        })
+    }
+}
+
+/// What fails `design` in its run `r` of `scenario`.
+fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardFailure> {
+    let mut out = Vec::new();
+    let mut fail = |what: String| {
+        out.push(CardFailure {
+            design,
+            scenario: scenario.to_string(),
+            what,
+        })
+    };
+    let a = &r.accounts;
+    if !a.balanced() {
+        fail(format!(
+            "the accounts do not add up: attempted {} = stored {} + dropped {} + lost {}, stored {} = readable {} + overwritten {} + unfinished {} + merged {}",
+            a.attempted, a.stored, a.dropped, a.lost_in_deadlock, a.stored, a.readable, a.overwritten, a.unfinished, a.merged
+        ));
+    }
+    if let Some(v) = &r.invariant_violation {
+        fail(format!("the buffer's invariant is broken: {v}"));
+    }
+    let (n, first) = take_allocations_in_interrupt();
+    if n > 0 {
+        let at = first.map_or(String::new(), |(cpu, ctx)| {
+            format!(", the first on CPU {cpu} in {ctx} context")
+        });
+        fail(format!(
+            "{n} allocation(s) or free(s) inside a simulated interrupt{at}: a handler may not allocate"
+        ));
+    }
+    out
+}
+
+/// The `main` of a program that grades `design` (the examples' own):
+/// `[--json FILE] [--without-history]`. Prints the card on stdout; exit
+/// status 0 when the card was made (whatever it says), 2 for bad
+/// arguments, 1 for an internal error.
+pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let mut lab = Lab::new().design(design);
+    let mut json = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--json" => match args.next() {
+                Some(path) => json = Some(path),
+                None => {
+                    eprintln!("error: command line: `--json`: needs a FILE");
+                    return std::process::ExitCode::from(2);
+                }
+            },
+            "--without-history" => lab = lab.without_history(),
+            other => {
+                eprintln!(
+                    "error: command line: `{other}`: unknown (known: --json FILE, --without-history)"
+                );
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let tty = std::io::stderr().is_terminal();
+    let card = match lab.run(&mut |p| {
+        if tty {
+            match p {
+                Progress::Scenario(s) => eprint!("\r\x1b[Kgrading {}: {s}", design.name),
+                Progress::Explore(s) => eprint!("\r\x1b[Kgrading {}: explore {s}", design.name),
+            }
+        }
+    }) {
+        Ok(card) => card,
+        Err(e) => {
+            eprintln!("internal error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+    if let Some(path) = json {
+        if let Err(e) = std::fs::write(&path, crate::report::card::json(&card)) {
+            eprintln!("internal error: writing {path}: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    }
+    anstream::print!(
+        "{}",
+        crate::report::card::render(&card, crate::report::layout::width())
+    );
+    std::process::ExitCode::SUCCESS
+}
