@@ -133,6 +133,11 @@ struct RunArgs {
     /// designs, the design's name goes before the suffix).
     #[arg(long, value_name = "FILE")]
     svg: Option<String>,
+    /// Write one self-contained HTML page: the table, every design's
+    /// timeline, the findings with their splats and lockdep's reports,
+    /// explain's narration.
+    #[arg(long, value_name = "FILE")]
+    html: Option<String>,
     /// Treat a broken buffer invariant (checked after every run) as an
     /// internal error (exit 1) instead of a warning.
     #[arg(long)]
@@ -207,6 +212,7 @@ pub fn main() -> ExitCode {
             kmsg: None,
             trace: None,
             svg: None,
+            html: None,
             check: false,
             wide: false,
             quiet: false,
@@ -296,14 +302,18 @@ impl RunRequest {
         if args.repeat == 0 || args.repeat > 100_000 {
             return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
         }
-        for (opt, given) in [("--trace", &args.trace), ("--svg", &args.svg)] {
+        for (opt, given) in [
+            ("--trace", &args.trace),
+            ("--svg", &args.svg),
+            ("--html", &args.html),
+        ] {
             if given.is_some() && args.repeat > 1 {
                 return Err(
                     InputError::option(opt, "a timeline shows one run: not with --repeat").into(),
                 );
             }
         }
-        plan.timeline = args.trace.is_some() || args.svg.is_some();
+        plan.timeline = args.trace.is_some() || args.svg.is_some() || args.html.is_some();
         let expect = Self::expectations(&plan, &args.expects)?;
         // Every output is a file in a directory that exists: a directory
         // given as a file would otherwise become `DIR.legacy` next to it.
@@ -313,6 +323,7 @@ impl RunRequest {
             ("--kmsg", &args.kmsg),
             ("--svg", &args.svg),
             ("--trace", &args.trace),
+            ("--html", &args.html),
         ] {
             if let Some(path) = path.as_deref().filter(|p| *p != "-") {
                 check_output_path(opt, path)?;
@@ -530,6 +541,10 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     if let Some(path) = &req.args.trace {
         std::fs::write(path, report::timeline::chrome(&runs))
             .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
+    }
+    if let Some(path) = &req.args.html {
+        std::fs::write(path, report::html::run_page(&req.plan, &runs))
+            .map_err(|e| Failure::Internal(format!("writing the HTML page: {e}")))?;
     }
     // The JSON first: a reader of stdout that goes away (`| head`) ends the
     // process, and the file must be whole by then.

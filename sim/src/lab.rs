@@ -359,28 +359,33 @@ fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardF
 }
 
 /// The `main` of a program that grades `design` (the examples' own):
-/// `[--json FILE] [--without-history]`. Prints the card on stdout; exit
+/// `[--json FILE] [--html FILE] [--without-history]`. Prints the card on stdout; exit
 /// status 0 when the card was made (whatever it says), 2 for bad
 /// arguments, 1 for an internal error.
 pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
     use std::io::IsTerminal;
     let mut lab = Lab::new().design(design);
-    let mut json = None;
+    let (mut json, mut html) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match a.as_str() {
-            "--json" => match args.next() {
-                Some(path) => json = Some(path),
-                None => {
-                    eprintln!("error: command line: `--json`: needs a FILE");
-                    return std::process::ExitCode::from(2);
-                }
-            },
-            "--without-history" => lab = lab.without_history(),
+        let slot = match a.as_str() {
+            "--json" => &mut json,
+            "--html" => &mut html,
+            "--without-history" => {
+                lab = lab.without_history();
+                continue;
+            }
             other => {
                 eprintln!(
-                    "error: command line: `{other}`: unknown (known: --json FILE, --without-history)"
+                    "error: command line: `{other}`: unknown (known: --json FILE, --html FILE, --without-history)"
                 );
+                return std::process::ExitCode::from(2);
+            }
+        };
+        match args.next() {
+            Some(path) => *slot = Some(path),
+            None => {
+                eprintln!("error: command line: `{a}`: needs a FILE");
                 return std::process::ExitCode::from(2);
             }
         }
@@ -403,10 +408,15 @@ pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
     if tty {
         eprintln!();
     }
-    if let Some(path) = json {
-        if let Err(e) = std::fs::write(&path, crate::report::card::json(&card)) {
-            eprintln!("internal error: writing {path}: {e}");
-            return std::process::ExitCode::from(1);
+    for (path, text) in [
+        (json, crate::report::card::json(&card)),
+        (html, crate::report::html::card_page(&card)),
+    ] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("internal error: writing {path}: {e}");
+                return std::process::ExitCode::from(1);
+            }
         }
     }
     anstream::print!(

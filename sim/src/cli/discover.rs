@@ -49,6 +49,10 @@ pub(super) struct ExploreArgs {
     /// Draw the matrices side by side as an SVG heat map.
     #[arg(long, value_name = "FILE")]
     svg: Option<String>,
+    /// Write one self-contained HTML page: the heat map and every
+    /// design's matrix.
+    #[arg(long, value_name = "FILE")]
+    html: Option<String>,
 }
 
 /// `printk-sim reduce`.
@@ -119,7 +123,11 @@ impl ExploreArgs {
         if self.budget == 0 {
             return Err(InputError::option("--budget", "must be at least 1").into());
         }
-        for (opt, path) in [("--json", &self.json), ("--svg", &self.svg)] {
+        for (opt, path) in [
+            ("--json", &self.json),
+            ("--svg", &self.svg),
+            ("--html", &self.html),
+        ] {
             if let Some(path) = path.as_deref().filter(|p| *p != "-") {
                 check_output_path(opt, path)?;
             }
@@ -166,9 +174,14 @@ pub(super) fn explore(args: &ExploreArgs) -> Result<(), Failure> {
         writeln!(out, "{}", report::explore::json(&x))
             .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
     }
-    if let Some(path) = &args.svg {
-        std::fs::write(path, report::explore::svg(&x))
-            .map_err(|e| Failure::Internal(format!("writing {path}: {e}")))?;
+    for (path, text) in [
+        (&args.svg, report::explore::svg(&x)),
+        (&args.html, report::html::explore_page(&x)),
+    ] {
+        if let Some(path) = path {
+            std::fs::write(path, text)
+                .map_err(|e| Failure::Internal(format!("writing {path}: {e}")))?;
+        }
     }
     if args.json.as_deref() != Some("-") {
         anstream::print!("{}", report::explore::render(&x, report::layout::width()));

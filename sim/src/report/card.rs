@@ -95,17 +95,17 @@ pub fn render(card: &Card, width: usize) -> String {
             let word = match sc.runs.iter().find(|r| r.design == *d) {
                 Some(r) if r.outcome != Outcome::Clean => {
                     let upper = r.outcome.name().to_uppercase();
-                    paint(
-                        &format!("{upper:width$}", width = col(d)),
-                        outcome_style(r.outcome),
-                    )
+                    let pad = col(d).saturating_sub(upper.len());
+                    paint(&upper, outcome_style(r.outcome)) + &" ".repeat(pad)
                 }
                 Some(r) => format!("{:w$}", r.outcome.name(), w = col(d)),
                 None => format!("{:w$}", "-", w = col(d)),
             };
             let _ = write!(s, "  {word}");
         }
-        s.truncate(s.trim_end().len());
+        // The last cell's padding (after any colour's end).
+        let trimmed = s.trim_end_matches(' ').len();
+        s.truncate(trimmed);
         s.push('\n');
     }
     for d in &card.graded {

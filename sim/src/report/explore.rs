@@ -149,11 +149,11 @@ pub fn render(x: &Exploration, width: usize) -> String {
 
 /// One row of a design's matrix: a point, where it was passed, and per
 /// explored CPU the outcome of its cell (`None`: no cell).
-type Row = (String, String, Vec<Option<CellOutcome>>);
+pub type Row = (String, String, Vec<Option<CellOutcome>>);
 
 /// The rows of one design's matrix: a row per point and context; a CPU that
 /// never passed the point shows `not reached` in the point's first row.
-fn rows(x: &Exploration, d: &DesignExploration) -> Vec<Row> {
+pub fn rows(x: &Exploration, d: &DesignExploration) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     for c in &d.cells {
         let Some(p) = c.places.first() else {
@@ -469,10 +469,26 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// As much of `text` as fits `width` pixels of 10 px monospace (about 6 px
+/// a character), escaped.
+fn fitted(text: &str, width: f64) -> String {
+    let fits = (width / 6.2) as usize;
+    if text.chars().count() <= fits {
+        return escape(text);
+    }
+    escape(
+        &(text
+            .chars()
+            .take(fits.saturating_sub(1))
+            .collect::<String>()
+            + "…"),
+    )
+}
+
 /// The matrices side by side as a heat map: a column per CPU, a row per
 /// point (and context), the worst outcome's colour in each square.
 pub fn svg(x: &Exploration) -> String {
-    let (cell, label_w, top, gap) = (22.0, 250.0, 60.0, 30.0);
+    let (cell, label_w, top, gap) = (36.0, 250.0, 60.0, 30.0);
     let mut body = String::new();
     let mut left = 10.0;
     let mut height: f64 = 0.0;
@@ -482,7 +498,7 @@ pub fn svg(x: &Exploration) -> String {
             body,
             r#"<text x="{left}" y="20" font-weight="bold">{}</text><text x="{left}" y="36" font-size="10">{}</text>"#,
             escape(d.design.name),
-            escape(&verdict(d)).chars().take(60).collect::<String>()
+            fitted(&verdict(d), label_w + x.cpus.len() as f64 * cell)
         );
         for (i, c) in x.cpus.iter().enumerate() {
             let cx = left + label_w + i as f64 * cell + cell / 2.0;

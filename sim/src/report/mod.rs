@@ -5,6 +5,7 @@ pub mod bench;
 pub mod card;
 pub mod explain;
 pub mod explore;
+pub mod html;
 pub mod json;
 pub mod layout;
 pub mod log;
