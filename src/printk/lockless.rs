@@ -195,12 +195,15 @@ impl PrbLog {
         }
     }
 
-    /// Print every record from `*next` on to `console`, moving `*next`
-    /// past them (and past records overwritten before they were printed,
+    /// Print every record from `*next` on to `console` (if one is
+    /// registered), moving `*next` past them (and past records overwritten before they were printed,
     /// which the console counts as skipped). Whoever calls it decides who
     /// may print: a design's own lock, a console owner. Passes the point
     /// `console_unlock:logbuf_locked` as it copies each record.
     pub fn print_to<A: Arch>(&self, arch: &A, console: &Console, next: &mut u64) {
+        if !console.registered() {
+            return;
+        }
         let mut text = TextBuf::<TEXT_MAX>::new();
         loop {
             match self.read_at(arch, *next, &mut text) {

@@ -106,6 +106,11 @@ impl Counters {
         self.attempted.fetch_add(1, Ordering::Relaxed);
         self.internal.fetch_add(1, Ordering::Relaxed);
     }
+    /// The next attempt (counted where it is made) is a line of the
+    /// design's own, like "Lost 3 message(s)!".
+    pub fn mark_internal(&self) {
+        self.internal.fetch_add(1, Ordering::Relaxed);
+    }
     /// A record reached the buffer.
     pub fn store(&self) {
         self.stored.fetch_add(1, Ordering::Relaxed);
@@ -560,9 +565,9 @@ const LEGACY_POINTS: &[PointUse] = &[
             },
         ];
 
-/// console_sem's internal lock and the serial driver's port lock, in every
-/// design that prints from the printk caller through console_sem.
-const SEM_POINTS: [PointUse; 3] = [
+/// console_sem's internal lock, in every design that prints from the
+/// printk caller through console_sem.
+const SEM_POINTS: [PointUse; 2] = [
     PointUse {
         point: point::DOWN_TRYLOCK_SEM_LOCKED,
         about: "console_trylock(): down_trylock() holds console_sem's own raw spinlock (sem->lock), interrupts off",
@@ -571,15 +576,19 @@ const SEM_POINTS: [PointUse; 3] = [
         point: point::UP_SEM_LOCKED,
         about: "console_unlock(): up() holds console_sem's own raw spinlock (sem->lock), interrupts off",
     },
-    PointUse {
-        point: point::SERIAL_PORT_LOCKED,
-        about: "the serial driver holds port->lock and writes a record, interrupts off",
-    },
 ];
 
+/// The serial driver's port lock: every design that writes records with
+/// [`crate::console::Console::write_record`] passes it (a design written
+/// outside klog lists it too).
+pub const SERIAL_POINTS: [PointUse; 1] = [PointUse {
+    point: point::SERIAL_PORT_LOCKED,
+    about: "the serial driver holds port->lock and writes a record, interrupts off",
+}];
+
 /// The ring's own points, the same in `lockless` and `nbcon` (they share
-/// the ring).
-const RING_POINTS: [PointUse; 6] = [
+/// the ring), and in any design that stores and reads with [`PrbLog`].
+pub const RING_POINTS: [PointUse; 6] = [
     PointUse {
         point: point::PRB_HEAD_MOVED,
         about: "the ring's descriptor head moved; the descriptor is not reserved yet",
@@ -613,28 +622,28 @@ pub const DESIGNS: &[DesignInfo] = &[
         name: "legacy",
         kernel: Kernel::new(3, 16),
         summary: "3.x-4.10 printk: byte ring under logbuf_lock, console_sem, console_unlock() prints everybody's records; an NMI's printk goes to the console too",
-        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS, &SERIAL_POINTS],
     },
     DesignInfo {
         kind: DesignKind::Trylock,
         name: "trylock",
         kernel: Kernel::new(3, 16),
         summary: "the proposed NMI wrapper (never merged): legacy, but in NMI one trylock of logbuf_lock, the message dropped on failure; console deferred to irq_work",
-        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS, &SERIAL_POINTS],
     },
     DesignInfo {
         kind: DesignKind::NmiBuffers,
         name: "nmi_buffers",
         kernel: Kernel::new(4, 11),
         summary: "4.11-4.12: 4.7's printk_nmi + 4.11's printk_safe, per-CPU 8 KiB buffers in NMI and recursion, flushed into the log by irq_work",
-        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS, &SERIAL_POINTS],
     },
     DesignInfo {
         kind: DesignKind::LegacyHandoff,
         name: "legacy_handoff",
         kernel: Kernel::new(4, 16),
         summary: "4.16: printk_safe with 4.13's deferred NMI mode, and the console_owner/console_waiter hand-off (spinning even in a panic)",
-        point_groups: &[LEGACY_POINTS, &SEM_POINTS],
+        point_groups: &[LEGACY_POINTS, &SEM_POINTS, &SERIAL_POINTS],
     },
     DesignInfo {
         kind: DesignKind::Lockless,
@@ -656,6 +665,7 @@ pub const DESIGNS: &[DesignInfo] = &[
             },
         ],
         &SEM_POINTS,
+        &SERIAL_POINTS,
         &RING_POINTS,
     ],
     },
