@@ -124,9 +124,14 @@ pub struct Cell {
     pub outcome: CellOutcome,
     /// The first finding's title, if any.
     pub finding: Option<String>,
-    /// Why messages were lost, when that is the outcome
-    /// ("nmi_recursion 1").
+    /// Why messages were lost, when that is the outcome ("recursion 1").
     pub loss: Option<String>,
+    /// Whether a run was made for it (false: the census never saw its
+    /// CPU pass the point, in any context).
+    pub tried: bool,
+    /// What the run broke, if anything: the design's accounts or its
+    /// buffer's invariants (the report card fails a design for it).
+    pub broken: Option<String>,
 }
 
 /// One design explored.
@@ -147,6 +152,9 @@ pub struct DesignExploration {
     pub pairs: Vec<Cell>,
     /// Depth 2: how many pairs there were in all.
     pub pairs_total: usize,
+    /// Depth 2: the pairs were a seeded sample (the budget was smaller
+    /// than the total).
+    pub pairs_sampled: bool,
 }
 
 /// What explore was asked to do.
@@ -295,8 +303,10 @@ fn pair_sources(
     }
     let mut to_a = at_point(b.point, b.cpu, ctx(b), Targets::One(a.cpu), action);
     set_trigger(&mut to_a, true, false, base);
+    // Its own NMI follows the one it sent (which may already have ended
+    // the hold).
     let mut to_b = at_point(b.point, b.cpu, ctx(b), Targets::One(b.cpu), action);
-    set_trigger(&mut to_b, false, false, base);
+    set_trigger(&mut to_b, false, false, base + 1);
     vec![park, to_a, to_b]
 }
 
@@ -346,6 +356,8 @@ fn cell_of(places: Vec<Place>, r: &RunReport, reached: bool) -> Cell {
             outcome: CellOutcome::NotReached,
             finding: None,
             loss: None,
+            tried: true,
+            broken: None,
         };
     }
     let outcome = CellOutcome::from(r.outcome);
@@ -366,7 +378,23 @@ fn cell_of(places: Vec<Place>, r: &RunReport, reached: bool) -> Cell {
         outcome,
         finding: r.findings.first().map(|f| f.title()),
         loss,
+        tried: true,
+        broken: broken(r),
     }
+}
+
+/// What run `r` broke: its accounts, or its buffer's invariants.
+pub fn broken(r: &RunReport) -> Option<String> {
+    let a = &r.accounts;
+    if !a.balanced() {
+        return Some(format!(
+            "the accounts do not add up: attempted {} = stored {} + dropped {} + lost {}, stored {} = readable {} + overwritten {} + unfinished {} + merged {}",
+            a.attempted, a.stored, a.dropped, a.lost_in_deadlock, a.stored, a.readable, a.overwritten, a.unfinished, a.merged
+        ));
+    }
+    r.invariant_violation
+        .as_ref()
+        .map(|v| format!("the buffer's invariant is broken: {v}"))
 }
 
 /// The places of `design` on the explored CPUs, from its census `passes`,
@@ -379,8 +407,7 @@ fn places(
 ) -> (Vec<Place>, Vec<Cell>) {
     let mut places = Vec::new();
     let mut unreached = Vec::new();
-    for use_ in design.points() {
-        let point = use_.point;
+    for point in listed(design) {
         let here = |cpu: usize, context: Context| {
             passes
                 .iter()
@@ -417,11 +444,25 @@ fn places(
                     outcome: CellOutcome::NotReached,
                     finding: None,
                     loss: None,
+                    tried: false,
+                    broken: None,
                 });
             }
         }
     }
     (places, unreached)
+}
+
+/// The points `design` lists, each once, in catalogue order (a point may
+/// stand in more than one of its groups).
+fn listed(design: &DesignInfo) -> Vec<Point> {
+    let mut out: Vec<Point> = Vec::new();
+    for u in design.points() {
+        if !out.contains(&u.point) {
+            out.push(u.point);
+        }
+    }
+    out
 }
 
 /// `count` distinct indices of `0..total`, seeded (all of them, in order,
@@ -480,20 +521,14 @@ pub fn explore(
         let (places, unreached) = places(design, &census.passes, &req.cpus, nr_cpus);
         let mut d = DesignExploration {
             design,
-            listed: design.points().map(|u| u.point).collect(),
+            listed: listed(design),
             reached: Vec::new(),
             baseline: CellOutcome::from(census.outcome),
             cells: Vec::new(),
             pairs: Vec::new(),
             pairs_total: 0,
+            pairs_sampled: false,
         };
-        d.listed.dedup();
-        d.reached = d
-            .listed
-            .iter()
-            .copied()
-            .filter(|p| places.iter().any(|pl| pl.point == *p))
-            .collect();
         for (i, &place) in places.iter().enumerate() {
             if stop() {
                 out.interrupted = true;
@@ -505,6 +540,18 @@ pub fn explore(
             out.runs += 1;
         }
         d.cells.extend(unreached);
+        // Reached: some run raised its NMI there.
+        d.reached = d
+            .listed
+            .iter()
+            .copied()
+            .filter(|p| {
+                d.cells.iter().any(|c| {
+                    c.outcome != CellOutcome::NotReached
+                        && c.places.first().is_some_and(|pl| pl.point == *p)
+                })
+            })
+            .collect();
         d.cells.sort_by_key(|c| {
             let p = c.places.first();
             (
@@ -523,6 +570,7 @@ pub fn explore(
                 .collect();
             let n = singles.len();
             d.pairs_total = n * n.saturating_sub(1);
+            d.pairs_sampled = req.budget < d.pairs_total;
             let chosen = sample(d.pairs_total, req.budget, req.plan.seed);
             for (done, idx) in chosen.iter().enumerate() {
                 if stop() {
@@ -621,9 +669,7 @@ mod tests {
         assert_eq!(sample(5, 10, 1), vec![0, 1, 2, 3, 4]);
         let s = sample(182, 30, 1);
         assert_eq!(s.len(), 30);
-        let mut d = s.clone();
-        d.dedup();
-        assert_eq!(d, s, "sorted and distinct");
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
         assert!(s.iter().all(|&i| i < 182));
         assert_eq!(s, sample(182, 30, 1), "the seed decides");
         assert_ne!(s, sample(182, 30, 2));

@@ -87,21 +87,24 @@ impl Reducer<'_> {
     /// Run `doc` `n` times on seeds from the request's, stopping at the
     /// first run that does not reproduce (`fast`: end each run at its
     /// first finding or soon after its placed NMI). How many reproduced.
+    /// A candidate that is not a valid scenario (a cut that left a key
+    /// without what it needs) reproduces nothing.
     fn check(&mut self, doc: &Table, n: usize, fast: bool) -> Result<usize, ReduceError> {
         let text = toml::to_string(doc).map_err(|e| ReduceError::Internal(e.to_string()))?;
-        let scenario = Scenario::parse("(candidate)", &text)
-            .map_err(|e| ReduceError::Internal(format!("a candidate did not parse: {e}")))?;
-        let mut plan = scenario
-            .plan(&Overrides::default())
-            .map_err(|e| ReduceError::Internal(format!("a candidate is not valid: {e}")))?;
+        let Ok(mut plan) =
+            Scenario::parse("(candidate)", &text).and_then(|s| s.plan(&Overrides::default()))
+        else {
+            return Ok(0);
+        };
         if fast {
             plan.on_deadlock = OnDeadlock::Stop;
             plan.settle_ms = Some(SETTLE_THRESHOLDS * plan.threshold_ms);
         }
         let mut good = 0;
         for i in 0..n as u64 {
-            let r = runner::run(&plan, self.req.design, self.req.seed + i, false)
-                .map_err(ReduceError::Internal)?;
+            let seed = self.req.seed.saturating_add(i);
+            let r =
+                runner::run(&plan, self.req.design, seed, false).map_err(ReduceError::Internal)?;
             self.runs += 1;
             if !self.reproduces(&r) {
                 if fast {
@@ -235,9 +238,25 @@ fn action_of(doc: &Table, cpu: usize, n: usize) -> Table {
         .find(|s| reaches(s))
         .or_else(|| srcs.iter().filter_map(Value::as_table).next())
     {
-        for k in ["action", "lines", "len", "level", "serialize"] {
-            if let Some(v) = s.get(k) {
-                out.insert(k.into(), v.clone());
+        // Kinds that are their own action place the NMI their targets
+        // take: a backtrace's for an all-CPU backtrace or a stall report
+        // (serialised or not), a panic's for a panic.
+        match s.get("kind").and_then(Value::as_str) {
+            Some("backtrace_all" | "rcu_stall") => {
+                out.insert("action".into(), Value::String("backtrace".into()));
+                if let Some(v) = s.get("serialize") {
+                    out.insert("serialize".into(), v.clone());
+                }
+            }
+            Some("panic") => {
+                out.insert("action".into(), Value::String("panic".into()));
+            }
+            _ => {
+                for k in ["action", "lines", "len", "level", "serialize", "stop_at"] {
+                    if let Some(v) = s.get(k) {
+                        out.insert(k.into(), v.clone());
+                    }
+                }
             }
         }
     }
@@ -313,6 +332,9 @@ pub fn reduce(req: &ReduceRequest<'_>) -> Result<Reduction, ReduceError> {
     doc.insert("expect".into(), Value::Table(expect));
     let mut removed = Vec::new();
     let mut involved = vec![f.cpu];
+    if let Some(h) = f.holder_cpu.filter(|h| *h < n && *h != f.cpu) {
+        involved.push(h);
+    }
     let placed = place(&mut r, &mut doc, &f, design, n, &mut removed, &mut involved)?;
     drop_entries(&mut r, &mut doc, placed, &mut removed)?;
     // The placement may have cut the machine already.
@@ -340,7 +362,7 @@ pub fn reduce(req: &ReduceRequest<'_>) -> Result<Reduction, ReduceError> {
         "# Reproduces in {reproduced} of {} runs (seeds {}..={}).\n\n",
         req.final_runs,
         req.seed,
-        req.seed + req.final_runs as u64 - 1
+        req.seed.saturating_add(req.final_runs as u64 - 1)
     );
     Ok(Reduction {
         title: r.title,

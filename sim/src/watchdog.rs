@@ -197,7 +197,14 @@ impl Finding {
         };
         // A cycle through more than one lock names them all.
         let mut locks: Vec<&str> = Vec::new();
-        for l in self.cycle.iter().filter(|e| !e.starts_with("cpu")) {
+        // The cycle alternates nodes ("cpu0/nmi") and locks; two nodes in
+        // a row are an interruption.
+        let node = |e: &str| {
+            e.strip_prefix("cpu")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        for l in self.cycle.iter().filter(|e| !node(e)) {
             if !locks.contains(&l.as_str()) {
                 locks.push(l);
             }

@@ -63,8 +63,8 @@ pub(super) struct ReduceArgs {
     /// The design whose run failed.
     #[arg(long, value_name = "NAME")]
     design: String,
-    /// The seed that failed.
-    #[arg(long)]
+    /// The seed that failed (0 to 2^63-1, as a scenario's `seed`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     seed: u64,
     /// Write the reduced scenario to FILE (it is printed either way).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -123,13 +123,20 @@ impl ExploreArgs {
         if self.budget == 0 {
             return Err(InputError::option("--budget", "must be at least 1").into());
         }
-        for (opt, path) in [
-            ("--json", &self.json),
-            ("--svg", &self.svg),
-            ("--html", &self.html),
-        ] {
-            if let Some(path) = path.as_deref().filter(|p| *p != "-") {
-                check_output_path(opt, path)?;
+        if let Some(path) = self.json.as_deref().filter(|p| *p != "-") {
+            check_output_path("--json", path)?;
+        }
+        for (opt, path) in [("--svg", &self.svg), ("--html", &self.html)] {
+            match path.as_deref() {
+                Some("-") => {
+                    return Err(InputError::option(
+                        opt,
+                        "needs a file (only --json writes to stdout with `-`)",
+                    )
+                    .into())
+                }
+                Some(path) => check_output_path(opt, path)?,
+                None => {}
             }
         }
         let action = match self.action.as_str() {

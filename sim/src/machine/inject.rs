@@ -178,6 +178,8 @@ struct Armed {
     fired: AtomicU64,
     /// Its CPU is holding still at its point now.
     holding: AtomicBool,
+    /// Its CPU held still and has gone on.
+    released: AtomicBool,
 }
 
 /// The sources of one run and the per-point armed flags.
@@ -229,6 +231,7 @@ impl Injector {
                     hits: AtomicU64::new(0),
                     fired: AtomicU64::new(0),
                     holding: AtomicBool::new(false),
+                    released: AtomicBool::new(false),
                 })
                 .collect(),
         }
@@ -274,6 +277,11 @@ impl Injector {
 
     /// Count one pass (census only). Signal-safe.
     fn count_pass(&self, point: Point, cpu: usize, context: Context) {
+        // CPUs and the printer only (the log reader passes no point of
+        // its own).
+        if cpu >= self.places {
+            return;
+        }
         let i = (usize::from(point.id) * self.places + cpu) * Context::ALL.len() + context as usize;
         if let Some(n) = self.passes.get(i) {
             n.fetch_add(1, Ordering::Relaxed);
@@ -317,11 +325,10 @@ impl Injector {
         self.placed().any(|a| match a.source.trigger {
             Trigger::AtPoint { after: Some(k), .. } => {
                 a.fired.load(Ordering::Acquire) == 0
-                    && self.sources.get(k).is_some_and(|g| {
-                        matches!(g.source.trigger, Trigger::AtPoint { hold: true, .. })
-                            && g.fired.load(Ordering::Acquire) > 0
-                            && !g.holding.load(Ordering::Acquire)
-                    })
+                    && self
+                        .sources
+                        .get(k)
+                        .is_some_and(|g| g.released.load(Ordering::Acquire))
             }
             _ => false,
         })
@@ -444,6 +451,7 @@ impl Injector {
                 a.holding.store(true, Ordering::Release);
                 m.hold_until_nmi(me, mine, hold_limit_ns);
                 a.holding.store(false, Ordering::Release);
+                a.released.store(true, Ordering::Release);
             }
         }
     }

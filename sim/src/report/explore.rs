@@ -160,7 +160,9 @@ pub fn rows(x: &Exploration, d: &DesignExploration) -> Vec<Row> {
             continue;
         };
         let point = p.point.name;
-        let i = if c.outcome == CellOutcome::NotReached {
+        // A CPU the census never saw pass the point has a cell of its own
+        // in the point's first row; every run's cell is in its context's.
+        let i = if !c.tried {
             rows.iter().position(|r| r.0 == point)
         } else {
             let at = p.at.name();
@@ -174,18 +176,16 @@ pub fn rows(x: &Exploration, d: &DesignExploration) -> Vec<Row> {
             i
         };
         let i = i.unwrap_or_else(|| {
-            let at = if c.outcome == CellOutcome::NotReached {
-                "-"
-            } else {
-                p.at.name()
-            };
+            let at = if c.tried { p.at.name() } else { "-" };
             rows.push((point.to_string(), at.to_string(), vec![None; x.cpus.len()]));
             rows.len() - 1
         });
         let col = x.cpus.iter().position(|&cpu| cpu == p.cpu);
         if let (Some(r), Some(col)) = (rows.get_mut(i), col) {
             if let Some(slot) = r.2.get_mut(col) {
-                *slot = Some(c.outcome);
+                if c.tried || slot.is_none() {
+                    *slot = Some(c.outcome);
+                }
             }
         }
     }
@@ -266,6 +266,8 @@ fn pairs(x: &Exploration, d: &DesignExploration, width: usize) -> String {
         .count();
     let mut s = if tried >= total {
         format!("  pairs: all {total} tried, {reached} reached")
+    } else if !d.pairs_sampled {
+        format!("  pairs: interrupted after {tried} of {total}, {reached} reached")
     } else {
         let p = |k| 100.0 * chance_to_hit(total, tried, k);
         format!(
@@ -411,7 +413,7 @@ pub fn json(x: &Exploration) -> String {
                         Some(JsonCell {
                             point: p.point.name,
                             cpu: p.cpu,
-                            context: (c.outcome != CellOutcome::NotReached).then(|| p.at.name()),
+                            context: c.tried.then(|| p.at.name()),
                             outcome: c.outcome.name(),
                             finding: c.finding.clone(),
                             loss: c.loss.clone(),
