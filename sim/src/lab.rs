@@ -64,13 +64,16 @@ static FIRST_LEVEL: AtomicUsize = AtomicUsize::new(0);
 /// with `#[global_allocator]`; the [`Lab`] reads it after every run.
 pub struct CountingAlloc;
 
-fn note_in_interrupt() {
+/// Count the calling allocation if it is made inside a simulated
+/// interrupt; whether it is.
+fn note_in_interrupt() -> bool {
     let Some(pc) = crate::machine::irq::current_cpu_context() else {
-        return;
+        return false;
     };
-    if pc & (klog::context::HARDIRQ_MASK | klog::context::NMI_MASK) != 0
-        && IN_INTERRUPT.fetch_add(1, Ordering::Relaxed) == 0
-    {
+    if pc & (klog::context::HARDIRQ_MASK | klog::context::NMI_MASK) == 0 {
+        return false;
+    }
+    if IN_INTERRUPT.fetch_add(1, Ordering::Relaxed) == 0 {
         let cpu = crate::machine::irq::this_cpu().unwrap_or(usize::MAX - 1);
         FIRST_CPU.store(cpu + 1, Ordering::Relaxed);
         FIRST_LEVEL.store(
@@ -78,19 +81,68 @@ fn note_in_interrupt() {
             Ordering::Relaxed,
         );
     }
+    true
 }
 
-// SAFETY: forwards to the system allocator unchanged; the count only reads
-// a thread-local and atomics and never allocates.
+/// Memory for allocations made inside a simulated interrupt: malloc is not
+/// async-signal-safe (an NMI that lands while its thread is inside malloc
+/// and calls malloc again would wait on malloc's own lock, where no
+/// watchdog sees it), so those allocations are cut from this arena with
+/// one `fetch_add` and never reused. 8 MiB is plenty for a design that is
+/// failing its card anyway; past it, allocation fails (null).
+const ARENA_BYTES: usize = 8 << 20;
+
+struct Arena(core::cell::UnsafeCell<[u8; ARENA_BYTES]>);
+
+// SAFETY: the bytes are handed out in disjoint pieces (ARENA_NEXT only
+// grows), each to one allocation; the arena itself is never read.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
+static ARENA_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn in_arena(ptr: *mut u8) -> bool {
+    let start = ARENA.0.get().cast::<u8>() as usize;
+    (start..start + ARENA_BYTES).contains(&(ptr as usize))
+}
+
+/// A piece of the arena for `layout`, or null if it is used up.
+fn arena_alloc(layout: Layout) -> *mut u8 {
+    let base = ARENA.0.get().cast::<u8>();
+    let align = layout.align().max(1);
+    // Room for the worst alignment, taken in one step.
+    let take = layout.size().saturating_add(align);
+    let at = ARENA_NEXT.fetch_add(take, Ordering::Relaxed);
+    if at.saturating_add(take) > ARENA_BYTES {
+        return core::ptr::null_mut();
+    }
+    let addr = base as usize + at;
+    let aligned = addr.next_multiple_of(align);
+    // SAFETY: `aligned` lies in [base + at, base + at + align), and the
+    // piece [base + at, base + at + take) is ours alone, so `aligned +
+    // size` stays inside it and inside the arena.
+    unsafe { base.add(aligned - base as usize) }
+}
+
+// SAFETY: outside interrupts it forwards to the system allocator
+// unchanged; inside, it hands out disjoint, suitably aligned pieces of a
+// static arena that are never freed (dealloc ignores them). The count only
+// reads a thread-local and atomics and never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_in_interrupt();
+        if note_in_interrupt() {
+            return arena_alloc(layout);
+        }
         // SAFETY: the caller keeps GlobalAlloc's contract, which we pass on.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note_in_interrupt();
-        // SAFETY: as above.
+        if in_arena(ptr) {
+            return;
+        }
+        // SAFETY: not from the arena, so from System.alloc, as the
+        // caller's contract says.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -237,6 +289,19 @@ impl Lab {
         if self.designs.is_empty() {
             return Err("the lab has no design to grade".into());
         }
+        for (i, d) in self.designs.iter().enumerate() {
+            let twice = self.designs.iter().skip(i + 1).any(|o| o.name == d.name);
+            let historic = self.history
+                && klog::printk::DESIGNS
+                    .iter()
+                    .any(|h| h.name == d.name && !core::ptr::eq(h, *d));
+            if twice || historic {
+                return Err(format!(
+                    "two designs are called `{}`: the card tells designs apart by name",
+                    d.name
+                ));
+            }
+        }
         let mut card = Card {
             graded: self.designs.clone(),
             scenarios: Vec::new(),
@@ -253,29 +318,68 @@ impl Lab {
         }
         for name in &self.explore_on {
             progress(Progress::Explore(name));
-            let mut plan = scenario::load(name)
-                .and_then(|s| s.plan(&Overrides::default()))
-                .map_err(|e| e.to_string())?;
-            if !self.history {
-                plan.designs.clear();
-            }
-            plan.designs.extend(self.designs.iter().copied());
-            let req = ExploreRequest {
-                designs: plan.designs.clone(),
-                cpus: (0..plan.cpus).collect(),
-                plan,
-                action: NmiAction::Printk {
-                    lines: 1,
-                    len: (40, 80),
-                    level: klog::Level::Warning,
-                },
-                depth: 1,
-                budget: 1,
-            };
             card.explorations
-                .push(explore::explore(&req, &mut |_, _, _| {})?);
+                .push(self.explore(name, &mut card.failures)?);
         }
         Ok(card)
+    }
+
+    /// `explore` on scenario `name`: the history's designs in one go,
+    /// then each graded design on its own, so that what its runs broke
+    /// (allocations inside interrupts included) is its own.
+    fn explore(&self, name: &str, failures: &mut Vec<CardFailure>) -> Result<Exploration, String> {
+        let plan = scenario::load(name)
+            .and_then(|s| s.plan(&Overrides::default()))
+            .map_err(|e| e.to_string())?;
+        let request = |designs: Vec<&'static DesignInfo>| ExploreRequest {
+            designs,
+            cpus: (0..plan.cpus).collect(),
+            plan: plan.clone(),
+            action: NmiAction::Printk {
+                lines: 1,
+                len: (40, 80),
+                level: klog::Level::Warning,
+            },
+            depth: 1,
+            budget: 1,
+        };
+        let mut x = explore::explore(
+            &request(if self.history {
+                plan.designs.clone()
+            } else {
+                Vec::new()
+            }),
+            &mut |_, _, _| {},
+        )?;
+        for &d in &self.designs {
+            take_allocations_in_interrupt();
+            let mine = explore::explore(&request(vec![d]), &mut |_, _, _| {})?;
+            let place = format!("explore {name}");
+            let (n, first) = take_allocations_in_interrupt();
+            if n > 0 {
+                failures.push(CardFailure {
+                    design: d.name,
+                    scenario: place.clone(),
+                    what: allocation_words(n, first),
+                });
+            }
+            for dx in &mine.designs {
+                for c in &dx.cells {
+                    if let (Some(what), Some(p)) = (&c.broken, c.places.first()) {
+                        failures.push(CardFailure {
+                            design: d.name,
+                            scenario: format!("{place}, NMI at {} on CPU {}", p.point.name, p.cpu),
+                            what: what.clone(),
+                        });
+                    }
+                }
+            }
+            x.runs += mine.runs;
+            x.wall_s += mine.wall_s;
+            x.interrupted |= mine.interrupted;
+            x.designs.extend(mine.designs);
+        }
+        Ok(x)
     }
 
     /// One scenario: the history's designs and the graded ones.
@@ -326,6 +430,17 @@ impl Lab {
     }
 }
 
+/// "N allocation(s) or free(s) inside a simulated interrupt, the first on
+/// CPU c in ctx context: ...".
+fn allocation_words(n: u64, first: Option<(usize, Context)>) -> String {
+    let at = first.map_or(String::new(), |(cpu, ctx)| {
+        format!(", the first on CPU {cpu} in {ctx} context")
+    });
+    format!(
+        "{n} allocation(s) or free(s) inside a simulated interrupt{at}: a handler may not allocate"
+    )
+}
+
 /// What fails `design` in its run `r` of `scenario`.
 fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardFailure> {
     let mut out = Vec::new();
@@ -336,24 +451,12 @@ fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardF
             what,
         })
     };
-    let a = &r.accounts;
-    if !a.balanced() {
-        fail(format!(
-            "the accounts do not add up: attempted {} = stored {} + dropped {} + lost {}, stored {} = readable {} + overwritten {} + unfinished {} + merged {}",
-            a.attempted, a.stored, a.dropped, a.lost_in_deadlock, a.stored, a.readable, a.overwritten, a.unfinished, a.merged
-        ));
-    }
-    if let Some(v) = &r.invariant_violation {
-        fail(format!("the buffer's invariant is broken: {v}"));
+    if let Some(what) = explore::broken(r) {
+        fail(what);
     }
     let (n, first) = take_allocations_in_interrupt();
     if n > 0 {
-        let at = first.map_or(String::new(), |(cpu, ctx)| {
-            format!(", the first on CPU {cpu} in {ctx} context")
-        });
-        fail(format!(
-            "{n} allocation(s) or free(s) inside a simulated interrupt{at}: a handler may not allocate"
-        ));
+        fail(allocation_words(n, first));
     }
     out
 }

@@ -4,8 +4,6 @@
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::path::PathBuf;
-use std::process::Command;
 
 use klog::console::Console;
 use klog::lock::RawSpinLock;
@@ -19,9 +17,13 @@ use printk_sim::explore::CellOutcome;
 use printk_sim::lab::{Build, Lab};
 use printk_sim::machine::Machine;
 use printk_sim::outcome::Outcome;
-use serde_json::Value;
 
 mod common;
+
+#[path = "../examples/naive/design.rs"]
+mod naive;
+#[path = "../examples/percpu/design.rs"]
+mod percpu;
 
 /// The proposed 15-line fix, written from scratch against klog: one lock
 /// everywhere, but in NMI context only one try, and the message dropped
@@ -138,6 +140,7 @@ fn a_design_from_a_test_file_is_graded_like_any_other() {
         .scenarios(&["nmi-in-console-unlock", "nmi-storm"])
         .run(&mut |_| {})
         .unwrap();
+    assert_eq!(common::IN_INTERRUPT.load(Ordering::Relaxed), 0);
     assert_eq!(card.failures, vec![], "its accounts add up");
     let flagship = &card.scenarios[0];
     assert_eq!(flagship.name, "nmi-in-console-unlock");
@@ -183,79 +186,103 @@ fn a_design_from_a_test_file_is_graded_like_any_other() {
     );
 }
 
-/// An example's binary: cargo builds them next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("examples").join(name)
-}
-
-/// Grade an example quickly (without the six), its card as JSON.
-fn grade(name: &str) -> (Value, String) {
-    let json = std::env::temp_dir().join(format!(
-        "printk-sim-card-{name}-{}.json",
-        std::process::id()
-    ));
-    let out = Command::new(example(name))
-        .args(["--without-history", "--json", json.to_str().unwrap()])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", example(name).display()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+#[test]
+fn the_examples_fail_where_they_should() {
+    let card = Lab::new()
+        .design(&naive::NAIVE)
+        .design(&percpu::PERCPU)
+        .without_history()
+        .run(&mut |_| {})
+        .unwrap();
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        common::IN_INTERRUPT.load(Ordering::Relaxed),
+        0,
+        "neither example allocates inside an interrupt"
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    (v, stdout)
+    assert_eq!(card.failures, vec![], "their accounts add up everywhere");
+    assert_eq!(card.scenarios.len(), printk_sim::scenario::BUILTIN.len());
+    // The naive design deadlocks at its own lock in NMI context wherever
+    // it holds it: explore finds every such point, on both CPUs, and no
+    // other kind of failure.
+    let x = &card.explorations[0];
+    let naive = x.designs.iter().find(|d| d.design.name == "naive").unwrap();
+    assert_eq!(
+        naive.listed.len(),
+        9,
+        "its 2 points, the ring's 6, the serial port's"
+    );
+    assert_eq!(
+        naive.reached.iter().map(|p| p.name).collect::<Vec<_>>(),
+        [
+            "vprintk:logbuf_locked",
+            "console_unlock:logbuf_locked",
+            "prb:head_moved",
+            "prb:reserved",
+            "prb:data_allocated",
+            "prb:before_commit",
+            "prb:read_copied",
+            "serial:port_locked",
+        ]
+    );
+    for c in naive.cells.iter().filter(|c| c.tried) {
+        assert_eq!(c.outcome, CellOutcome::Deadlock, "{c:?}");
+        assert_eq!(
+            c.finding.as_deref(),
+            Some("deadlock: naive_lock in NMI at vprintk:logbuf_locked")
+        );
+    }
+    assert_eq!(naive.cells.iter().filter(|c| c.tried).count(), 16);
+    // The card says why: lockdep's NMI rule on its lock, in the flagship.
+    let flagship = &card.scenarios[0];
+    let run = flagship.runs.iter().find(|r| r.design == "naive").unwrap();
+    assert_eq!(run.outcome, Outcome::Deadlock);
+    assert_eq!(run.accounts.lost_in_deadlock, 1);
+    assert!(
+        run.lockdep
+            .contains(&"nmi-unsafe-lock on naive_lock".to_string()),
+        "{run:?}"
+    );
+    // The per-CPU one is NMI-safe wherever explore lands.
+    let percpu = x
+        .designs
+        .iter()
+        .find(|d| d.design.name == "percpu")
+        .unwrap();
+    assert_eq!(
+        printk_sim::report::explore::verdict(percpu),
+        "NMI-safe at all 8 points reached"
+    );
+    let run = flagship.runs.iter().find(|r| r.design == "percpu").unwrap();
+    assert_eq!(run.outcome, Outcome::Clean);
+    // NMI messages reach the log once each, whole: no empty records.
+    let storm = card
+        .scenarios
+        .iter()
+        .find(|s| s.name == "nmi-storm")
+        .unwrap();
+    let run = storm.runs.iter().find(|r| r.design == "percpu").unwrap();
+    assert_eq!(run.outcome, Outcome::Clean);
+    assert_eq!(run.accounts.internal, 0);
+    let text = printk_sim::report::card::render(&card, 1000);
+    assert!(
+        text.contains("naive: 22 scenarios: ") && text.contains("explore nmi-in-console-unlock: deadlocks at 8 of 8: vprintk:logbuf_locked, console_unlock:logbuf_locked, prb:head_moved"),
+        "{text}"
+    );
 }
 
 #[test]
-fn the_examples_fail_where_they_should() {
-    let (naive, text) = grade("naive");
-    // The naive design deadlocks at its own lock in NMI context, and
-    // explore finds both windows, on both CPUs.
-    let x = &naive["explore"][0]["designs"][0];
-    assert_eq!(x["design"], "naive");
-    for c in x["cells"].as_array().unwrap() {
-        assert_eq!(c["outcome"], "deadlock", "{c}");
-        assert_eq!(c["context"], "task");
-        assert_eq!(
-            c["finding"],
-            "deadlock: naive_lock in NMI at vprintk:logbuf_locked"
-        );
-    }
-    assert_eq!(x["cells"].as_array().unwrap().len(), 4, "2 points x 2 CPUs");
-    let flagship = &naive["scenarios"][0]["runs"][0];
-    assert_eq!(flagship["design"], "naive");
-    assert_eq!(flagship["outcome"], "deadlock");
-    assert_eq!(flagship["lost_in_deadlock"], 1);
-    assert!(
-        flagship["lockdep"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("nmi-unsafe-lock on naive_lock")),
-        "the card says why: {flagship}"
+fn a_design_is_not_graded_under_the_name_of_another() {
+    static LEGACY_AGAIN: DesignInfo = DesignInfo {
+        name: "legacy",
+        ..TRY_ONCE
+    };
+    let err = Lab::new()
+        .design(&LEGACY_AGAIN)
+        .scenarios(&["nmi-storm"])
+        .run(&mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "two designs are called `legacy`: the card tells designs apart by name"
     );
-    assert!(naive["failures"].as_array().unwrap().is_empty(), "{naive}");
-    assert!(text.contains("naive:  deadlocks at 2 of 2"), "{text}");
-    // The per-CPU one is NMI-safe wherever explore lands, and its
-    // accounts add up everywhere.
-    let (percpu, text) = grade("percpu");
-    let x = &percpu["explore"][0]["designs"][0];
-    assert_eq!(x["design"], "percpu");
-    assert!(
-        x["verdict"]
-            .as_str()
-            .unwrap()
-            .starts_with("NMI-safe at all 2"),
-        "{x}"
-    );
-    assert!(percpu["failures"].as_array().unwrap().is_empty(), "{text}");
-    let flagship = &percpu["scenarios"][0]["runs"][0];
-    assert_eq!(flagship["outcome"], "clean");
 }

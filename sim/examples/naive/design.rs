@@ -1,12 +1,5 @@
-//! The design a newcomer writes first when told "make printk work from
-//! NMI context": one spinlock around the ring and the console, taken in
-//! every context, NMIs included. It is correct until an NMI lands on a CPU
-//! that holds the lock; then the NMI's printk spins on a lock its own CPU
-//! can never release.
-//!
-//! `cargo run --release --example naive` grades it: every built-in
-//! scenario next to the six designs of the kernel's history, and explore
-//! on the flagship, which finds the window.
+//! The `naive` design itself, apart from its `main` (`main.rs`) so that
+//! the tests grade the same code in their own process.
 
 use core::fmt;
 
@@ -16,13 +9,11 @@ use klog::printk::{
     Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
     ReadAt,
 };
+use klog::printk::{RING_POINTS, SERIAL_POINTS};
 use klog::record::{Level, Record, TextBuf, TEXT_MAX};
 use klog::{point, Arch, Kernel, LockCore};
-use printk_sim::lab::{Build, CountingAlloc};
+use printk_sim::lab::Build;
 use printk_sim::machine::Machine;
-
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
 
 /// One lock, `naive_lock`, around storing a message and printing
 /// everything not printed yet; it holds the next record to print.
@@ -107,25 +98,26 @@ fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
 }
 static BUILD: Build = build;
 
+/// Where the design holds its own lock.
+const OWN_POINTS: [PointUse; 2] = [
+    PointUse {
+        point: point::VPRINTK_LOGBUF_LOCKED,
+        about: "naive_lock is held: the message is being stored",
+    },
+    PointUse {
+        point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+        about: "naive_lock is held: a record is being printed",
+    },
+];
+
 /// The design as the lab sees it: its name, what it is, the points it
 /// passes (explore raises an NMI at each).
 pub static NAIVE: DesignInfo = DesignInfo {
     kind: DesignKind::External(External(&BUILD)),
     name: "naive",
     summary: "one spinlock around the ring and the console, in every context, NMI included",
-    point_groups: &[&[
-        PointUse {
-            point: point::VPRINTK_LOGBUF_LOCKED,
-            about: "naive_lock is held: the message is being stored",
-        },
-        PointUse {
-            point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
-            about: "naive_lock is held: a record is being printed",
-        },
-    ]],
+    // Its own points, then those of the ring it stores into and the
+    // console it writes to (explore raises an NMI at every one).
+    point_groups: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS],
     kernel: Kernel::new(6, 12),
 };
-
-fn main() -> std::process::ExitCode {
-    printk_sim::lab::grade_main(&NAIVE)
-}

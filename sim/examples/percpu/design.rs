@@ -1,14 +1,8 @@
-//! The second try, the one Linux 4.7 shipped as printk_nmi: an NMI never
-//! takes the lock. Its printk writes into a buffer of its own CPU's and
-//! queues irq_work; the irq_work (hardirq context, after the NMI) copies
-//! the buffer into the log under the lock. Everywhere else, printk takes
-//! the lock as the naive design does.
-//!
-//! `cargo run --release --example percpu` grades it: explore finds no
-//! point where an NMI breaks it; the scenarios still find where the lock
-//! hurts (a panic that stops a CPU holding it).
+//! The `percpu` design itself, apart from its `main` (`main.rs`) so that
+//! the tests grade the same code in their own process.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use klog::console::Console;
 use klog::lock::RawSpinLock;
@@ -17,19 +11,19 @@ use klog::printk::{
     Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
     ReadAt,
 };
+use klog::printk::{RING_POINTS, SERIAL_POINTS};
 use klog::record::{Level, Record, TextBuf, TEXT_MAX};
 use klog::{point, Arch, Kernel, LockCore};
-use printk_sim::lab::{Build, CountingAlloc};
+use printk_sim::lab::Build;
 use printk_sim::machine::Machine;
-
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A lock for every context but NMI, and per-CPU buffers for NMIs.
 pub struct PerCpu {
     lock: RawSpinLock<u64>,
     log: PrbLog,
     nmi: SafeBuffers,
+    /// Messages lost because their CPU's buffer was full.
+    nmi_full: AtomicU64,
     console: Console,
 }
 
@@ -40,6 +34,7 @@ impl PerCpu {
             lock: RawSpinLock::new("percpu_lock", 0),
             log: PrbLog::new(config.buffer_size),
             nmi: SafeBuffers::new(config.nr_cpus, false),
+            nmi_full: AtomicU64::new(0),
             console: Console::new(config.console, config.nr_cpus),
         }
     }
@@ -73,10 +68,13 @@ impl<A: Arch> Printk<A> for PerCpu {
             // irq_work to move it into the log once the NMI is over.
             let mut text = TextBuf::<TEXT_MAX>::new();
             text.format(args);
+            // The buffer ends each message's line itself.
+            text.strip_newline();
             if !self.nmi.write(arch, Kind::Nmi, level, text.as_bytes()) {
                 // Full: lost, and counted.
                 self.log.counters.attempt();
                 self.log.counters.drop_one();
+                self.nmi_full.fetch_add(1, Ordering::Relaxed);
             }
             arch.irq_work_queue();
             return;
@@ -93,7 +91,11 @@ impl<A: Arch> Printk<A> for PerCpu {
 
     fn flush_all_cpus(&self, arch: &A) {
         for cpu in 0..arch.nr_cpus() {
-            self.nmi.flush(arch, cpu, |level, text, _| {
+            self.nmi.flush(arch, cpu, |level, text, internal| {
+                // "Lost N message(s)!" is the design's own line.
+                if internal {
+                    self.log.counters.mark_internal();
+                }
                 let text = core::str::from_utf8(text).unwrap_or("?");
                 if !self.store_and_print(arch, level, format_args!("{text}\n")) {
                     self.log.counters.attempt();
@@ -137,7 +139,13 @@ impl<A: Arch> Printk<A> for PerCpu {
     }
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
-        self.log.drop_reasons()
+        let mut v = self.log.drop_reasons();
+        v.push((
+            DropReason::NmiBufferFull,
+            self.nmi_full.load(Ordering::Relaxed),
+        ));
+        v.push((DropReason::NeverFlushed, self.nmi.pending()));
+        v
     }
 
     fn check(&mut self) -> Result<(), String> {
@@ -150,24 +158,25 @@ fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
 }
 static BUILD: Build = build;
 
+/// Where the design holds its own lock.
+const OWN_POINTS: [PointUse; 2] = [
+    PointUse {
+        point: point::VPRINTK_LOGBUF_LOCKED,
+        about: "percpu_lock is held: the message is being stored",
+    },
+    PointUse {
+        point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+        about: "percpu_lock is held: a record is being printed",
+    },
+];
+
 /// The design as the lab sees it.
 pub static PERCPU: DesignInfo = DesignInfo {
     kind: DesignKind::External(External(&BUILD)),
     name: "percpu",
     summary: "a lock everywhere but in NMI context; NMIs write per-CPU buffers that irq_work copies into the log",
-    point_groups: &[&[
-        PointUse {
-            point: point::VPRINTK_LOGBUF_LOCKED,
-            about: "percpu_lock is held: the message is being stored",
-        },
-        PointUse {
-            point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
-            about: "percpu_lock is held: a record is being printed",
-        },
-    ]],
+    // Its own points, then those of the ring it stores into and the
+    // console it writes to (explore raises an NMI at every one).
+    point_groups: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS],
     kernel: Kernel::new(6, 12),
 };
-
-fn main() -> std::process::ExitCode {
-    printk_sim::lab::grade_main(&PERCPU)
-}
