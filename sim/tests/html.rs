@@ -135,6 +135,14 @@ fn check(page: &Path, tables: usize, svgs: usize, must: &[&str]) {
     .unwrap_or_else(|e| panic!("{}: {e}", page.display()));
     assert_eq!(count(&doc, "table", ""), tables, "{}", page.display());
     assert_eq!(count(&doc, "svg", ""), svgs, "{}", page.display());
+    let mut ids: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("id"))
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "{}: every id once", page.display());
     // Self-contained: nothing fetched from anywhere.
     for attr in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(!text.contains(attr), "{}: {attr}", page.display());
@@ -172,8 +180,8 @@ fn the_run_page_has_the_table_a_timeline_per_design_and_the_story() {
         2,
         &[
             "<td class=\"deadlock\">deadlock</td>",
-            "id=\"timeline-legacy\"",
-            "id=\"timeline-lockless\"",
+            "id=\"timeline-legacy-1\"",
+            "id=\"timeline-lockless-1\"",
             "possible deadlock detected",
             "inconsistent {INITIAL USE} -&gt; {IN-NMI} usage.",
             "That wait could never end",
@@ -199,7 +207,7 @@ fn the_explore_page_has_the_heat_map_and_a_matrix_per_design() {
         2,
         1,
         &[
-            "id=\"explore-legacy\"",
+            "id=\"explore-nmi-in-console-unlock-legacy\"",
             "<td class=\"deadlock\">deadlock</td>",
             "NMI-safe at all 11 points reached",
         ],
@@ -214,12 +222,19 @@ fn the_report_card_page() {
         .scenarios(&["nmi-in-console-unlock", "lockdep-only"])
         .run(&mut |_| {})
         .unwrap();
+    assert_eq!(
+        common::IN_INTERRUPT.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     let page = out_dir().join("card.html");
     std::fs::write(&page, printk_sim::report::html::card_page(&card)).unwrap();
     check(
         &page,
         2,
         1,
-        &["No broken accounts", "id=\"explore-lockless\""],
+        &[
+            "No broken accounts",
+            "id=\"explore-nmi-in-console-unlock-lockless\"",
+        ],
     );
 }

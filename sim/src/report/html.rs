@@ -19,7 +19,18 @@ use crate::scenario::Plan;
 /// `text` with `&`, `<`, `>` and `"` escaped, and any terminal colour
 /// escapes dropped.
 pub fn escape(text: &str) -> String {
-    let plain = anstream::adapter::strip_str(text).to_string();
+    let plain: String = anstream::adapter::strip_str(text)
+        .to_string()
+        .chars()
+        // XML allows no other control character.
+        .map(|c| {
+            if c < ' ' && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
     plain
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -49,12 +60,30 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// An SVG picture made by printk-sim, inline (without its XML prolog).
-fn inline_svg(svg: &str) -> &str {
-    match svg.find("<svg") {
+/// An SVG picture made by printk-sim, inline (without its XML prolog),
+/// its element ids prefixed with `prefix` so that two pictures on a page
+/// never share one.
+fn inline_svg(svg: &str, prefix: &str) -> String {
+    let svg = match svg.find("<svg") {
         Some(i) => svg.get(i..).unwrap_or(svg),
         None => svg,
-    }
+    };
+    svg.replace(" id=\"", &format!(" id=\"{prefix}-"))
+        .replace("url(#", &format!("url(#{prefix}-"))
+        .replace("href=\"#", &format!("href=\"#{prefix}-"))
+}
+
+/// `text` as an id: letters, digits, `-` and `_` kept, the rest `_`.
+fn id(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn class(o: Outcome) -> &'static str {
@@ -149,11 +178,13 @@ pub fn run_page(plan: &Plan, runs: &[RunReport]) -> String {
     b += "<h2>Timelines</h2>\n";
     for r in runs {
         let title = format!("{} on {}, seed {}", r.design, plan.name, r.seed);
+        let anchor = id(&format!("timeline-{}-{}", r.design, r.seed));
         let _ = writeln!(
             b,
-            "<h3 id=\"timeline-{d}\">{d}</h3><div class=\"timeline\">{}</div>",
-            inline_svg(&crate::report::timeline::svg(r, &title)),
-            d = escape(r.design)
+            "<h3 id=\"{anchor}\">{}, seed {}</h3><div class=\"timeline\">{}</div>",
+            escape(r.design),
+            r.seed,
+            inline_svg(&crate::report::timeline::svg(r, &title), &anchor)
         );
     }
     b += "<h2>Findings</h2>\n";
@@ -214,9 +245,10 @@ fn explore_tables(x: &Exploration) -> String {
     for d in &x.designs {
         let _ = writeln!(
             b,
-            "<h3 id=\"explore-{n}\">{n}: {}</h3>",
+            "<h3 id=\"{}\">{}: {}</h3>",
+            id(&format!("explore-{}-{}", x.scenario, d.design.name)),
+            escape(d.design.name),
             escape(&crate::report::explore::verdict(d)),
-            n = escape(d.design.name)
         );
         let mut head = vec!["point".to_string(), "context".to_string()];
         head.extend(x.cpus.iter().map(|c| format!("cpu{c}")));
@@ -249,7 +281,7 @@ pub fn explore_page(x: &Exploration) -> String {
     let _ = writeln!(
         b,
         "<div class=\"heatmap\">{}</div>",
-        inline_svg(&crate::report::explore::svg(x))
+        inline_svg(&crate::report::explore::svg(x), "heatmap")
     );
     b += "<h2>Matrices</h2>\n";
     b += &explore_tables(x);
@@ -316,7 +348,10 @@ pub fn card_page(card: &Card) -> String {
         let _ = writeln!(
             b,
             "<div class=\"heatmap\">{}</div>",
-            inline_svg(&crate::report::explore::svg(x))
+            inline_svg(
+                &crate::report::explore::svg(x),
+                &id(&format!("heatmap-{}", x.scenario))
+            )
         );
         b += &explore_tables(x);
     }
