@@ -60,8 +60,10 @@ static FIRST_LEVEL: AtomicUsize = AtomicUsize::new(0);
 
 /// A global allocator that forwards to the system's and counts every
 /// allocation made inside a simulated interrupt (an NMI or hardirq handler
-/// on a CPU thread), remembering where the first one was. Install it
-/// with `#[global_allocator]`; the [`Lab`] reads it after every run.
+/// on a CPU thread), remembering where the first one was; those are served
+/// from a static arena and frees there are leaked, so that a design that
+/// allocates fails its card instead of hanging on malloc's lock. Install
+/// it with `#[global_allocator]`; the [`Lab`] reads it after every run.
 pub struct CountingAlloc;
 
 /// Count the calling allocation if it is made inside a simulated
@@ -126,8 +128,9 @@ fn arena_alloc(layout: Layout) -> *mut u8 {
 
 // SAFETY: outside interrupts it forwards to the system allocator
 // unchanged; inside, it hands out disjoint, suitably aligned pieces of a
-// static arena that are never freed (dealloc ignores them). The count only
-// reads a thread-local and atomics and never allocates.
+// static arena that are never freed (dealloc ignores them), and frees
+// nothing (a leak is sound). The default realloc goes through these two.
+// The count only reads a thread-local and atomics and never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if note_in_interrupt() {
@@ -137,8 +140,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_in_interrupt();
-        if in_arena(ptr) {
+        // Arena pieces are never reused; and free() is no more
+        // async-signal-safe than malloc: a block freed inside an interrupt
+        // is leaked (counted, like the allocation).
+        if note_in_interrupt() || in_arena(ptr) {
             return;
         }
         // SAFETY: not from the arena, so from System.alloc, as the
