@@ -8,10 +8,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use klog::console::Console;
 use klog::lock::RawSpinLock;
 use klog::printk::{
-    Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
-    ReadAt,
+    DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
 };
-use klog::record::{Level, Record, TextBuf, TEXT_MAX};
+use klog::record::Level;
 use klog::{point, Arch, Kernel, LockCore};
 use printk_sim::explore::CellOutcome;
 use printk_sim::lab::{Build, Lab};
@@ -72,25 +71,11 @@ impl<A: Arch> Printk<A> for TryOnce {
 
     fn irq_work(&self, _arch: &A) {}
 
-    fn accounts(&mut self) -> Accounts {
-        self.log.accounts(&self.console.stats())
-    }
-
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
-
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.lock.core(), self.console.port_lock()]
     }
 
-    fn console(&self) -> &Console {
-        &self.console
-    }
+    klog::prb_printk_methods!(accounts);
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let mut v = self.log.drop_reasons();
@@ -99,10 +84,6 @@ impl<A: Arch> Printk<A> for TryOnce {
             self.nmi_drops.load(Ordering::Relaxed),
         ));
         v
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 }
 

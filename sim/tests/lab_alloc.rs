@@ -6,10 +6,8 @@
 use core::fmt;
 
 use klog::console::Console;
-use klog::printk::{
-    Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PrbLog, Printk, ReadAt,
-};
-use klog::record::{Level, Record, TextBuf, TEXT_MAX};
+use klog::printk::{DesignConfig, DesignInfo, DesignKind, DropReason, External, PrbLog, Printk};
+use klog::record::Level;
 use klog::{Arch, Kernel, LockCore};
 use printk_sim::lab::{Build, CountingAlloc, Lab};
 use printk_sim::machine::Machine;
@@ -36,32 +34,14 @@ impl<A: Arch> Printk<A> for Formats {
 
     fn irq_work(&self, _arch: &A) {}
 
-    fn accounts(&mut self) -> Accounts {
-        self.log.accounts(&self.console.stats())
-    }
-
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
-
     fn locks(&self) -> Vec<&LockCore> {
         Vec::new()
     }
 
-    fn console(&self) -> &Console {
-        &self.console
-    }
+    klog::prb_printk_methods!(accounts);
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         self.log.drop_reasons()
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 }
 

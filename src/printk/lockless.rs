@@ -232,25 +232,80 @@ impl PrbLog {
     }
 }
 
-/// The [`Printk`] methods of a design whose log is a [`PrbLog`] in
-/// `self.log` with its console in `self.console` (lockless and nbcon): the
-/// accounts, the records left, a reader's step.
-macro_rules! prb_log_methods {
-    () => {
-        fn accounts(&mut self) -> Accounts {
+/// The [`Printk`] methods every design whose log is a [`PrbLog`] in
+/// `self.log` and whose console is `self.console` writes alike (lockless,
+/// nbcon, and designs written outside klog): the records left, a reader's
+/// step, the console, the ring's check; with `accounts`, the accounts too
+/// (the log's, with the console's counts). The impl's `Arch` parameter
+/// must be called `A`.
+///
+/// ```
+/// # use core::fmt;
+/// # use klog::console::{Console, ConsoleConfig};
+/// # use klog::printk::{DropReason, PrbLog, Printk};
+/// # use klog::{Arch, Level, LockCore};
+/// struct Mine {
+///     log: PrbLog,
+///     console: Console,
+/// }
+///
+/// impl<A: Arch> Printk<A> for Mine {
+///     fn name(&self) -> &'static str {
+///         "mine"
+///     }
+///     fn printk(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
+///         self.log.store(arch, level, args);
+///     }
+///     fn irq_work(&self, _: &A) {}
+///     fn locks(&self) -> Vec<&LockCore> {
+///         Vec::new()
+///     }
+///     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
+///         self.log.drop_reasons()
+///     }
+///     klog::prb_printk_methods!(accounts);
+/// }
+///
+/// let mut d = Mine {
+///     log: PrbLog::new(1 << 16),
+///     console: Console::new(ConsoleConfig::none(), 1),
+/// };
+/// let cpu = klog::arch::Quiet;
+/// d.printk(&cpu, Level::Info, format_args!("hello\n"));
+/// assert_eq!(Printk::<klog::arch::Quiet>::records(&mut d)[0].text, "hello");
+/// ```
+#[macro_export]
+macro_rules! prb_printk_methods {
+    (accounts) => {
+        fn accounts(&mut self) -> $crate::printk::Accounts {
             self.log.accounts(&self.console.stats())
         }
 
-        fn records(&mut self) -> Vec<Record> {
+        $crate::prb_printk_methods!();
+    };
+    () => {
+        fn records(&mut self) -> ::std::vec::Vec<$crate::record::Record> {
             self.log.records()
         }
 
-        fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
+        fn read_at(
+            &self,
+            arch: &A,
+            seq: u64,
+            text: &mut $crate::record::TextBuf<{ $crate::record::TEXT_MAX }>,
+        ) -> $crate::printk::ReadAt {
             self.log.read_at(arch, seq, text)
+        }
+
+        fn console(&self) -> &$crate::console::Console {
+            &self.console
+        }
+
+        fn check(&mut self) -> ::core::result::Result<(), ::std::string::String> {
+            self.log.ring.check()
         }
     };
 }
-pub(crate) use prb_log_methods;
 
 /// The lockless printk.
 pub struct Lockless {
@@ -414,7 +469,7 @@ impl<A: Arch> Printk<A> for Lockless {
         vec![(Event::ConsoleHandoff, self.handovers())]
     }
 
-    prb_log_methods!();
+    crate::prb_printk_methods!(accounts);
 
     fn locks(&self) -> Vec<&LockCore> {
         vec![
@@ -428,14 +483,6 @@ impl<A: Arch> Printk<A> for Lockless {
 
     fn cpu_sync(&self) -> Option<&CpuSync> {
         Some(&self.cpu_sync)
-    }
-
-    fn console(&self) -> &Console {
-        &self.console
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {

@@ -57,9 +57,9 @@ use crate::arch::{Arch, Frame};
 use crate::console::Console;
 use crate::lock::LockCore;
 use crate::point;
-use crate::printk::lockless::{prb_log_methods, PrbLog};
-use crate::printk::{Accounts, DesignConfig, DropReason, Event, Printk, ReadAt};
-use crate::record::{Level, Record, TextBuf, TEXT_MAX};
+use crate::printk::lockless::PrbLog;
+use crate::printk::{DesignConfig, DropReason, Event, Printk};
+use crate::record::{Level, TextBuf, TEXT_MAX};
 
 static VPRINTK_EMIT: Frame = Frame("vprintk_emit");
 static ATOMIC_FLUSH: Frame = Frame("nbcon_atomic_flush_pending");
@@ -833,7 +833,7 @@ impl<A: Arch> Printk<A> for Nbcon {
         arch.wake_printer();
     }
 
-    prb_log_methods!();
+    crate::prb_printk_methods!(accounts);
 
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.cpu_sync.core()]
@@ -843,10 +843,6 @@ impl<A: Arch> Printk<A> for Nbcon {
         Some(&self.cpu_sync)
     }
 
-    fn console(&self) -> &Console {
-        &self.console
-    }
-
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         let mut r = self.log.drop_reasons();
         r.push((
@@ -854,10 +850,6 @@ impl<A: Arch> Printk<A> for Nbcon {
             self.dropped_panic.load(Ordering::Relaxed),
         ));
         r
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 
     fn panic_flush(&self, arch: &A) {

@@ -6,11 +6,10 @@ use core::fmt;
 use klog::console::Console;
 use klog::lock::RawSpinLock;
 use klog::printk::{
-    Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
-    ReadAt,
+    DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
 };
 use klog::printk::{RING_POINTS, SERIAL_POINTS};
-use klog::record::{Level, Record, TextBuf, TEXT_MAX};
+use klog::record::Level;
 use klog::{point, Arch, Kernel, LockCore};
 use printk_sim::lab::Build;
 use printk_sim::machine::Machine;
@@ -64,32 +63,14 @@ impl<A: Arch> Printk<A> for Naive {
 
     fn irq_work(&self, _arch: &A) {}
 
-    fn accounts(&mut self) -> Accounts {
-        self.log.accounts(&self.console.stats())
-    }
-
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
-
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.lock.core(), self.console.port_lock()]
     }
 
-    fn console(&self) -> &Console {
-        &self.console
-    }
+    klog::prb_printk_methods!(accounts);
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
         self.log.drop_reasons()
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 }
 

@@ -9,10 +9,9 @@ use klog::lock::RawSpinLock;
 use klog::printk::safe::{Kind, SafeBuffers};
 use klog::printk::{
     Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
-    ReadAt,
 };
 use klog::printk::{RING_POINTS, SERIAL_POINTS};
-use klog::record::{Level, Record, TextBuf, TEXT_MAX};
+use klog::record::{Level, TextBuf, TEXT_MAX};
 use klog::{point, Arch, Kernel, LockCore};
 use printk_sim::lab::Build;
 use printk_sim::machine::Machine;
@@ -89,6 +88,9 @@ impl<A: Arch> Printk<A> for PerCpu {
         self.flush_all_cpus(arch);
     }
 
+    // Its accounts are its own (below); the rest is any PrbLog design's.
+    klog::prb_printk_methods!();
+
     fn flush_all_cpus(&self, arch: &A) {
         for cpu in 0..arch.nr_cpus() {
             self.nmi.flush(arch, cpu, |level, text, internal| {
@@ -122,20 +124,8 @@ impl<A: Arch> Printk<A> for PerCpu {
         a
     }
 
-    fn records(&mut self) -> Vec<Record> {
-        self.log.records()
-    }
-
-    fn read_at(&self, arch: &A, seq: u64, text: &mut TextBuf<TEXT_MAX>) -> ReadAt {
-        self.log.read_at(arch, seq, text)
-    }
-
     fn locks(&self) -> Vec<&LockCore> {
         vec![self.lock.core(), self.nmi.lock(), self.console.port_lock()]
-    }
-
-    fn console(&self) -> &Console {
-        &self.console
     }
 
     fn drop_reasons(&self) -> Vec<(DropReason, u64)> {
@@ -146,10 +136,6 @@ impl<A: Arch> Printk<A> for PerCpu {
         ));
         v.push((DropReason::NeverFlushed, self.nmi.pending()));
         v
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        self.log.ring.check()
     }
 }
 
