@@ -239,6 +239,20 @@ pub struct Card {
     pub failures: Vec<CardFailure>,
 }
 
+impl Card {
+    /// Every design on the card, in the order of its columns: as they
+    /// first appear in the scenarios' runs.
+    pub fn design_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for r in self.scenarios.iter().flat_map(|sc| sc.runs.iter()) {
+            if !names.contains(&r.design) {
+                names.push(r.design);
+            }
+        }
+        names
+    }
+}
+
 /// What the lab tells its `progress` callback as it goes.
 #[derive(Clone, Copy, Debug)]
 pub enum Progress<'a> {

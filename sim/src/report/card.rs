@@ -66,81 +66,10 @@ pub fn render(card: &Card, width: usize) -> String {
         );
     }
     s.push('\n');
-    let names: Vec<&str> = card
-        .scenarios
-        .iter()
-        .flat_map(|sc| sc.runs.iter().map(|r| r.design))
-        .fold(Vec::new(), |mut v, d| {
-            if !v.contains(&d) {
-                v.push(d);
-            }
-            v
-        });
-    let name_w = card
-        .scenarios
-        .iter()
-        .map(|sc| sc.name.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let col = |d: &str| d.len().max(8);
-    let _ = write!(s, "{:name_w$}", "scenario");
-    for d in &names {
-        let _ = write!(s, "  {:w$}", d, w = col(d));
-    }
-    s.push('\n');
-    for sc in &card.scenarios {
-        let _ = write!(s, "{:name_w$}", sc.name);
-        for d in &names {
-            let word = match sc.runs.iter().find(|r| r.design == *d) {
-                Some(r) if r.outcome != Outcome::Clean => {
-                    let upper = r.outcome.name().to_uppercase();
-                    let pad = col(d).saturating_sub(upper.len());
-                    paint(&upper, outcome_style(r.outcome)) + &" ".repeat(pad)
-                }
-                Some(r) => format!("{:w$}", r.outcome.name(), w = col(d)),
-                None => format!("{:w$}", "-", w = col(d)),
-            };
-            let _ = write!(s, "  {word}");
-        }
-        // The last cell's padding (after any colour's end).
-        let trimmed = s.trim_end_matches(' ').len();
-        s.truncate(trimmed);
-        s.push('\n');
-    }
+    s += &table(card);
     for d in &card.graded {
         s.push('\n');
-        s += &para(&format!("{} where it was not clean:", d.name), width, 0, 2);
-        let mut any = false;
-        for sc in &card.scenarios {
-            let Some(r) = sc.runs.iter().find(|r| r.graded && r.design == d.name) else {
-                continue;
-            };
-            if r.outcome == Outcome::Clean && r.lockdep.is_empty() {
-                continue;
-            }
-            any = true;
-            let a = &r.accounts;
-            let mut line = format!(
-                "{}: {}; attempted {}, stored {}, dropped {}, lost {}",
-                sc.name,
-                r.outcome.name(),
-                a.attempted,
-                a.stored,
-                a.dropped,
-                a.lost_in_deadlock
-            );
-            if let Some(t) = r.findings.first() {
-                let _ = write!(line, "; {t}");
-            }
-            if !r.lockdep.is_empty() {
-                let _ = write!(line, "; lockdep: {}", r.lockdep.join(", "));
-            }
-            s += &para(&line, width, 2, 4);
-        }
-        if !any {
-            s += "  nowhere\n";
-        }
+        s += &not_clean(card, d.name, width);
     }
     for x in &card.explorations {
         s.push('\n');
@@ -165,6 +94,81 @@ pub fn render(card: &Card, width: usize) -> String {
     }
     for d in &card.graded {
         s += &para(&grade(card, d.name), width, 0, 2);
+    }
+    s
+}
+
+/// Every scenario's outcome per design, a column per design.
+fn table(card: &Card) -> String {
+    let names = card.design_names();
+    let name_w = card
+        .scenarios
+        .iter()
+        .map(|sc| sc.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let col = |d: &str| d.len().max(8);
+    let mut s = format!("{:name_w$}", "scenario");
+    for d in &names {
+        let _ = write!(s, "  {:w$}", d, w = col(d));
+    }
+    s.push('\n');
+    for sc in &card.scenarios {
+        let _ = write!(s, "{:name_w$}", sc.name);
+        for d in &names {
+            let word = match sc.runs.iter().find(|r| r.design == *d) {
+                Some(r) if r.outcome != Outcome::Clean => {
+                    let upper = r.outcome.name().to_uppercase();
+                    let pad = col(d).saturating_sub(upper.len());
+                    paint(&upper, outcome_style(r.outcome)) + &" ".repeat(pad)
+                }
+                Some(r) => format!("{:w$}", r.outcome.name(), w = col(d)),
+                None => format!("{:w$}", "-", w = col(d)),
+            };
+            let _ = write!(s, "  {word}");
+        }
+        // The last cell's padding (after any colour's end).
+        let trimmed = s.trim_end_matches(' ').len();
+        s.truncate(trimmed);
+        s.push('\n');
+    }
+    s
+}
+
+/// A graded design's runs that were not clean (or broke a lockdep rule):
+/// accounts, first finding, lockdep.
+fn not_clean(card: &Card, design: &str, width: usize) -> String {
+    let mut s = para(&format!("{design} where it was not clean:"), width, 0, 2);
+    let mut any = false;
+    for sc in &card.scenarios {
+        let Some(r) = sc.runs.iter().find(|r| r.graded && r.design == design) else {
+            continue;
+        };
+        if r.outcome == Outcome::Clean && r.lockdep.is_empty() {
+            continue;
+        }
+        any = true;
+        let a = &r.accounts;
+        let mut line = format!(
+            "{}: {}; attempted {}, stored {}, dropped {}, lost {}",
+            sc.name,
+            r.outcome.name(),
+            a.attempted,
+            a.stored,
+            a.dropped,
+            a.lost_in_deadlock
+        );
+        if let Some(t) = r.findings.first() {
+            let _ = write!(line, "; {t}");
+        }
+        if !r.lockdep.is_empty() {
+            let _ = write!(line, "; lockdep: {}", r.lockdep.join(", "));
+        }
+        s += &para(&line, width, 2, 4);
+    }
+    if !any {
+        s += "  nowhere\n";
     }
     s
 }

@@ -187,6 +187,26 @@ pub fn run_page(plan: &Plan, runs: &[RunReport]) -> String {
             inline_svg(&crate::report::timeline::svg(r, &title), &anchor)
         );
     }
+    b += &findings(plan, runs);
+    let focus = runs
+        .iter()
+        .find(|r| !r.findings.is_empty())
+        .or(runs.first());
+    if let Some(r) = focus {
+        let _ = writeln!(
+            b,
+            "<h2>What happened on {}</h2><pre class=\"explain\">{}</pre>",
+            escape(r.design),
+            escape(&crate::report::explain::explain(plan, runs, r.design))
+        );
+    }
+    page(&format!("printk-sim: {}", plan.name), &b)
+}
+
+/// The findings of every run: each watchdog finding's splat and each
+/// lockdep report, as the kernel's words.
+fn findings(plan: &Plan, runs: &[RunReport]) -> String {
+    let mut b = String::new();
     b += "<h2>Findings</h2>\n";
     let mut any = false;
     for r in runs {
@@ -220,19 +240,7 @@ pub fn run_page(plan: &Plan, runs: &[RunReport]) -> String {
     if !any {
         b += "<p>None: no deadlock, no lockup, no lockdep rule broken.</p>\n";
     }
-    let focus = runs
-        .iter()
-        .find(|r| !r.findings.is_empty())
-        .or(runs.first());
-    if let Some(r) = focus {
-        let _ = writeln!(
-            b,
-            "<h2>What happened on {}</h2><pre class=\"explain\">{}</pre>",
-            escape(r.design),
-            escape(&crate::report::explain::explain(plan, runs, r.design))
-        );
-    }
-    page(&format!("printk-sim: {}", plan.name), &b)
+    b
 }
 
 fn r_kernel(r: &RunReport) -> klog::Kernel {
@@ -300,14 +308,7 @@ pub fn card_page(card: &Card) -> String {
             escape(&crate::report::card::grade(card, d.name))
         );
     }
-    let mut names: Vec<&str> = Vec::new();
-    for sc in &card.scenarios {
-        for r in &sc.runs {
-            if !names.contains(&r.design) {
-                names.push(r.design);
-            }
-        }
-    }
+    let names = card.design_names();
     let mut head = vec!["scenario".to_string()];
     head.extend(names.iter().map(|n| n.to_string()));
     let rows: Vec<Vec<(String, &str)>> = card
