@@ -206,8 +206,14 @@ cpu = "all"
 lines = 1
 "#;
 
-/// Run the benchmarks for `designs` with thread counts `cpus`.
-pub fn run(designs: &[&'static DesignInfo], cpus: &[usize]) -> Result<BenchReport, String> {
+/// Run the benchmarks for `designs` with thread counts `cpus`; `progress`
+/// hears what was just measured (the hot paths of all designs, then each
+/// design's threads and runs).
+pub fn run(
+    designs: &[&'static DesignInfo],
+    cpus: &[usize],
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchReport, String> {
     let nmi_plan = scenario::Scenario::parse("bench-nmi.toml", NMI_PLAN)
         .and_then(|s| s.plan(&Overrides::default()))
         .map_err(|e| e.to_string())?;
@@ -216,6 +222,7 @@ pub fn run(designs: &[&'static DesignInfo], cpus: &[usize]) -> Result<BenchRepor
         .map_err(|e| e.to_string())?;
     let floor_ns = floor();
     let costs = records(designs);
+    progress("hot paths");
     let mut out = Vec::new();
     for (d, &(record_ns, record_fmt_ns)) in designs.iter().zip(&costs) {
         let throughput = cpus
@@ -246,6 +253,7 @@ pub fn run(designs: &[&'static DesignInfo], cpus: &[usize]) -> Result<BenchRepor
             storm_latency_ns: storm.latency[0].into(),
             storm_print_share,
         });
+        progress(d.name);
     }
     Ok(BenchReport {
         machine: machine_info(),

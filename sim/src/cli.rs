@@ -2,16 +2,22 @@
 //! become exit statuses (0 ran, 1 internal error, 2 bad input, 3 an
 //! expectation did not hold).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
 
+use crate::outcome::Tally;
 use crate::report;
 use crate::runner::{self, Outcome, RunReport};
 
 mod discover;
+mod sweep;
+use crate::progress::Progress;
 use crate::scenario::{self, InputError, Overrides};
+use crate::shard::Shard;
+use crate::sweep::{Header, Journal, Line};
 
 /// printk-sim: Linux printk designs side by side on a machine of threads and
 /// signals, with a watchdog that finds the deadlocks.
@@ -48,6 +54,11 @@ enum Command {
     /// say where each design deadlocks, locks up or loses messages, and
     /// which points the scenario never reached.
     Explore(Box<discover::ExploreArgs>),
+    /// Put the `--jsonl` files of a sweep's shards together: the table (and
+    /// `--json`, `--html`) one process would have printed for all of them.
+    /// Files of other sweeps, shards missing, lines cut short, and seeds or
+    /// cells missing or done twice are bad input (exit 2).
+    Merge(Box<sweep::MergeArgs>),
     /// Turn a seed whose run found something into a small scenario that
     /// finds the same thing every time: the NMI placed at the point, then
     /// every source, task, CPU and millisecond it does not need removed.
@@ -149,6 +160,8 @@ struct RunArgs {
     /// Leave out the watchdog's and lockdep's splats on stderr.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    sweep: sweep::SweepArgs,
 }
 
 enum Failure {
@@ -216,6 +229,7 @@ pub fn main() -> ExitCode {
             check: false,
             wide: false,
             quiet: false,
+            sweep: sweep::SweepArgs::default(),
         }),
         Some(Command::Run(args)) => run(*args),
         Some(Command::Explain {
@@ -225,6 +239,7 @@ pub fn main() -> ExitCode {
         }) => explain(&scenario, design.as_deref(), seed),
         Some(Command::Explore(args)) => discover::explore(&args),
         Some(Command::Reduce(args)) => discover::reduce(&args),
+        Some(Command::Merge(args)) => sweep::merge(&args),
         Some(Command::List { points }) => {
             list(points);
             Ok(())
@@ -284,16 +299,29 @@ fn parse_expect(s: &str) -> Result<(&'static str, Outcome), InputError> {
 }
 
 /// A `run` command lowered from its arguments and checked, before anything
-/// runs: the plan, the expectations, and where each output goes.
+/// runs: the plan, the expectations, the shard, and where each output goes.
 struct RunRequest {
     plan: scenario::Plan,
     args: RunArgs,
     expect: Vec<(&'static str, Outcome)>,
+    shard: Shard,
+    /// What this sweep's `--jsonl` file says of it.
+    header: Header,
+}
+
+/// What a `run` made: the reports of the runs this process made, and the
+/// tally and view of every run of the shard (those `--resume` found in
+/// the file too), by seed then design.
+struct Done {
+    reports: Vec<RunReport>,
+    runs: Vec<(Tally, Value)>,
+    resumed: usize,
 }
 
 impl RunRequest {
     fn new(args: RunArgs) -> Result<RunRequest, Failure> {
-        let mut plan = scenario::load(&args.scenario)?.plan(&Overrides {
+        let scenario = scenario::load(&args.scenario)?;
+        let mut plan = scenario.plan(&Overrides {
             designs: args.designs.clone(),
             seed: args.seed,
             cpus: args.cpus,
@@ -302,18 +330,15 @@ impl RunRequest {
         if args.repeat == 0 || args.repeat > 100_000 {
             return Err(InputError::option("--repeat", "must be from 1 to 100000").into());
         }
-        for (opt, given) in [
-            ("--trace", &args.trace),
-            ("--svg", &args.svg),
-            ("--html", &args.html),
-        ] {
+        for (opt, given) in [("--trace", &args.trace), ("--svg", &args.svg)] {
             if given.is_some() && args.repeat > 1 {
                 return Err(
                     InputError::option(opt, "a timeline shows one run: not with --repeat").into(),
                 );
             }
         }
-        plan.timeline = args.trace.is_some() || args.svg.is_some() || args.html.is_some();
+        plan.timeline =
+            args.trace.is_some() || args.svg.is_some() || args.html.is_some() && args.repeat == 1;
         let expect = Self::expectations(&plan, &args.expects)?;
         // Every output is a file in a directory that exists: a directory
         // given as a file would otherwise become `DIR.legacy` next to it.
@@ -329,7 +354,31 @@ impl RunRequest {
                 check_output_path(opt, path)?;
             }
         }
-        Ok(RunRequest { plan, args, expect })
+        args.sweep.check()?;
+        let shard = args.sweep.shard()?;
+        let mut req = RunRequest {
+            header: Header {
+                printk_sim: env!("CARGO_PKG_VERSION").into(),
+                command: "run".into(),
+                scenario: plan.name.clone(),
+                digest: crate::sweep::digest(scenario.text()),
+                designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
+                seed: plan.seed,
+                cpus: plan.cpus,
+                duration_ms: plan.duration_ms,
+                time_scale: plan.time_scale,
+                repeat: Some(args.repeat),
+                explore: None,
+                command_line: Vec::new(),
+                shard: [shard.index, shard.count],
+            },
+            plan,
+            args,
+            expect,
+            shard,
+        };
+        req.header.command_line = req.command_words();
+        Ok(req)
     }
 
     /// The scenario's `[expect]` for the designs that run, overridden by
@@ -370,8 +419,9 @@ impl RunRequest {
     }
 
     /// Create every output file before running, so that a bad path fails up
-    /// front; the JSON report's sink is returned open.
-    fn open_outputs(&self) -> Result<Option<Box<dyn Write>>, Failure> {
+    /// front; the JSON report's sink is returned open, and the `--jsonl`
+    /// journal with what it already held.
+    fn open_outputs(&self) -> Result<Outputs, Failure> {
         let a = &self.args;
         let create = |opt: &str, path: &str| {
             std::fs::File::create(path)
@@ -385,7 +435,13 @@ impl RunRequest {
                 create(opt, &self.per_design(base.as_deref().unwrap_or(""), d.name))?;
             }
         }
-        json_sink(a.json.as_deref())
+        let (journal, lines) = a.sweep.journal(&self.header)?;
+        let resumed = sweep::resumed_runs(a.sweep.jsonl.as_deref().unwrap_or(""), lines)?;
+        Ok(Outputs {
+            json: json_sink(a.json.as_deref())?,
+            journal,
+            resumed,
+        })
     }
 
     /// The per-design files of one run: the logs and the timeline picture.
@@ -407,49 +463,80 @@ impl RunRequest {
         })
     }
 
-    /// Every seed on every design, until done or Ctrl-C.
-    fn run_all(&self) -> Result<Vec<RunReport>, Failure> {
-        let (plan, repeat) = (&self.plan, self.args.repeat);
-        let progress = repeat > 1 && std::io::stderr().is_terminal();
-        let total = repeat as usize * plan.designs.len();
-        let splat = repeat == 1 && !self.args.quiet;
-        let mut runs: Vec<RunReport> = Vec::with_capacity(total);
-        'seeds: for seed in plan.seed..plan.seed + repeat {
-            for d in &plan.designs {
-                if progress {
-                    let done = runs.len() + 1;
-                    eprint!("\r{} {done}/{total} ({} seed {seed})   ", plan.name, d.name);
-                }
-                let mut r = runner::run(plan, d, seed, splat).map_err(Failure::Internal)?;
-                self.write_files(&r)?;
-                // The table and the JSON need neither the log nor the console
-                // output: drop them, so `--repeat` keeps memory flat.
-                r.records = Vec::new();
-                r.console_output = Vec::new();
-                if let Some(v) = &r.invariant_violation {
-                    let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
-                    if self.args.check {
-                        return Err(Failure::Internal(msg));
-                    }
-                    eprintln!("warning: {msg}");
-                }
-                runs.push(r);
-                if was_interrupted() {
-                    break 'seeds;
-                }
-            }
-        }
-        if progress {
-            eprintln!();
-        }
-        Ok(runs)
+    /// The (seed, design) pairs of this shard, in order.
+    fn work(&self) -> Vec<(u64, &'static klog::printk::DesignInfo)> {
+        let plan = &self.plan;
+        (0..self.args.repeat)
+            .filter(|&offset| self.shard.owns_offset(offset))
+            .flat_map(|offset| plan.designs.iter().map(move |d| (plan.seed + offset, *d)))
+            .collect()
     }
 
-    /// The command line that runs this again.
-    fn reproduce(&self, width: usize) -> String {
+    /// Every seed of the shard on every design (but those the journal
+    /// already holds), until done or Ctrl-C.
+    fn run_all(&self, out: &mut Outputs) -> Result<Done, Failure> {
+        let resumed = std::mem::take(&mut out.resumed);
+        let todo: Vec<_> = self
+            .work()
+            .into_iter()
+            .filter(|(seed, d)| {
+                !resumed
+                    .iter()
+                    .any(|(t, _)| t.seed == *seed && t.design == d.name)
+            })
+            .collect();
+        let mut done = Done {
+            reports: Vec::new(),
+            resumed: resumed.len(),
+            runs: resumed,
+        };
+        let splat = self.args.repeat == 1 && !self.args.quiet;
+        let mut bar = Progress::new(&self.plan.name, todo.len() as u64, true);
+        if todo.len() < 2 {
+            bar.finish();
+        }
+        for (seed, d) in todo {
+            let mut r = runner::run(&self.plan, d, seed, splat).map_err(Failure::Internal)?;
+            self.write_files(&r)?;
+            // The table and the JSON need neither the log nor the console
+            // output: drop them, so `--repeat` keeps memory flat.
+            r.records = Vec::new();
+            r.console_output = Vec::new();
+            if let Some(v) = &r.invariant_violation {
+                let msg = format!("{} seed {seed}: buffer invariant broken: {v}", d.name);
+                if self.args.check {
+                    return Err(Failure::Internal(msg));
+                }
+                bar.say_above(&format!("warning: {msg}"));
+            }
+            bar.step(r.findings.len() as u64);
+            let view = report::json::run_value(&r);
+            if !r.interrupted {
+                if let Some(j) = out.journal.as_mut() {
+                    j.append(&Line::Run(view.clone()))
+                        .map_err(Failure::Internal)?;
+                }
+            }
+            done.runs.push((Tally::of(&r), view));
+            done.reports.push(r);
+            if was_interrupted() {
+                break;
+            }
+        }
+        let order = |t: &Tally| {
+            let design = self.plan.designs.iter().position(|d| d.name == t.design);
+            (t.seed, design)
+        };
+        done.runs.sort_by_key(|(t, _)| order(t));
+        Ok(done)
+    }
+
+    /// The command that runs the whole sweep again (no shard), after
+    /// `printk-sim`.
+    fn command_words(&self) -> Vec<String> {
         let a = &self.args;
         let mut words = vec![
-            "reproduce: printk-sim run".to_string(),
+            "run".to_string(),
             a.scenario.clone(),
             format!("--seed {}", self.plan.seed),
         ];
@@ -459,50 +546,46 @@ impl RunRequest {
         if a.repeat > 1 {
             words.push(format!("--repeat {}", a.repeat));
         }
-        // Too long for the line: continue it the way a shell reads it.
-        let mut s = String::new();
-        let mut col = 0;
-        for w in words {
-            if col > 0 && col + 1 + w.len() + 2 > width {
-                s.push_str(" \\\n   ");
-                col = 3;
-            }
-            if col > 0 {
-                s.push(' ');
-                col += 1;
-            }
-            col += w.len();
-            s += &w;
-        }
-        s
+        words
     }
 
     /// The table (or rates), for the terminal's width unless `--wide`.
-    fn print_report(&self, runs: &[RunReport], interrupted: bool) {
+    fn print_report(&self, done: &Done, interrupted: bool) {
         let width = report::layout::width();
         let (plan, a) = (&self.plan, &self.args);
-        let table = if a.repeat > 1 {
-            report::table::render_rates(plan, runs, width)
+        let table = if a.repeat > 1 || done.resumed > 0 || !self.shard.is_whole() {
+            let tallies: Vec<Tally> = done.runs.iter().map(|(t, _)| t.clone()).collect();
+            report::table::render_rates(&report::table::RatesHead::of(plan), &tallies, width)
         } else if a.wide {
-            report::table::render_wide(plan, runs)
+            report::table::render_wide(plan, &done.reports)
         } else {
-            report::table::render(plan, runs, width)
+            report::table::render(plan, &done.reports, width)
         };
         anstream::print!("{table}");
         if interrupted {
-            let total = a.repeat as usize * plan.designs.len();
             println!(
-                "interrupted: {} of {total} runs, the last one cut short by Ctrl-C",
-                runs.len()
+                "interrupted: {} of {} runs, the last one cut short by Ctrl-C",
+                done.runs.len(),
+                self.work().len()
             );
         }
-        println!("{}", self.reproduce(width));
+        if !self.shard.is_whole() {
+            let first = plan.seed + self.shard.index - 1;
+            println!(
+                "shard {}: seeds {first}, {}, ... of {}..={} (merge the shards' --jsonl files for the whole)",
+                self.shard,
+                first + self.shard.count,
+                plan.seed,
+                plan.seed + a.repeat - 1
+            );
+        }
+        println!("{}", reproduce_line(&self.header.command_line, width));
     }
 
     /// The designs whose outcome was not the one expected.
-    fn failed_expectations(&self, runs: &[RunReport]) -> Vec<String> {
+    fn failed_expectations(&self, runs: &[(Tally, Value)]) -> Vec<String> {
         runs.iter()
-            .filter_map(|r| {
+            .filter_map(|(r, _)| {
                 let (_, want) = self.expect.iter().find(|(d, _)| *d == r.design)?;
                 (r.outcome != *want).then(|| {
                     format!(
@@ -516,6 +599,33 @@ impl RunRequest {
             })
             .collect()
     }
+}
+
+/// Where a `run`'s outputs go, opened before it runs.
+struct Outputs {
+    json: Option<Box<dyn Write>>,
+    journal: Option<Journal>,
+    resumed: Vec<(Tally, Value)>,
+}
+
+/// `reproduce: printk-sim WORDS`, continued the way a shell reads it when
+/// too long for the line.
+fn reproduce_line(words: &[String], width: usize) -> String {
+    let mut s = String::new();
+    let mut col = 0;
+    for w in std::iter::once("reproduce: printk-sim").chain(words.iter().map(String::as_str)) {
+        if col > 0 && col + 1 + w.len() + 2 > width {
+            s.push_str(" \\\n   ");
+            col = 3;
+        }
+        if col > 0 {
+            s.push(' ');
+            col += 1;
+        }
+        col += w.len();
+        s += w;
+    }
+    s
 }
 
 fn was_interrupted() -> bool {
@@ -535,30 +645,41 @@ fn json_sink(json: Option<&str>) -> Result<Option<Box<dyn Write>>, Failure> {
 
 fn run(args: RunArgs) -> Result<(), Failure> {
     let req = RunRequest::new(args)?;
-    let mut json_out = req.open_outputs()?;
-    let runs = req.run_all()?;
+    let mut out = req.open_outputs()?;
+    let done = req.run_all(&mut out)?;
     let interrupted = was_interrupted();
     if let Some(path) = &req.args.trace {
-        std::fs::write(path, report::timeline::chrome(&runs))
+        std::fs::write(path, report::timeline::chrome(&done.reports))
             .map_err(|e| Failure::Internal(format!("writing the trace: {e}")))?;
     }
     if let Some(path) = &req.args.html {
-        std::fs::write(path, report::html::run_page(&req.plan, &runs))
+        let page = if req.plan.timeline {
+            report::html::run_page(&req.plan, &done.reports)
+        } else {
+            let tallies: Vec<Tally> = done.runs.iter().map(|(t, _)| t.clone()).collect();
+            report::html::rates_page(&report::table::RatesHead::of(&req.plan), &tallies)
+        };
+        std::fs::write(path, page)
             .map_err(|e| Failure::Internal(format!("writing the HTML page: {e}")))?;
     }
     // The JSON first: a reader of stdout that goes away (`| head`) ends the
     // process, and the file must be whole by then.
-    if let Some(out) = json_out.as_mut() {
-        writeln!(out, "{}", report::json::render(&req.plan, &runs))
-            .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
+    if let Some(json) = out.json.as_mut() {
+        let views: Vec<&Value> = done.runs.iter().map(|(_, v)| v).collect();
+        writeln!(
+            json,
+            "{}",
+            report::json::document(&report::json::Head::of(&req.plan), views)
+        )
+        .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
     }
     if req.args.json.as_deref() != Some("-") {
-        req.print_report(&runs, interrupted);
+        req.print_report(&done, interrupted);
     }
     if interrupted {
         return Err(Failure::Interrupted);
     }
-    let failed = req.failed_expectations(&runs);
+    let failed = req.failed_expectations(&done.runs);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -590,7 +711,10 @@ fn bench(names: &[String], cpus: &[usize], json: Option<&str>) -> Result<(), Fai
         .into());
     }
     let mut out = json_sink(json)?;
-    let bench = crate::bench::run(&designs, cpus).map_err(Failure::Internal)?;
+    let mut bar = Progress::new("bench", designs.len() as u64 + 1, false);
+    let bench = crate::bench::run(&designs, cpus, &mut |done| bar.step_named(done))
+        .map_err(Failure::Internal)?;
+    bar.finish();
     if json != Some("-") {
         print!("{}", report::bench::render(&bench));
     }

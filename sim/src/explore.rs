@@ -32,6 +32,7 @@ use crate::outcome::{Outcome, RunReport};
 use crate::rng::Rng;
 use crate::runner;
 use crate::scenario::Plan;
+use crate::shard::Shard;
 use crate::watchdog::OnDeadlock;
 
 /// How long a cell's run goes on after its NMIs fired, in thresholds: a
@@ -97,6 +98,20 @@ impl CellOutcome {
             CellOutcome::Timeout => "timeout",
             CellOutcome::NotReached => "not reached",
         }
+    }
+
+    /// The outcome called `name`.
+    pub fn by_name(name: &str) -> Option<CellOutcome> {
+        [
+            CellOutcome::Clean,
+            CellOutcome::Loss,
+            CellOutcome::Lockup,
+            CellOutcome::Deadlock,
+            CellOutcome::Timeout,
+            CellOutcome::NotReached,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
     }
 
     /// Whether it is a failure: a loss, a lockup, a deadlock, a timeout.
@@ -172,6 +187,37 @@ pub struct ExploreRequest {
     pub depth: u8,
     /// At most this many pairs per design at depth 2.
     pub budget: usize,
+    /// The part of the cells this process tries (the census runs on every
+    /// shard, and the cells are shared out by their places).
+    pub shard: Shard,
+}
+
+/// One design's census: what it saw, and the cells this shard tries.
+#[derive(Clone, Debug)]
+pub struct Census {
+    /// The design.
+    pub design: &'static DesignInfo,
+    /// The scenario without any placed NMI.
+    pub baseline: CellOutcome,
+    /// The (point, CPU) pairs the census never saw passed, in any context:
+    /// `not reached` without a run.
+    pub unseen: Vec<(Point, usize)>,
+    /// The cells to try, in order: a place each, then (depth 2) the pairs.
+    pub todo: Vec<Vec<Place>>,
+    /// Depth 2: how many pairs there were in all.
+    pub pairs_total: usize,
+    /// Depth 2: the pairs were a seeded sample.
+    pub pairs_sampled: bool,
+}
+
+/// The key that names a cell on every machine (`point@cpu/context`, `+`
+/// between the places of a pair): what shards share the cells out by.
+pub fn cell_key(places: &[Place]) -> String {
+    places
+        .iter()
+        .map(|p| format!("{}@{}/{}", p.point.name, p.cpu, p.at.name()))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Everything explore found.
@@ -324,28 +370,71 @@ impl ExploreRequest {
         plan
     }
 
-    /// The census run of `design`.
-    fn census(&self, design: &'static DesignInfo) -> Result<RunReport, String> {
+    /// The census of `design`: one run with the scenario's own load, then
+    /// the places it saw and, of those, the cells this shard tries.
+    pub fn census(&self, design: &'static DesignInfo) -> Result<Census, String> {
         let mut plan = self.plan_with(Vec::new());
         plan.settle_ms = None;
         plan.census = true;
-        runner::run(&plan, design, self.plan.seed, false)
+        let r = runner::run(&plan, design, self.plan.seed, false)?;
+        let (places, unseen) = places(design, &r.passes, &self.cpus, self.plan.cpus);
+        let mut census = Census {
+            design,
+            baseline: CellOutcome::from(r.outcome),
+            unseen,
+            todo: places.iter().map(|&p| vec![p]).collect(),
+            pairs_total: 0,
+            pairs_sampled: false,
+        };
+        if self.depth >= 2 {
+            // Pairs of places a CPU passes itself (the printer cannot be
+            // held still at a point).
+            let singles: Vec<Place> = places
+                .iter()
+                .copied()
+                .filter(|p| p.at != Where::Printer)
+                .collect();
+            let n = singles.len();
+            census.pairs_total = n * n.saturating_sub(1);
+            census.pairs_sampled = self.budget < census.pairs_total;
+            for idx in sample(census.pairs_total, self.budget, self.plan.seed) {
+                let (i, j) = (idx / (n - 1), idx % (n - 1));
+                let j = if j >= i { j + 1 } else { j };
+                if let (Some(&a), Some(&b)) = (singles.get(i), singles.get(j)) {
+                    census.todo.push(vec![a, b]);
+                }
+            }
+        }
+        census
+            .todo
+            .retain(|places| self.shard.owns_key(&cell_key(places)));
+        Ok(census)
     }
 
-    /// Run `placed` on `design`; `last` is the source whose firing means
-    /// the cell was reached.
-    fn cell(
-        &self,
-        design: &'static DesignInfo,
-        places: Vec<Place>,
-        placed: Vec<NmiSource>,
-    ) -> Result<Cell, String> {
+    /// Try one cell of `design`: an NMI at one place, or two at a pair.
+    pub fn try_cell(&self, design: &'static DesignInfo, places: &[Place]) -> Result<Cell, String> {
         let base = kept_sources(&self.plan).len();
-        let last = base + placed.len() - 1;
-        let plan = self.plan_with(placed);
+        let sources = match places {
+            [a] => vec![source_for(*a, self.plan.cpus, self.action)],
+            [a, b] => {
+                // Held for less than half a threshold: never a lockup of
+                // its own, and long enough for the other CPU to get there.
+                let hold_ns = (self.plan.threshold_ms * 1e6 / 2.0) as u64;
+                pair_sources(*a, *b, base, self.action, hold_ns)
+            }
+            _ => {
+                return Err(format!(
+                    "a cell has one or two places, not {}",
+                    places.len()
+                ))
+            }
+        };
+        // The cell was reached when its last source fired.
+        let last = base + sources.len() - 1;
+        let plan = self.plan_with(sources);
         let r = runner::run(&plan, design, self.plan.seed, false)?;
         let reached = r.fired.get(last).is_some_and(|&n| n > 0);
-        Ok(cell_of(places, &r, reached))
+        Ok(cell_of(places.to_vec(), &r, reached))
     }
 }
 
@@ -398,15 +487,15 @@ pub fn broken(r: &RunReport) -> Option<String> {
 }
 
 /// The places of `design` on the explored CPUs, from its census `passes`,
-/// and the `not reached` cells of the points a CPU never passed.
+/// and the (point, CPU) pairs a CPU never passed.
 fn places(
     design: &DesignInfo,
     passes: &[Pass],
     cpus: &[usize],
     nr_cpus: usize,
-) -> (Vec<Place>, Vec<Cell>) {
+) -> (Vec<Place>, Vec<(Point, usize)>) {
     let mut places = Vec::new();
-    let mut unreached = Vec::new();
+    let mut unseen = Vec::new();
     for point in listed(design) {
         let here = |cpu: usize, context: Context| {
             passes
@@ -435,22 +524,11 @@ fn places(
                 });
             }
             if places.len() == before {
-                unreached.push(Cell {
-                    places: vec![Place {
-                        point,
-                        cpu,
-                        at: Where::Cpu(Context::Task),
-                    }],
-                    outcome: CellOutcome::NotReached,
-                    finding: None,
-                    loss: None,
-                    tried: false,
-                    broken: None,
-                });
+                unseen.push((point, cpu));
             }
         }
     }
-    (places, unreached)
+    (places, unseen)
 }
 
 /// The points `design` lists, each once, in catalogue order (a point may
@@ -495,110 +573,152 @@ pub fn chance_to_hit(total: usize, tried: usize, k: usize) -> f64 {
     1.0 - miss
 }
 
-/// Explore every design of `req`. `progress` hears of every run (done,
-/// total so far, design).
-pub fn explore(
-    req: &ExploreRequest,
-    progress: &mut dyn FnMut(usize, usize, &str),
-) -> Result<Exploration, String> {
-    let t0 = std::time::Instant::now();
-    let nr_cpus = req.plan.cpus;
-    let mut out = Exploration {
-        scenario: req.plan.name.clone(),
-        seed: req.plan.seed,
-        action: action_name(req.action),
-        depth: req.depth,
-        cpus: req.cpus.clone(),
-        designs: Vec::new(),
-        runs: 0,
-        wall_s: 0.0,
-        interrupted: false,
-    };
+/// What `explore` keeps of its work as it goes, and finds again when it
+/// carries on: a shard's `--jsonl` file and progress bar, or nothing
+/// (`()`, the report card's).
+pub trait Ledger {
+    /// The census of `design` taken before, and its run's wall-clock ms.
+    fn census(&mut self, _design: &'static DesignInfo) -> Option<(Census, f64)> {
+        None
+    }
+
+    /// The cell of `design` at `places` tried before, and its run's ms.
+    fn cell(&mut self, _design: &str, _places: &[Place]) -> Option<(Cell, f64)> {
+        None
+    }
+
+    /// A census was taken.
+    fn took_census(&mut self, _census: &Census, _wall_ms: f64) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A cell of `design` was tried (`done` of `total` of the design's).
+    fn tried(
+        &mut self,
+        _design: &str,
+        _done: usize,
+        _total: usize,
+        _cell: &Cell,
+        _wall_ms: f64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Keeps nothing.
+impl Ledger for () {}
+
+/// Explore every design of `req`, telling `ledger` of every census and
+/// cell (and taking again from it what it kept).
+pub fn explore(req: &ExploreRequest, ledger: &mut dyn Ledger) -> Result<Exploration, String> {
+    let mut out = Exploration::of(req);
     let stop = || runner::interrupted().load(std::sync::atomic::Ordering::Relaxed);
+    let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
     for &design in &req.designs {
-        let census = req.census(design)?;
-        out.runs += 1;
-        let (places, unreached) = places(design, &census.passes, &req.cpus, nr_cpus);
-        let mut d = DesignExploration {
-            design,
-            listed: listed(design),
-            reached: Vec::new(),
-            baseline: CellOutcome::from(census.outcome),
-            cells: Vec::new(),
-            pairs: Vec::new(),
-            pairs_total: 0,
-            pairs_sampled: false,
-        };
-        for (i, &place) in places.iter().enumerate() {
-            if stop() {
-                out.interrupted = true;
-                break;
+        let (census, wall) = match ledger.census(design) {
+            Some(kept) => kept,
+            None => {
+                let t = std::time::Instant::now();
+                let census = req.census(design)?;
+                ledger.took_census(&census, ms(t))?;
+                (census, ms(t))
             }
-            progress(i + 1, places.len(), design.name);
-            let src = source_for(place, nr_cpus, req.action);
-            d.cells.push(req.cell(design, vec![place], vec![src])?);
-            out.runs += 1;
-        }
-        d.cells.extend(unreached);
-        // Reached: some run raised its NMI there.
-        d.reached = d
-            .listed
-            .iter()
-            .copied()
-            .filter(|p| {
-                d.cells.iter().any(|c| {
-                    c.outcome != CellOutcome::NotReached
-                        && c.places.first().is_some_and(|pl| pl.point == *p)
-                })
-            })
-            .collect();
-        d.cells.sort_by_key(|c| {
-            let p = c.places.first();
-            (
-                p.map(|p| d.listed.iter().position(|x| *x == p.point)),
-                p.map(|p| p.at),
-                p.map(|p| p.cpu),
-            )
-        });
-        if req.depth >= 2 && !out.interrupted {
-            // Pairs of places a CPU passes itself (the printer cannot be
-            // held still at a point).
-            let singles: Vec<Place> = places
-                .iter()
-                .copied()
-                .filter(|p| p.at != Where::Printer)
-                .collect();
-            let n = singles.len();
-            d.pairs_total = n * n.saturating_sub(1);
-            d.pairs_sampled = req.budget < d.pairs_total;
-            let chosen = sample(d.pairs_total, req.budget, req.plan.seed);
-            for (done, idx) in chosen.iter().enumerate() {
-                if stop() {
+        };
+        out.runs += 1;
+        out.wall_s += wall / 1e3;
+        let mut cells = Vec::new();
+        for (i, places) in census.todo.iter().enumerate() {
+            let (cell, wall) = match ledger.cell(design.name, places) {
+                Some(kept) => kept,
+                None if stop() => {
                     out.interrupted = true;
                     break;
                 }
-                let (i, j) = (idx / (n - 1), idx % (n - 1));
-                let j = if j >= i { j + 1 } else { j };
-                let (Some(&a), Some(&b)) = (singles.get(i), singles.get(j)) else {
-                    continue;
-                };
-                progress(done + 1, chosen.len(), design.name);
-                let base = kept_sources(&req.plan).len();
-                // Held for less than half a threshold: never a lockup of
-                // its own, and long enough for the other CPU to get there.
-                let hold_ns = (req.plan.threshold_ms * 1e6 / 2.0) as u64;
-                let srcs = pair_sources(a, b, base, req.action, hold_ns);
-                d.pairs.push(req.cell(design, vec![a, b], srcs)?);
-                out.runs += 1;
-            }
+                None => {
+                    let t = std::time::Instant::now();
+                    let cell = req.try_cell(design, places)?;
+                    ledger.tried(design.name, i + 1, census.todo.len(), &cell, ms(t))?;
+                    (cell, ms(t))
+                }
+            };
+            out.runs += 1;
+            out.wall_s += wall / 1e3;
+            cells.push(cell);
         }
-        out.designs.push(d);
+        out.designs.push(assemble(&census, cells));
         if out.interrupted {
             break;
         }
     }
-    out.wall_s = t0.elapsed().as_secs_f64();
     Ok(out)
+}
+
+impl Exploration {
+    /// An exploration of `req` with nothing done yet.
+    pub fn of(req: &ExploreRequest) -> Exploration {
+        Exploration {
+            scenario: req.plan.name.clone(),
+            seed: req.plan.seed,
+            action: action_name(req.action),
+            depth: req.depth,
+            cpus: req.cpus.clone(),
+            designs: Vec::new(),
+            runs: 0,
+            wall_s: 0.0,
+            interrupted: false,
+        }
+    }
+}
+
+/// One design's exploration from its census and the cells tried (single
+/// places and pairs, in any order): the `not reached` cells of what the
+/// census never saw added, the points reached, the cells in catalogue
+/// order.
+pub fn assemble(census: &Census, tried: Vec<Cell>) -> DesignExploration {
+    let (mut cells, pairs): (Vec<Cell>, Vec<Cell>) =
+        tried.into_iter().partition(|c| c.places.len() == 1);
+    cells.extend(census.unseen.iter().map(|&(point, cpu)| Cell {
+        places: vec![Place {
+            point,
+            cpu,
+            at: Where::Cpu(Context::Task),
+        }],
+        outcome: CellOutcome::NotReached,
+        finding: None,
+        loss: None,
+        tried: false,
+        broken: None,
+    }));
+    let listed = listed(census.design);
+    // Reached: some run raised its NMI there.
+    let reached = listed
+        .iter()
+        .copied()
+        .filter(|p| {
+            cells.iter().any(|c| {
+                c.outcome != CellOutcome::NotReached
+                    && c.places.first().is_some_and(|pl| pl.point == *p)
+            })
+        })
+        .collect();
+    cells.sort_by_key(|c| {
+        let p = c.places.first();
+        (
+            p.map(|p| listed.iter().position(|x| *x == p.point)),
+            p.map(|p| p.at),
+            p.map(|p| p.cpu),
+        )
+    });
+    DesignExploration {
+        design: census.design,
+        listed,
+        reached,
+        baseline: census.baseline,
+        cells,
+        pairs,
+        pairs_total: census.pairs_total,
+        pairs_sampled: census.pairs_sampled,
+    }
 }
 
 /// The command-line word for an NMI action explore places.
@@ -612,6 +732,15 @@ pub fn action_name(a: NmiAction) -> &'static str {
         NmiAction::Hang => "hang",
         NmiAction::Nothing => "none",
     }
+}
+
+/// The command-line word `name` as the `'static` one reports use
+/// (`printk` for a word explore does not place).
+pub fn action_by_name(name: &str) -> &'static str {
+    ["printk", "backtrace", "warn", "panic"]
+        .into_iter()
+        .find(|a| *a == name)
+        .unwrap_or("printk")
 }
 
 impl DesignExploration {

@@ -46,6 +46,7 @@ use crate::machine::{Machine, NmiAction};
 use crate::outcome::{Outcome, RunReport};
 use crate::runner;
 use crate::scenario::{self, Overrides};
+use crate::shard::Shard;
 
 /// What builds a design for the simulator's machine: put one in a
 /// `static` and the `static` in [`klog::printk::External`].
@@ -361,6 +362,7 @@ impl Lab {
             },
             depth: 1,
             budget: 1,
+            shard: Shard::WHOLE,
         };
         let mut x = explore::explore(
             &request(if self.history {
@@ -368,11 +370,11 @@ impl Lab {
             } else {
                 Vec::new()
             }),
-            &mut |_, _, _| {},
+            &mut (),
         )?;
         for &d in &self.designs {
             take_allocations_in_interrupt();
-            let mine = explore::explore(&request(vec![d]), &mut |_, _, _| {})?;
+            let mine = explore::explore(&request(vec![d]), &mut ())?;
             let place = format!("explore {name}");
             let (n, first) = take_allocations_in_interrupt();
             if n > 0 {
@@ -485,7 +487,6 @@ fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardF
 /// status 0 when the card was made (whatever it says), 2 for bad
 /// arguments, 1 for an internal error.
 pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
-    use std::io::IsTerminal;
     let mut lab = Lab::new().design(design);
     let (mut json, mut html) = (None, None);
     let mut args = std::env::args().skip(1);
@@ -512,14 +513,12 @@ pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
             }
         }
     }
-    let tty = std::io::stderr().is_terminal();
-    let card = match lab.run(&mut |p| {
-        if tty {
-            match p {
-                Progress::Scenario(s) => eprint!("\r\x1b[Kgrading {}: {s}", design.name),
-                Progress::Explore(s) => eprint!("\r\x1b[Kgrading {}: explore {s}", design.name),
-            }
-        }
+    let steps = lab.scenarios.len() + lab.explore_on.len();
+    let mut bar =
+        crate::progress::Progress::new(&format!("grading {}", design.name), steps as u64, false);
+    let card = match lab.run(&mut |p| match p {
+        Progress::Scenario(s) => bar.step_named(s),
+        Progress::Explore(s) => bar.step_named(&format!("explore {s}")),
     }) {
         Ok(card) => card,
         Err(e) => {
@@ -527,9 +526,7 @@ pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    if tty {
-        eprintln!();
-    }
+    bar.finish();
     for (path, text) in [
         (json, crate::report::card::json(&card)),
         (html, crate::report::html::card_page(&card)),

@@ -26,6 +26,7 @@ pub mod lab;
 pub mod latency;
 pub mod machine;
 pub mod outcome;
+pub mod progress;
 pub mod reduce;
 // Never reached from a handler: reports are written after the run.
 #[allow(clippy::indexing_slicing)]
@@ -35,6 +36,10 @@ pub mod runner;
 // Never reached from a handler: scenarios are read before the run.
 #[allow(clippy::indexing_slicing)]
 pub mod scenario;
+pub mod shard;
+// Never reached from a handler: shard files are read and written between runs.
+#[allow(clippy::indexing_slicing)]
+pub mod sweep;
 pub mod watchdog;
 pub mod workload;
 

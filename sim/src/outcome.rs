@@ -151,3 +151,39 @@ pub struct ReaderReport {
     /// Times it was told it fell behind.
     pub overruns: u64,
 }
+
+/// What the rates table of many runs needs of one: read from a
+/// [`RunReport`] as it ends, or from a line of a shard's JSON-lines file
+/// (`merge`, `--resume`), so that both print the same table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tally {
+    /// The design's name.
+    pub design: String,
+    /// The seed.
+    pub seed: u64,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// When the first finding happened (ms into the run, to the µs as the
+    /// JSON report has it).
+    pub first_at_ms: Option<f64>,
+    /// Every finding's title, in the order found.
+    pub titles: Vec<String>,
+}
+
+impl Tally {
+    /// The tally of `r`.
+    pub fn of(r: &RunReport) -> Tally {
+        Tally {
+            design: r.design.to_string(),
+            seed: r.seed,
+            outcome: r.outcome,
+            first_at_ms: r.findings.first().map(|f| round_us(f.at_ms)),
+            titles: r.findings.iter().map(Finding::title).collect(),
+        }
+    }
+}
+
+/// `ms` rounded to the microsecond, as every report writes it.
+pub fn round_us(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}

@@ -1,18 +1,21 @@
 //! `explore` and `reduce`: their arguments, lowered and checked before
 //! anything runs, and their outputs.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use clap::Args;
 use klog::printk::DesignInfo;
 use klog::Level;
 
+use super::sweep::SweepArgs;
 use super::{check_output_path, json_sink, was_interrupted, Failure};
-use crate::explore::{self, ExploreRequest};
+use crate::explore::{self, Cell, Census, ExploreRequest, Ledger, Place};
 use crate::machine::NmiAction;
+use crate::progress::Progress;
 use crate::reduce::{self, ReduceError, ReduceRequest};
 use crate::report;
 use crate::scenario::{self, InputError, Overrides};
+use crate::sweep::{CellLine, CensusLine, ExploreHead, Header, Journal, Line};
 
 /// `printk-sim explore`.
 #[derive(Args, Debug)]
@@ -53,6 +56,8 @@ pub(super) struct ExploreArgs {
     /// design's matrix.
     #[arg(long, value_name = "FILE")]
     html: Option<String>,
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 /// `printk-sim reduce`.
@@ -92,9 +97,10 @@ fn design(name: &str) -> Result<&'static DesignInfo, InputError> {
 }
 
 impl ExploreArgs {
-    /// The request, every option checked.
-    fn request(&self) -> Result<ExploreRequest, Failure> {
-        let plan = scenario::load(&self.scenario)?.plan(&Overrides {
+    /// The request, every option checked, and its sweep's header.
+    fn request(&self) -> Result<(ExploreRequest, Header), Failure> {
+        let scenario = scenario::load(&self.scenario)?;
+        let plan = scenario.plan(&Overrides {
             designs: self.designs.clone(),
             seed: self.seed,
             ..Overrides::default()
@@ -151,32 +157,143 @@ impl ExploreArgs {
                 level: Level::Warning,
             },
         };
-        Ok(ExploreRequest {
+        self.sweep.check()?;
+        let shard = self.sweep.shard()?;
+        let header = Header {
+            printk_sim: env!("CARGO_PKG_VERSION").into(),
+            command: "explore".into(),
+            scenario: plan.name.clone(),
+            digest: crate::sweep::digest(scenario.text()),
+            designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
+            seed: plan.seed,
+            cpus: plan.cpus,
+            duration_ms: plan.duration_ms,
+            time_scale: plan.time_scale,
+            repeat: None,
+            explore: Some(ExploreHead {
+                cpus: cpus.clone(),
+                action: self.action.clone(),
+                serialize: self.serialize,
+                depth: self.depth,
+                budget: self.budget,
+            }),
+            command_line: Vec::new(),
+            shard: [shard.index, shard.count],
+        };
+        let req = ExploreRequest {
             designs: plan.designs.clone(),
             plan,
             cpus,
             action,
             depth: self.depth,
             budget: self.budget,
+            shard,
+        };
+        Ok((req, header))
+    }
+}
+
+/// The command line's ledger: the `--jsonl` journal (and what `--resume`
+/// found in it), and the progress bar.
+struct Journaled {
+    journal: Option<Journal>,
+    path: String,
+    censuses: Vec<(usize, CensusLine)>,
+    cells: Vec<(usize, CellLine)>,
+    bar: Progress,
+}
+
+impl Journaled {
+    fn new(sweep: &SweepArgs, header: &Header) -> Result<Journaled, InputError> {
+        let (journal, lines) = sweep.journal(header)?;
+        let path = sweep.jsonl.clone().unwrap_or_default();
+        let mut j = Journaled {
+            journal,
+            path,
+            censuses: Vec::new(),
+            cells: Vec::new(),
+            bar: Progress::new("explore", 0, true),
+        };
+        for (n, line) in lines {
+            match line {
+                Line::Census(c) => {
+                    c.census().map_err(|e| j.error(n, e))?;
+                    j.censuses.push((n, c));
+                }
+                Line::Cell(c) => {
+                    c.cell().map_err(|e| j.error(n, e))?;
+                    j.cells.push((n, c));
+                }
+                _ => return Err(j.error(n, "not a line of explore")),
+            }
+        }
+        Ok(j)
+    }
+
+    fn error(&self, line: usize, message: impl Into<String>) -> InputError {
+        crate::sweep::file_error(&self.path, line, message)
+    }
+
+    fn append(&mut self, line: Line) -> Result<(), String> {
+        match self.journal.as_mut() {
+            Some(j) => j.append(&line),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Ledger for Journaled {
+    fn census(&mut self, design: &'static DesignInfo) -> Option<(Census, f64)> {
+        let (_, line) = self
+            .censuses
+            .iter()
+            .find(|(_, c)| c.design == design.name)?;
+        let census = line.census().ok()?;
+        let todo = census.todo.len() as u64;
+        let done = self
+            .cells
+            .iter()
+            .filter(|(_, c)| c.design == design.name)
+            .count() as u64;
+        self.bar.add(todo.saturating_sub(done));
+        Some((census, line.wall_ms))
+    }
+
+    fn cell(&mut self, design: &str, places: &[Place]) -> Option<(Cell, f64)> {
+        let key = explore::cell_key(places);
+        self.cells.iter().find_map(|(_, c)| {
+            let cell = c.cell().ok()?;
+            (c.design == design && explore::cell_key(&cell.places) == key)
+                .then_some((cell, c.wall_ms))
         })
+    }
+
+    fn took_census(&mut self, census: &Census, wall_ms: f64) -> Result<(), String> {
+        self.bar.add(census.todo.len() as u64);
+        self.append(Line::Census(CensusLine::of(census, wall_ms)))
+    }
+
+    fn tried(
+        &mut self,
+        design: &str,
+        _done: usize,
+        _total: usize,
+        cell: &Cell,
+        wall_ms: f64,
+    ) -> Result<(), String> {
+        self.bar.step(u64::from(cell.outcome.failed()));
+        self.append(Line::Cell(CellLine::of(design, cell, wall_ms)))
     }
 }
 
 /// `explore`: every place on every design, then the verdicts, the
 /// matrices, the JSON and the heat map.
 pub(super) fn explore(args: &ExploreArgs) -> Result<(), Failure> {
-    let req = args.request()?;
+    let (req, header) = args.request()?;
     let mut json_out = json_sink(args.json.as_deref())?;
-    let progress = std::io::stderr().is_terminal();
-    let x = explore::explore(&req, &mut |done, total, design| {
-        if progress {
-            eprint!("\rexplore {design}: {done}/{total}    ");
-        }
-    })
-    .map_err(Failure::Internal)?;
-    if progress {
-        eprintln!();
-    }
+    let mut ledger = Journaled::new(&args.sweep, &header)?;
+    let x = explore::explore(&req, &mut ledger).map_err(Failure::Internal)?;
+    ledger.bar.finish();
     if let Some(out) = json_out.as_mut() {
         writeln!(out, "{}", report::explore::json(&x))
             .map_err(|e| Failure::Internal(format!("writing the JSON report: {e}")))?;
@@ -192,6 +309,12 @@ pub(super) fn explore(args: &ExploreArgs) -> Result<(), Failure> {
     }
     if args.json.as_deref() != Some("-") {
         anstream::print!("{}", report::explore::render(&x, report::layout::width()));
+        if !req.shard.is_whole() {
+            println!(
+                "shard {}: this shard's cells only (`-`: another shard's); merge the shards' --jsonl files for the whole",
+                req.shard
+            );
+        }
     }
     if was_interrupted() {
         return Err(Failure::Interrupted);

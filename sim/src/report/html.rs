@@ -12,8 +12,9 @@ use std::fmt::Write as _;
 
 use crate::explore::{CellOutcome, Exploration};
 use crate::lab::Card;
-use crate::outcome::{Outcome, RunReport};
+use crate::outcome::{Outcome, RunReport, Tally};
 use crate::report::splat::{splat, Splat};
+use crate::report::table::RatesHead;
 use crate::scenario::Plan;
 
 /// `text` with `&`, `<`, `>` and `"` escaped, and any terminal colour
@@ -115,6 +116,19 @@ fn table(head: &[String], rows: &[Vec<(String, &str)>]) -> String {
         s += "</tr>";
     }
     s + "</tbody></table>\n"
+}
+
+/// The page of `run --repeat` (and of `merge` on its shards): the rates
+/// table and the distinct findings.
+pub fn rates_page(head: &RatesHead, runs: &[Tally]) -> String {
+    let body = format!(
+        "<pre class=\"rates\">{}</pre>\n",
+        escape(&crate::report::table::render_rates(head, runs, 120))
+    );
+    page(
+        &format!("printk-sim: {}, {} runs", head.scenario, runs.len()),
+        &body,
+    )
 }
 
 /// The page of a `run`: verdicts, the table, each design's timeline, the

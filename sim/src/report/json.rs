@@ -4,12 +4,12 @@ use serde::Serialize;
 
 use crate::report::bench::Latency;
 
-use crate::outcome::RunReport;
+use crate::outcome::{round_us as round3, RunReport};
 use crate::scenario::Plan;
 use crate::watchdog::Finding;
 
 #[derive(Serialize)]
-struct Report<'a> {
+struct Report<'a, R> {
     scenario: &'a str,
     seed: u64,
     cpus: usize,
@@ -18,7 +18,7 @@ struct Report<'a> {
     /// time; records' timestamps and the kernel's own messages are kernel
     /// time (real time divided by `time_scale`).
     time: Time,
-    runs: Vec<Run<'a>>,
+    runs: Vec<R>,
 }
 
 #[derive(Serialize)]
@@ -148,25 +148,62 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     }
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// The JSON report of `runs` of `plan`.
 pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
-    let report = Report {
-        scenario: &plan.name,
-        seed: plan.seed,
-        cpus: plan.cpus,
-        duration_ms: plan.duration_ms,
-        time: Time {
+    document(&Head::of(plan), runs.iter().map(run).collect())
+}
+
+/// What the report says of the scenario, above its runs: from the plan,
+/// or from a shard's JSON-lines header (`merge`).
+#[derive(Clone, Debug)]
+pub struct Head<'a> {
+    /// The scenario's name.
+    pub scenario: &'a str,
+    /// The first seed.
+    pub seed: u64,
+    /// CPUs.
+    pub cpus: usize,
+    /// Run length.
+    pub duration_ms: u64,
+    /// Kernel time constants × this.
+    pub time_scale: f64,
+}
+
+impl Head<'_> {
+    /// The head of `plan`'s report.
+    pub fn of(plan: &Plan) -> Head<'_> {
+        Head {
+            scenario: &plan.name,
+            seed: plan.seed,
+            cpus: plan.cpus,
+            duration_ms: plan.duration_ms,
             time_scale: plan.time_scale,
+        }
+    }
+}
+
+/// The JSON report: `head`, then `runs` (each a run's view, or a line of
+/// a shard's file that holds one).
+pub fn document<R: Serialize>(head: &Head<'_>, runs: Vec<R>) -> String {
+    let report = Report {
+        scenario: head.scenario,
+        seed: head.seed,
+        cpus: head.cpus,
+        duration_ms: head.duration_ms,
+        time: Time {
+            time_scale: head.time_scale,
             numbers: "real",
             records_and_kernel_messages: "kernel (real / time_scale)",
         },
-        runs: runs.iter().map(run).collect(),
+        runs,
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// One run's view, as a JSON value: what `runs` of the report holds, and
+/// what a line of `--jsonl` carries.
+pub fn run_value(r: &RunReport) -> serde_json::Value {
+    serde_json::to_value(run(r)).unwrap_or_default()
 }
 
 /// One run's view.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use klog::printk::{DropReason, Event};
 
-use crate::outcome::{Outcome, RunReport};
+use crate::outcome::{Outcome, RunReport, Tally};
 use crate::report::layout::{
     finding_style, outcome_style, paint, paint_first, us, wrap, wrap_from,
 };
@@ -473,9 +473,35 @@ pub fn render(plan: &Plan, runs: &[RunReport], width: usize) -> String {
     s + &time_note(plan, width)
 }
 
+/// What the rates table says above its rows: the scenario, its machine,
+/// and the designs in the order they ran.
+#[derive(Clone, Debug)]
+pub struct RatesHead {
+    /// The scenario's name.
+    pub scenario: String,
+    /// CPUs.
+    pub cpus: usize,
+    /// Run length.
+    pub duration_ms: u64,
+    /// The designs, in order.
+    pub designs: Vec<String>,
+}
+
+impl RatesHead {
+    /// The head of `plan`'s table.
+    pub fn of(plan: &Plan) -> RatesHead {
+        RatesHead {
+            scenario: plan.name.clone(),
+            cpus: plan.cpus,
+            duration_ms: plan.duration_ms,
+            designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
+        }
+    }
+}
+
 /// With `--repeat`: one row per design, how often each outcome came up and
 /// how soon the first finding was made.
-pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
+pub fn render_rates(head: &RatesHead, runs: &[Tally], width: usize) -> String {
     let seeds = runs
         .iter()
         .map(|r| r.seed)
@@ -483,12 +509,12 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
     let mut s = wrap(
         &format!(
             "{}: {} runs per design (seeds {}..={}), {} CPUs, {} ms",
-            plan.name,
+            head.scenario,
             seeds.len(),
             seeds.first().copied().unwrap_or(0),
             seeds.last().copied().unwrap_or(0),
-            plan.cpus,
-            plan.duration_ms
+            head.cpus,
+            head.duration_ms
         ),
         width,
         2,
@@ -507,13 +533,10 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
         .chain(["first p50", "first p90"])
         .map(String::from)
         .collect()];
-    for d in &plan.designs {
-        let mine: Vec<&RunReport> = runs.iter().filter(|r| r.design == d.name).collect();
+    for d in &head.designs {
+        let mine: Vec<&Tally> = runs.iter().filter(|r| r.design == *d).collect();
         let n = mine.len();
-        let mut firsts: Vec<f64> = mine
-            .iter()
-            .filter_map(|r| r.findings.first().map(|f| f.at_ms))
-            .collect();
+        let mut firsts: Vec<f64> = mine.iter().filter_map(|r| r.first_at_ms).collect();
         firsts.sort_by(f64::total_cmp);
         let pct = |q: f64| {
             if firsts.is_empty() {
@@ -523,7 +546,7 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
                 format!("{:.1} ms", firsts[i])
             }
         };
-        let mut row = vec![d.name.to_string()];
+        let mut row = vec![d.clone()];
         row.extend(
             outcomes.map(|o| format!("{}/{n}", mine.iter().filter(|r| r.outcome == o).count())),
         );
@@ -571,20 +594,20 @@ pub fn render_rates(plan: &Plan, runs: &[RunReport], width: usize) -> String {
         s += &wrap(&format!("no run had: {}", left_out.join(", ")), width, 0);
         s.push('\n');
     }
-    s += &distinct_findings(plan, runs, width);
+    s += &distinct_findings(head, runs, width);
     s
 }
 
 /// The findings of many runs grouped by title, per design: how many
 /// distinct bugs a sweep found, and in how many runs each (with the first
 /// seed that shows it).
-fn distinct_findings(plan: &Plan, runs: &[RunReport], width: usize) -> String {
+fn distinct_findings(head: &RatesHead, runs: &[Tally], width: usize) -> String {
     let mut rows: Vec<(&str, String, usize, usize, u64)> = Vec::new();
-    for d in &plan.designs {
-        let mine: Vec<&RunReport> = runs.iter().filter(|r| r.design == d.name).collect();
+    for d in &head.designs {
+        let mine: Vec<&Tally> = runs.iter().filter(|r| r.design == *d).collect();
         let mut titles: Vec<(String, usize, u64)> = Vec::new();
         for r in &mine {
-            let mut seen: Vec<String> = r.findings.iter().map(|f| f.title()).collect();
+            let mut seen: Vec<String> = r.titles.clone();
             seen.sort();
             seen.dedup();
             for t in seen {
@@ -598,7 +621,7 @@ fn distinct_findings(plan: &Plan, runs: &[RunReport], width: usize) -> String {
         rows.extend(
             titles
                 .into_iter()
-                .map(|(t, n, seed)| (d.name, t, n, mine.len(), seed)),
+                .map(|(t, n, seed)| (d.as_str(), t, n, mine.len(), seed)),
         );
     }
     if rows.is_empty() {
