@@ -146,7 +146,8 @@ struct RunArgs {
     svg: Option<String>,
     /// Write one self-contained HTML page: the table, every design's
     /// timeline, the findings with their splats and lockdep's reports,
-    /// explain's narration.
+    /// explain's narration (with --repeat: the rates and the distinct
+    /// findings).
     #[arg(long, value_name = "FILE")]
     html: Option<String>,
     /// Treat a broken buffer invariant (checked after every run) as an

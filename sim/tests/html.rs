@@ -238,3 +238,41 @@ fn the_report_card_page() {
         ],
     );
 }
+
+#[test]
+fn the_page_merge_writes_for_a_sweeps_shards_has_the_rates() {
+    let dir = out_dir();
+    let shard = |k: &str| dir.join(format!("rates-{}.jsonl", k.replace('/', "of")));
+    for k in ["1/2", "2/2"] {
+        sim(&[
+            "run",
+            "nmi-in-console-unlock",
+            "--design",
+            "legacy",
+            "--repeat",
+            "4",
+            "-q",
+            "--shard",
+            k,
+            "--jsonl",
+            shard(k).to_str().unwrap(),
+        ]);
+    }
+    let page = dir.join("rates.html");
+    sim(&[
+        "merge",
+        "--html",
+        page.to_str().unwrap(),
+        shard("1/2").to_str().unwrap(),
+        shard("2/2").to_str().unwrap(),
+    ]);
+    check(
+        &page,
+        0,
+        0,
+        &[
+            "nmi-in-console-unlock: 4 runs per design (seeds 1..=4)",
+            "legacy  4/4  deadlock: logbuf_lock in NMI",
+        ],
+    );
+}

@@ -499,3 +499,45 @@ fn explore_shards_merge_into_the_matrix_of_one_process() {
         Some(cells_per_shard.iter().sum::<usize>() as u64 + 2)
     );
 }
+
+#[test]
+fn the_slurm_recipe_in_deploy_runs_as_an_array_would_run_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = dir("slurm-script");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/slurm-array.sh");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        s(bin_dir),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // `--array=0-2`: three tasks, one of them run twice (a requeue).
+    for id in ["0", "1", "2", "1"] {
+        let out = Command::new("bash")
+            .arg(&script)
+            .current_dir(&d)
+            .env("PATH", &path)
+            .env("SLURM_ARRAY_TASK_ID", id)
+            .env("SLURM_ARRAY_TASK_COUNT", "3")
+            .env("SCENARIO", "nmi-storm")
+            .env("REPEAT", "6")
+            .env("PRINTK_SIM_ARGS", "--design lockless --duration-ms 20")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| d.join(format!("results/shard-{i}.jsonl")))
+        .collect();
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(|f| s(f)));
+    let merged = sim(&args);
+    assert_eq!(merged.status.code(), Some(0), "{}", text(&merged.stderr));
+    assert!(text(&merged.stdout).starts_with("nmi-storm: 6 runs per design (seeds 1..=6)"));
+    let seeds = seeds_in(&files);
+    assert_eq!(
+        seeds["lockless"].len(),
+        6,
+        "the requeued task ran nothing twice"
+    );
+}
