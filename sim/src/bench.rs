@@ -4,6 +4,9 @@
 //!
 //! * **floor**: per record, one clock read, one `fetch_add` on a shared
 //!   head and a 64-byte copy into a ring slot;
+//! * **the ring alone**: the lockless ring's reserve, 64-byte write and
+//!   final commit, one writer, next to its own floor (the same without
+//!   the clock), in turns;
 //! * **record**: printk of a 64-byte text already formatted, task context,
 //!   no console registered (store and return), on the fake `Arch` with the
 //!   host's monotonic clock: the median of repeated batches after a
@@ -18,12 +21,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use klog::arch::Quiet;
 use klog::console::ConsoleConfig;
 use klog::printk::{DesignConfig, DesignInfo};
+use klog::record::{CallerId, Meta};
+use klog::ringbuf::Ring;
 use klog::testing::FakeArch;
-use klog::Level;
+use klog::{Context, Level};
 
-pub use crate::report::bench::{render, BenchReport, DesignBench, Latency, MachineInfo};
+pub use crate::report::bench::{render, BenchReport, DesignBench, Latency, MachineInfo, RingBench};
 use crate::runner;
 use crate::scenario::{self, Overrides};
 
@@ -58,20 +64,67 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// ns per op of one batch of `op`.
+fn batch(op: &mut impl FnMut(usize)) -> f64 {
+    let t0 = Instant::now();
+    for i in 0..BATCH {
+        op(i);
+    }
+    t0.elapsed().as_nanos() as f64 / BATCH as f64
+}
+
 /// ns per op of `op`, the median of batches after a warm-up.
 fn per_op(mut op: impl FnMut(usize)) -> f64 {
     let mut samples = Vec::with_capacity(BATCHES);
     for b in 0..WARMUP + BATCHES {
-        let t0 = Instant::now();
-        for i in 0..BATCH {
-            op(i);
-        }
-        let ns = t0.elapsed().as_nanos() as f64 / BATCH as f64;
+        let ns = batch(&mut op);
         if b >= WARMUP {
             samples.push(ns);
         }
     }
     median(samples)
+}
+
+/// The ring alone, one writer (reserve, 64 bytes, final commit), and its
+/// floor (a `fetch_add` and a 64-byte copy: no clock, as the ring is
+/// given its timestamp): a batch of each in turn, the median of each, so
+/// that a noisy moment costs both alike.
+fn ring_alone() -> RingBench {
+    const REC: [u8; 64] = [b'r'; 64];
+    let ring = Ring::for_buffer(1 << 17);
+    let meta = Meta {
+        ts_ns: 1,
+        cpu: 0,
+        context: Context::Task,
+        caller: CallerId(1),
+        level: Level::Info,
+        cont: false,
+    };
+    let head = AtomicU64::new(0);
+    let mut slots = vec![[0u8; 64]; 1024];
+    let (mut rings, mut floors) = (Vec::new(), Vec::new());
+    for b in 0..WARMUP + BATCHES {
+        let f = batch(&mut |_| {
+            let i = head.fetch_add(1, Ordering::Relaxed) as usize & 1023;
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = std::hint::black_box(REC);
+            }
+        });
+        let r = batch(&mut |_| {
+            if let Ok(mut w) = ring.reserve(&Quiet, 64, &meta) {
+                w.write(std::hint::black_box(&REC), &meta);
+                w.final_commit(&Quiet);
+            }
+        });
+        if b >= WARMUP {
+            floors.push(f);
+            rings.push(r);
+        }
+    }
+    RingBench {
+        record_ns: median(rings),
+        floor_ns: median(floors),
+    }
 }
 
 /// The floor: a clock read, a shared `fetch_add`, a 64-byte copy.
@@ -221,6 +274,7 @@ pub fn run(
         .and_then(|s| s.plan(&Overrides::default()))
         .map_err(|e| e.to_string())?;
     let floor_ns = floor();
+    let ring = ring_alone();
     let costs = records(designs);
     progress("hot paths");
     let mut out = Vec::new();
@@ -258,6 +312,7 @@ pub fn run(
     Ok(BenchReport {
         machine: machine_info(),
         floor_ns,
+        ring,
         designs: out,
     })
 }

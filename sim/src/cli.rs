@@ -357,22 +357,10 @@ impl RunRequest {
         }
         args.sweep.check()?;
         let shard = args.sweep.shard()?;
+        let mut header = Header::new("run", &scenario, &plan, shard);
+        header.repeat = Some(args.repeat);
         let mut req = RunRequest {
-            header: Header {
-                printk_sim: env!("CARGO_PKG_VERSION").into(),
-                command: "run".into(),
-                scenario: plan.name.clone(),
-                digest: crate::sweep::digest(scenario.text()),
-                designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
-                seed: plan.seed,
-                cpus: plan.cpus,
-                duration_ms: plan.duration_ms,
-                time_scale: plan.time_scale,
-                repeat: Some(args.repeat),
-                explore: None,
-                command_line: Vec::new(),
-                shard: [shard.index, shard.count],
-            },
+            header,
             plan,
             args,
             expect,
@@ -492,10 +480,11 @@ impl RunRequest {
             runs: resumed,
         };
         let splat = self.args.repeat == 1 && !self.args.quiet;
-        let mut bar = Progress::new(&self.plan.name, todo.len() as u64, true);
-        if todo.len() < 2 {
-            bar.finish();
-        }
+        let mut bar = if todo.len() > 1 {
+            Progress::new(&self.plan.name, todo.len() as u64, true)
+        } else {
+            Progress::hidden(&self.plan.name, 1, true)
+        };
         for (seed, d) in todo {
             let mut r = runner::run(&self.plan, d, seed, splat).map_err(Failure::Internal)?;
             self.write_files(&r)?;

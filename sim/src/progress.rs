@@ -16,7 +16,15 @@ impl Progress {
     /// A bar for `total` pieces of `what` (more can be added as they are
     /// known); `findings` says whether the pieces can find something.
     pub fn new(what: &str, total: u64, findings: bool) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let p = Progress::hidden(what, total, findings);
+        p.bar.set_draw_target(ProgressDrawTarget::stderr());
+        p
+    }
+
+    /// The same, never drawn (one run is not worth a bar).
+    pub fn hidden(what: &str, total: u64, findings: bool) -> Progress {
+        let bar = ProgressBar::hidden();
+        bar.set_length(total);
         let template = if findings {
             "{prefix} [{bar:28}] {pos}/{len} runs, {msg}, {per_sec}, {eta} left"
         } else {

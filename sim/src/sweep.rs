@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::explore::{self, Cell, CellOutcome, Census, Exploration, Place, Where};
 use crate::outcome::{Outcome, Tally};
-use crate::scenario::InputError;
+use crate::scenario::{InputError, Plan, Scenario};
 use crate::shard::Shard;
 
 /// What every line of a shard's file says about the sweep it belongs to.
@@ -74,6 +74,27 @@ pub struct ExploreHead {
 }
 
 impl Header {
+    /// The header of `command` (`run` or `explore`) on `plan`, read from
+    /// `scenario`, as shard `shard`; the command's own keys are left
+    /// empty.
+    pub fn new(command: &str, scenario: &Scenario, plan: &Plan, shard: Shard) -> Header {
+        Header {
+            printk_sim: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            scenario: plan.name.clone(),
+            digest: digest(scenario.text()),
+            designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
+            seed: plan.seed,
+            cpus: plan.cpus,
+            duration_ms: plan.duration_ms,
+            time_scale: plan.time_scale,
+            repeat: None,
+            explore: None,
+            command_line: Vec::new(),
+            shard: [shard.index, shard.count],
+        }
+    }
+
     /// The shard this file is of.
     pub fn shard(&self) -> Shard {
         Shard {

@@ -608,6 +608,19 @@ fn bench_measures_every_design_side_by_side_and_writes_the_json() {
     assert!(v["machine"]["host_cpus"].as_u64().unwrap() >= 1);
     let floor = v["floor_ns"].as_f64().unwrap();
     assert!(floor > 0.0);
+    // The ring alone, next to its own floor, in the same run.
+    let (ring, ring_floor) = (
+        v["ring"]["record_ns"].as_f64().unwrap(),
+        v["ring"]["floor_ns"].as_f64().unwrap(),
+    );
+    assert!(ring > ring_floor && ring_floor > 0.0, "{}", v["ring"]);
+    assert!(
+        table.contains(&format!(
+            "the ring alone, one writer (reserve + 64 bytes + final commit): {ring:.1} ns/record, {:.1}x its floor",
+            ring / ring_floor
+        )),
+        "{table}"
+    );
     let designs = v["designs"].as_array().unwrap();
     let names: Vec<&str> = designs
         .iter()

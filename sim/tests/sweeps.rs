@@ -541,3 +541,33 @@ fn the_slurm_recipe_in_deploy_runs_as_an_array_would_run_it() {
         "the requeued task ran nothing twice"
     );
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let args = [
+        "run",
+        "nmi-in-console-unlock",
+        "--design",
+        "legacy",
+        "--repeat",
+        "3",
+        "-q",
+    ];
+    let piped = sim(&args);
+    assert_eq!(piped.status.code(), Some(0));
+    assert_eq!(text(&piped.stderr), "", "nothing drawn into a pipe");
+    // On a pty (util-linux `script`): the bar, with runs, findings, rate
+    // and time left.
+    let line = format!("{BIN} {}", args.join(" "));
+    let tty = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(tty.status.code(), Some(0), "{}", text(&tty.stderr));
+    let screen = text(&tty.stdout);
+    assert!(screen.contains("nmi-in-console-unlock ["), "{screen:?}");
+    assert!(screen.contains("/3 runs, "), "{screen:?}");
+    assert!(screen.contains(" finding"), "{screen:?}");
+    assert!(screen.contains(" left"), "{screen:?}");
+}

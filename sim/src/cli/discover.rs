@@ -159,27 +159,14 @@ impl ExploreArgs {
         };
         self.sweep.check()?;
         let shard = self.sweep.shard()?;
-        let header = Header {
-            printk_sim: env!("CARGO_PKG_VERSION").into(),
-            command: "explore".into(),
-            scenario: plan.name.clone(),
-            digest: crate::sweep::digest(scenario.text()),
-            designs: plan.designs.iter().map(|d| d.name.to_string()).collect(),
-            seed: plan.seed,
-            cpus: plan.cpus,
-            duration_ms: plan.duration_ms,
-            time_scale: plan.time_scale,
-            repeat: None,
-            explore: Some(ExploreHead {
-                cpus: cpus.clone(),
-                action: self.action.clone(),
-                serialize: self.serialize,
-                depth: self.depth,
-                budget: self.budget,
-            }),
-            command_line: Vec::new(),
-            shard: [shard.index, shard.count],
-        };
+        let mut header = Header::new("explore", &scenario, &plan, shard);
+        header.explore = Some(ExploreHead {
+            cpus: cpus.clone(),
+            action: self.action.clone(),
+            serialize: self.serialize,
+            depth: self.depth,
+            budget: self.budget,
+        });
         let req = ExploreRequest {
             designs: plan.designs.clone(),
             plan,

@@ -60,6 +60,17 @@ pub struct DesignBench {
     pub storm_print_share: Vec<f64>,
 }
 
+/// The ring alone, one writer, next to its own floor, measured in turns
+/// in the same run: the ratio the criterion bench `ringbuf` tracks, seen
+/// on every `bench`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RingBench {
+    /// ns per record: reserve, write 64 bytes, final commit.
+    pub record_ns: f64,
+    /// ns per record of the floor: one `fetch_add` and a 64-byte copy.
+    pub floor_ns: f64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -67,6 +78,8 @@ pub struct BenchReport {
     pub machine: MachineInfo,
     /// The floor, ns per record.
     pub floor_ns: f64,
+    /// The ring alone.
+    pub ring: RingBench,
     /// Per design.
     pub designs: Vec<DesignBench>,
 }
@@ -83,6 +96,13 @@ pub fn render(r: &BenchReport) -> String {
         s,
         "floor (clock read + fetch_add + 64-byte copy): {:.1} ns/record\n",
         r.floor_ns
+    );
+    let _ = writeln!(
+        s,
+        "the ring alone, one writer (reserve + 64 bytes + final commit): {:.1} ns/record, {:.1}x its floor (fetch_add + 64-byte copy: {:.1} ns)\n",
+        r.ring.record_ns,
+        r.ring.record_ns / r.ring.floor_ns,
+        r.ring.floor_ns
     );
     let legacy = r.designs.iter().find(|d| d.design == "legacy");
     let threads: Vec<String> = r
