@@ -75,7 +75,7 @@ impl Ring {
             // descriptor read below validates it.
             let id = self.data.get(self.word_index(begin))?.load(Relaxed);
             // ORD(data_make_reusable:B)
-            let (state, d) = self.desc_read(id);
+            let (state, d) = self.desc_read(id, false);
             match state {
                 DescState::Miss | DescState::Reserved | DescState::Committed => return None,
                 DescState::Finalized => {

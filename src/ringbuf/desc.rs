@@ -19,7 +19,11 @@ impl Ring {
 
     /// Copy descriptor `id`, validated against its state word before and
     /// after the copy. The copy is only trustworthy for the returned state.
-    pub(super) fn desc_read(&self, id: u64) -> (DescState, DescCopy) {
+    /// `with_info`: also its sequence number and caller (readers); the
+    /// writers' tail pushes need only the positions, and skip the info's
+    /// cache line, as the kernel's callers pass no `seq_out` or
+    /// `caller_id_out`.
+    pub(super) fn desc_read(&self, id: u64, with_info: bool) -> (DescState, DescCopy) {
         let (Some(d), Some(info)) = (self.desc(id), self.info(id)) else {
             return (DescState::Miss, DescCopy::default());
         };
@@ -33,12 +37,15 @@ impl Ring {
         // at least the data committed with the state just read.
         fence(Acquire);
         // ORD(desc_read:C)
-        let copy = DescCopy {
+        let mut copy = DescCopy {
             begin: d.begin.load(Relaxed),
             next: d.next.load(Relaxed),
-            seq: info.seq.load(Relaxed),
-            caller: info.caller.load(Relaxed),
+            ..DescCopy::default()
         };
+        if with_info {
+            copy.seq = info.seq.load(Relaxed);
+            copy.caller = info.caller.load(Relaxed);
+        }
         // ORD(desc_read:D): pairs with desc_reserve:F and data_alloc:A; a
         // copy that saw a new writer's stores sees its state below.
         fence(Acquire);
@@ -63,7 +70,7 @@ impl Ring {
 
     /// Move the descriptor tail past `tail_id`, recycling it.
     pub(super) fn desc_push_tail(&self, tail_id: u64) -> bool {
-        let (state, d) = self.desc_read(tail_id);
+        let (state, d) = self.desc_read(tail_id, false);
         match state {
             DescState::Miss => {
                 // One wrap behind: being reserved by someone right now.
@@ -80,7 +87,7 @@ impl Ring {
         }
         let next_id = tail_id.wrapping_add(1) & ID_MASK;
         // ORD(desc_push_tail:A)
-        let (next_state, _) = self.desc_read(next_id);
+        let (next_state, _) = self.desc_read(next_id, false);
         if matches!(next_state, DescState::Finalized | DescState::Reusable) {
             // ORD(desc_push_tail:B): pairs with desc_reserve:D (AcqRel
             // would do). Failure means another writer pushed it.
@@ -123,17 +130,27 @@ impl Ring {
         };
         arch.point(point::PRB_HEAD_MOVED);
         let d = self.desc(id)?;
-        // ORD(desc_reserve:E)
-        let old = d.state_var.load(Relaxed);
+        // ORD(desc_reserve:E): Acquire, so that the slot's recycling (and
+        // whatever was ordered before it) happens before our stores to it.
+        let old = d.state_var.load(Acquire);
         if old != 0 && state_of(self.prev_wrap(id), old) != DescState::Reusable {
             // Should never happen: the slot is not the reusable previous wrap.
             return None;
         }
-        // ORD(desc_reserve:F): pairs with desc_read:D; Acquire orders the
-        // writer's later stores after taking the slot (desc_reserve:G).
-        d.state_var
-            .compare_exchange(old, sv(id, RESERVED), AcqRel, Relaxed)
-            .ok()?;
+        // ORD(desc_reserve:F): pairs with desc_read:D, and (Release:
+        // whatever this writer saw before moving the head, data and
+        // descriptor tails pushed included) with data_push_tail:B,
+        // desc_push_tail:C and prb_first_seq:C in a context that reads this
+        // state. A store where the kernel has a cmpxchg that its own "ABA
+        // Issues" note says a set would do (an extra check for 32-bit ids;
+        // ours are 62 bits): having moved the head to `id`, this writer is
+        // the only one that can change the slot now. Every other
+        // compare-and-swap on a state word expects a state this word cannot
+        // hold: FINALIZED or COMMITTED of the previous wrap (it is
+        // REUSABLE), or COMMITTED of `id` (not before this writer commits).
+        // On x86 a release store is a plain `mov`: the locked instruction
+        // is spared.
+        d.state_var.store(sv(id, RESERVED), Release);
         // ORD(desc_reserve:G): the kernel's full barrier, as a release
         // fence: every store to the descriptor and its info below comes
         // after the new state, so a reader whose copy saw one of them sees
@@ -169,14 +186,22 @@ impl Ring {
         info.packed.store(pack(meta, text_len), Relaxed);
     }
 
+    /// reserved → `state` (committed or finalized), by the writer that
+    /// holds the reservation.
     pub(super) fn commit_state<A: Arch>(&self, arch: &A, id: u64, state: u64) {
         arch.point(point::PRB_BEFORE_COMMIT);
         if let Some(d) = self.desc(id) {
-            // ORD(_prb_commit:B): pairs with desc_read:B and prb_commit:A;
-            // every store to the record happens before the new state.
-            let _ = d
-                .state_var
-                .compare_exchange(sv(id, RESERVED), sv(id, state), SeqCst, Relaxed);
+            // ORD(_prb_commit:B): pairs with desc_read:B; every store to
+            // the record happens before the new state. A store where the
+            // kernel has a cmpxchg (which only WARNs if it fails): while
+            // the state is RESERVED, only its writer may change it (every
+            // other compare-and-swap expects COMMITTED or FINALIZED), and
+            // `Reserved` is consumed by its commit, so no second commit
+            // exists. Finalized: a release store, no locked instruction.
+            // Committed: SeqCst, for the store-buffering pattern with
+            // prb_commit:A (see desc_make_final).
+            let order = if state == FINALIZED { Release } else { SeqCst };
+            d.state_var.store(sv(id, state), order);
         }
     }
 }

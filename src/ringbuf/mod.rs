@@ -83,8 +83,16 @@
 //! `SeqCst` on both sides of the one store-buffering pattern (prb_commit:A
 //! against desc_make_final). `smp_rmb()` is `fence(Acquire)` after the loads
 //! it orders. (The loom model found the first of these the hard way: a
-//! reader saw a new writer's bytes without seeing the recycling.) The
-//! pairs:
+//! reader saw a new writer's bytes without seeing the recycling.) Two of
+//! the kernel's cmpxchgs are stores here, because no other context can
+//! change the state word at that moment and so they could never fail:
+//! taking the recycled slot (desc_reserve:F, after the head moved to it: a
+//! release store) and committing (_prb_commit:B, while the state is
+//! `reserved`, which only its writer leaves, and `Reserved` is consumed by
+//! its commit: a release store to finalize, as the kernel's "a write memory
+//! barrier is sufficient", and `SeqCst` to commit, for the store-buffering
+//! pair with prb_commit:A). On x86 only that last store is a locked
+//! instruction (`xchg`). The pairs:
 //!
 //! | writer side              | reader side                | why                                                        |
 //! |--------------------------|----------------------------|------------------------------------------------------------|
@@ -137,7 +145,7 @@
 //! assert_eq!(rec.meta.level, Level::Info);
 //! ```
 
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 #[cfg(not(loom))]
 use core::sync::atomic::{fence, AtomicU64};
 #[cfg(loom)]
@@ -415,7 +423,7 @@ impl Ring {
             let id = self
                 .desc(seq)
                 .map_or(0, |d| d.state_var.load(Relaxed) & ID_MASK);
-            let (state, d) = self.desc_read(id);
+            let (state, d) = self.desc_read(id, false);
             match state {
                 DescState::Miss | DescState::Reserved | DescState::Committed => c.unfinished += 1,
                 // A reservation whose data could not be allocated; an

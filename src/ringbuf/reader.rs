@@ -13,7 +13,7 @@ impl Ring {
     pub fn first_seq(&self) -> u64 {
         loop {
             let id = self.tail_id.load(Relaxed);
-            let (state, d) = self.desc_read(id);
+            let (state, d) = self.desc_read(id, true);
             if matches!(state, DescState::Finalized | DescState::Reusable) {
                 return d.seq;
             }
@@ -23,7 +23,7 @@ impl Ring {
     }
 
     pub(super) fn read_finalized(&self, id: u64, seq: u64) -> Result<DescCopy, ReadError> {
-        let (state, d) = self.desc_read(id);
+        let (state, d) = self.desc_read(id, true);
         if !matches!(state, DescState::Finalized | DescState::Reusable) || d.seq != seq {
             return Err(ReadError::Invalid);
         }

@@ -103,7 +103,7 @@ impl Ring {
         max: usize,
     ) -> Option<Reserved<'_>> {
         let id = self.head_id.load(Relaxed);
-        let (state, copy) = self.desc_read(id);
+        let (state, copy) = self.desc_read(id, true);
         if state != DescState::Committed || copy.caller != u64::from(caller.0) {
             return None;
         }
@@ -206,16 +206,18 @@ impl Reserved<'_> {
                 src = src.get(take..).unwrap_or(&[]);
                 at += take;
             }
-            let mut words = src.chunks_exact(8);
-            for chunk in &mut words {
-                if let (Some(cell), Ok(b)) =
-                    (ring.data.get(word + at / 8), <[u8; 8]>::try_from(chunk))
-                {
+            // Whole words: the cells looked up once, then one store each.
+            let words = src.chunks_exact(8);
+            let (n_words, rest) = (words.len(), words.remainder());
+            let first = word + at / 8;
+            if let Some(cells) = ring.data.get(first..first + n_words) {
+                for (cell, chunk) in cells.iter().zip(words) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(chunk);
                     cell.store(u64::from_le_bytes(b), Relaxed);
                 }
-                at += 8;
             }
-            let rest = words.remainder();
+            at += 8 * n_words;
             if !rest.is_empty() {
                 patch(at, rest);
                 at += rest.len();
