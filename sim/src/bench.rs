@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use klog::arch::Quiet;
 use klog::console::ConsoleConfig;
 use klog::printk::{DesignConfig, DesignInfo};
-use klog::record::{CallerId, Meta};
+use klog::record::Meta;
 use klog::ringbuf::Ring;
 use klog::testing::FakeArch;
-use klog::{Context, Level};
+use klog::Level;
 
 pub use crate::report::bench::{render, BenchReport, DesignBench, Latency, MachineInfo, RingBench};
 use crate::runner;
@@ -93,14 +93,7 @@ fn per_op(mut op: impl FnMut(usize)) -> f64 {
 fn ring_alone() -> RingBench {
     const REC: [u8; 64] = [b'r'; 64];
     let ring = Ring::for_buffer(1 << 17);
-    let meta = Meta {
-        ts_ns: 1,
-        cpu: 0,
-        context: Context::Task,
-        caller: CallerId(1),
-        level: Level::Info,
-        cont: false,
-    };
+    let meta = Meta::now(&Quiet, Level::Info);
     let head = AtomicU64::new(0);
     let mut slots = vec![[0u8; 64]; 1024];
     let (mut rings, mut floors) = (Vec::new(), Vec::new());
