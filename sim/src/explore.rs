@@ -620,6 +620,11 @@ pub fn explore(req: &ExploreRequest, ledger: &mut dyn Ledger) -> Result<Explorat
             None => {
                 let t = std::time::Instant::now();
                 let census = req.census(design)?;
+                if stop() {
+                    // Cut short by Ctrl-C: not a census to keep.
+                    out.interrupted = true;
+                    break;
+                }
                 ledger.took_census(&census, ms(t))?;
                 (census, ms(t))
             }
@@ -637,6 +642,12 @@ pub fn explore(req: &ExploreRequest, ledger: &mut dyn Ledger) -> Result<Explorat
                 None => {
                     let t = std::time::Instant::now();
                     let cell = req.try_cell(design, places)?;
+                    if stop() {
+                        // Cut short by Ctrl-C: its outcome is not the
+                        // cell's; neither kept nor shown.
+                        out.interrupted = true;
+                        break;
+                    }
                     ledger.tried(design.name, i + 1, census.todo.len(), &cell, ms(t))?;
                     (cell, ms(t))
                 }

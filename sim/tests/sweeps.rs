@@ -571,3 +571,62 @@ fn progress_is_drawn_on_a_terminal_and_nowhere_else() {
     assert!(screen.contains(" finding"), "{screen:?}");
     assert!(screen.contains(" left"), "{screen:?}");
 }
+
+#[test]
+fn an_explore_killed_mid_way_and_resumed_tries_every_cell_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = dir("explore-resume");
+    let f = d.join("x.jsonl");
+    let args = [
+        "explore",
+        "nmi-in-console-unlock",
+        "--design",
+        "legacy",
+        "--jsonl",
+        s(&f),
+    ];
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // The header, the census and a few cells.
+    while std::fs::read_to_string(&f).map_or(0, |t| t.lines().count()) < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no cell in 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let out = sim(&resumed);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(&f)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.get("census").is_some()).count(),
+        1
+    );
+    let mut keys: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.get("cell"))
+        .map(|c| c["places"].to_string())
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((n, keys.len()), (14, 14), "7 points on 2 CPUs, each once");
+    // The merged file says what one uninterrupted process says.
+    let merged = sim(&["merge", s(&f)]);
+    assert_eq!(merged.status.code(), Some(0), "{}", text(&merged.stderr));
+    assert!(
+        text(&merged.stdout).contains("legacy:  deadlocks at 4 of 7"),
+        "{}",
+        text(&merged.stdout)
+    );
+}
