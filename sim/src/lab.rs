@@ -176,6 +176,7 @@ pub struct Lab {
     scenarios: Vec<String>,
     explore_on: Vec<String>,
     history: bool,
+    shard: Shard,
 }
 
 impl Default for Lab {
@@ -261,6 +262,10 @@ pub enum Progress<'a> {
     Scenario(&'a str),
     /// Exploring this scenario.
     Explore(&'a str),
+    /// A scenario done: its runs, and what it failed a graded design for.
+    ScenarioDone(&'a ScenarioCard, &'a [CardFailure]),
+    /// An exploration done, and what it failed a graded design for.
+    ExploreDone(&'a Exploration, &'a [CardFailure]),
 }
 
 impl Lab {
@@ -276,7 +281,32 @@ impl Lab {
                 .collect(),
             explore_on: vec![scenario::FLAGSHIP.to_string()],
             history: true,
+            shard: Shard::WHOLE,
         }
+    }
+
+    /// Do only shard `shard` of the card: the scenarios and explorations
+    /// whose key (`scenario:NAME`, `explore:NAME`) is its.
+    pub fn shard(mut self, shard: Shard) -> Lab {
+        self.shard = shard;
+        self
+    }
+
+    /// The card's units, in order: `scenario:NAME` for each scenario, then
+    /// `explore:NAME` for each exploration (what shards share out).
+    pub fn units(&self) -> Vec<String> {
+        let scenarios = self.scenarios.iter().map(|n| format!("scenario:{n}"));
+        let explores = self.explore_on.iter().map(|n| format!("explore:{n}"));
+        scenarios.chain(explores).collect()
+    }
+
+    /// The names of the designs on the card, the history's first.
+    pub fn design_names(&self) -> Vec<&'static str> {
+        let history = klog::printk::DESIGNS.iter().filter(|_| self.history);
+        history
+            .chain(self.designs.iter().copied())
+            .map(|d| d.name)
+            .collect()
     }
 
     /// Grade `design` too.
@@ -329,17 +359,36 @@ impl Lab {
             failures: Vec::new(),
         };
         for name in &self.scenarios {
+            if !self.shard.owns_key(&format!("scenario:{name}")) {
+                continue;
+            }
             progress(Progress::Scenario(name));
+            let before = card.failures.len();
             let sc = self.scenario(name, &mut card.failures)?;
-            card.scenarios.push(sc);
             if runner::interrupted().load(Ordering::Relaxed) {
                 return Ok(card);
             }
+            progress(Progress::ScenarioDone(
+                &sc,
+                card.failures.get(before..).unwrap_or(&[]),
+            ));
+            card.scenarios.push(sc);
         }
         for name in &self.explore_on {
+            if !self.shard.owns_key(&format!("explore:{name}")) {
+                continue;
+            }
             progress(Progress::Explore(name));
-            card.explorations
-                .push(self.explore(name, &mut card.failures)?);
+            let before = card.failures.len();
+            let x = self.explore(name, &mut card.failures)?;
+            if x.interrupted {
+                return Ok(card);
+            }
+            progress(Progress::ExploreDone(
+                &x,
+                card.failures.get(before..).unwrap_or(&[]),
+            ));
+            card.explorations.push(x);
         }
         Ok(card)
     }
@@ -480,67 +529,4 @@ fn failures_of(scenario: &str, design: &'static str, r: &RunReport) -> Vec<CardF
         fail(allocation_words(n, first));
     }
     out
-}
-
-/// The `main` of a program that grades `design` (the examples' own):
-/// `[--json FILE] [--html FILE] [--without-history]`. Prints the card on stdout; exit
-/// status 0 when the card was made (whatever it says), 2 for bad
-/// arguments, 1 for an internal error.
-pub fn grade_main(design: &'static DesignInfo) -> std::process::ExitCode {
-    let mut lab = Lab::new().design(design);
-    let (mut json, mut html) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let slot = match a.as_str() {
-            "--json" => &mut json,
-            "--html" => &mut html,
-            "--without-history" => {
-                lab = lab.without_history();
-                continue;
-            }
-            other => {
-                eprintln!(
-                    "error: command line: `{other}`: unknown (known: --json FILE, --html FILE, --without-history)"
-                );
-                return std::process::ExitCode::from(2);
-            }
-        };
-        match args.next() {
-            Some(path) => *slot = Some(path),
-            None => {
-                eprintln!("error: command line: `{a}`: needs a FILE");
-                return std::process::ExitCode::from(2);
-            }
-        }
-    }
-    let steps = lab.scenarios.len() + lab.explore_on.len();
-    let mut bar =
-        crate::progress::Progress::new(&format!("grading {}", design.name), steps as u64, false);
-    let card = match lab.run(&mut |p| match p {
-        Progress::Scenario(s) => bar.step_named(s),
-        Progress::Explore(s) => bar.step_named(&format!("explore {s}")),
-    }) {
-        Ok(card) => card,
-        Err(e) => {
-            eprintln!("internal error: {e}");
-            return std::process::ExitCode::from(1);
-        }
-    };
-    bar.finish();
-    for (path, text) in [
-        (json, crate::report::card::json(&card)),
-        (html, crate::report::html::card_page(&card)),
-    ] {
-        if let Some(path) = path {
-            if let Err(e) = std::fs::write(&path, text) {
-                eprintln!("internal error: writing {path}: {e}");
-                return std::process::ExitCode::from(1);
-            }
-        }
-    }
-    anstream::print!(
-        "{}",
-        crate::report::card::render(&card, crate::report::layout::width())
-    );
-    std::process::ExitCode::SUCCESS
 }

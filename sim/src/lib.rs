@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod cli;
 pub mod explore;
+pub mod grade;
 pub mod lab;
 pub mod latency;
 pub mod machine;

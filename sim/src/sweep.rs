@@ -198,6 +198,9 @@ pub enum Line {
     Census(CensusLine),
     /// A cell (`explore`).
     Cell(CellLine),
+    /// A unit of a report card (a scenario or an exploration), as the
+    /// grading program writes and reads it.
+    Unit(Value),
 }
 
 impl PlaceLine {
@@ -535,6 +538,29 @@ pub enum Merged {
 /// other sweeps, shards missing, lines cut short, work missing or done
 /// twice), each naming its file and line.
 pub fn merge(paths: &[String]) -> Result<Merged, Vec<InputError>> {
+    let (mut header, files) = read_shards(paths)?;
+    header.shard = [1, 1];
+    let mut errors = Vec::new();
+    let merged = match header.command.as_str() {
+        "explore" => merge_explore(header, &files, &mut errors),
+        "run" => merge_runs(header, &files, &mut errors),
+        _ => {
+            return Err(vec![InputError::option(
+                "merge",
+                "these are a report card's shards: merge them with the grading program (`cargo run --example NAME -- merge FILE...`)",
+            )])
+        }
+    };
+    if errors.is_empty() {
+        Ok(merged)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Read shard files: each whole, all of one sweep, every shard of it
+/// once. The first file's header, and the files.
+pub fn read_shards(paths: &[String]) -> Result<(Header, Vec<ShardFile>), Vec<InputError>> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
@@ -543,25 +569,15 @@ pub fn merge(paths: &[String]) -> Result<Merged, Vec<InputError>> {
             Err(e) => errors.push(e),
         }
     }
-    let Some(first) = files.first().cloned() else {
+    let Some(header) = files.first().map(|f| f.header.clone()) else {
         if errors.is_empty() {
             errors.push(InputError::option("merge", "no file to merge"));
         }
         return Err(errors);
     };
     check_headers(&files, &mut errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut header = first.header;
-    header.shard = [1, 1];
-    let merged = if header.command == "explore" {
-        merge_explore(header, &files, &mut errors)
-    } else {
-        merge_runs(header, &files, &mut errors)
-    };
     if errors.is_empty() {
-        Ok(merged)
+        Ok((header, files))
     } else {
         Err(errors)
     }
@@ -801,6 +817,7 @@ fn gather(
                 Ok(())
             }),
             Line::Run(_) => Err("a run's line in an `explore` sweep".into()),
+            Line::Unit(_) => Err("a report card's line in an `explore` sweep".into()),
             _ => Ok(()),
         };
         if let Err(e) = result {

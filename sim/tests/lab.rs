@@ -267,3 +267,86 @@ fn a_design_is_not_graded_under_the_name_of_another() {
         "two designs are called `legacy`: the card tells designs apart by name"
     );
 }
+
+/// A card in two shards (each writing its units to a JSON-lines file as
+/// they end), merged by the grading program into the card one process
+/// makes; a shard missing, or given twice, is bad input.
+#[test]
+fn a_card_in_shards_merges_into_the_card_of_one_process() {
+    use printk_sim::grade;
+    use std::process::ExitCode;
+    let dir = std::env::temp_dir().join(format!("printk-sim-card-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "--without-history",
+            "--scenarios",
+            "nmi-storm,nmi-in-console-unlock,console-storm",
+            "--explore",
+            "nmi-in-console-unlock",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let code = |c: ExitCode| format!("{c:?}");
+    for k in ["1", "2"] {
+        let file = path(&format!("card{k}.jsonl"));
+        let shard = format!("{k}/2");
+        let c = grade::run(&naive::NAIVE, args(&["--shard", &shard, "--jsonl", &file]));
+        assert_eq!(code(c), code(ExitCode::SUCCESS));
+    }
+    let lines = |k: &str| {
+        std::fs::read_to_string(path(&format!("card{k}.jsonl")))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    // A header each, and the four units between them.
+    assert_eq!(lines("1") + lines("2"), 2 + 4);
+    let json = path("card.json");
+    let c = grade::run(
+        &naive::NAIVE,
+        [
+            "merge",
+            &path("card1.jsonl"),
+            &path("card2.jsonl"),
+            "--json",
+            &json,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    );
+    assert_eq!(code(c), code(ExitCode::SUCCESS));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let scenarios: Vec<&str> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        scenarios,
+        ["nmi-storm", "nmi-in-console-unlock", "console-storm"],
+        "every scenario once, in the card's order"
+    );
+    let explored = &v["explore"][0];
+    assert_eq!(explored["scenario"], "nmi-in-console-unlock");
+    assert!(
+        explored["designs"][0]["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("deadlocks at 8 of 8"),
+        "{explored}"
+    );
+    // One shard alone, or one shard twice: bad input.
+    for files in [vec!["card1.jsonl"], vec!["card1.jsonl", "card1.jsonl"]] {
+        let mut a = vec!["merge".to_string()];
+        a.extend(files.iter().map(|f| path(f)));
+        assert_eq!(code(grade::run(&naive::NAIVE, a)), code(ExitCode::from(2)));
+    }
+}

@@ -18,5 +18,5 @@ use printk_sim::lab::CountingAlloc;
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn main() -> std::process::ExitCode {
-    printk_sim::lab::grade_main(&design::PERCPU)
+    printk_sim::grade::main(&design::PERCPU)
 }
