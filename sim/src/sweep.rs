@@ -461,7 +461,8 @@ impl Journal {
         path: &str,
         header: &Header,
     ) -> Result<(Journal, Vec<(usize, Line)>), InputError> {
-        let empty = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+        // Nothing, or not even a whole header (killed as it began): afresh.
+        let empty = std::fs::read(path).map_or(true, |b| !b.contains(&b'\n'));
         if empty {
             return Ok((Journal::create(path, header)?, Vec::new()));
         }
