@@ -465,14 +465,14 @@ impl RunRequest {
     /// already holds), until done or Ctrl-C.
     fn run_all(&self, out: &mut Outputs) -> Result<Done, Failure> {
         let resumed = std::mem::take(&mut out.resumed);
+        let kept: std::collections::HashSet<(u64, &str)> = resumed
+            .iter()
+            .map(|(t, _)| (t.seed, t.design.as_str()))
+            .collect();
         let todo: Vec<_> = self
             .work()
             .into_iter()
-            .filter(|(seed, d)| {
-                !resumed
-                    .iter()
-                    .any(|(t, _)| t.seed == *seed && t.design == d.name)
-            })
+            .filter(|(seed, d)| !kept.contains(&(*seed, d.name)))
             .collect();
         let mut done = Done {
             reports: Vec::new(),

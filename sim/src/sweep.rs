@@ -13,6 +13,7 @@
 //! for the shard's index), every shard of it, and every piece of work
 //! exactly once; anything else is bad input, said with the file and line.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 
 use klog::printk::DesignInfo;
@@ -625,7 +626,9 @@ fn check_headers(files: &[ShardFile], errors: &mut Vec<InputError>) {
 
 fn merge_runs(header: Header, files: &[ShardFile], errors: &mut Vec<InputError>) -> Merged {
     let repeat = header.repeat.unwrap_or(0);
-    let mut seen: Vec<(Tally, Value, String, usize)> = Vec::new();
+    let mut seen: Vec<(Tally, Value)> = Vec::new();
+    // (design, seed) → where it was read: tens of thousands of runs.
+    let mut at: HashMap<(String, u64), (String, usize)> = HashMap::new();
     for f in files {
         for (n, line) in &f.lines {
             let Line::Run(view) = line else {
@@ -652,23 +655,21 @@ fn merge_runs(header: Header, files: &[ShardFile], errors: &mut Vec<InputError>)
                     *n,
                     format!("seed {} is not shard {}'s", t.seed, f.header.shard()),
                 ));
-            } else if let Some((_, _, path, line)) = seen
-                .iter()
-                .find(|(o, ..)| o.design == t.design && o.seed == t.seed)
-            {
+            } else if let Some((path, line)) = at.get(&(t.design.clone(), t.seed)) {
                 errors.push(file_error(
                     &f.path,
                     *n,
                     format!("{} seed {} twice: also {path}:{line}", t.design, t.seed),
                 ));
             } else {
-                seen.push((t, view.clone(), f.path.clone(), *n));
+                at.insert((t.design.clone(), t.seed), (f.path.clone(), *n));
+                seen.push((t, view.clone()));
             }
         }
     }
     for d in &header.designs {
         let missing: Vec<String> = (header.seed..header.seed + repeat)
-            .filter(|s| !seen.iter().any(|(t, ..)| t.design == *d && t.seed == *s))
+            .filter(|s| !at.contains_key(&(d.clone(), *s)))
             .map(|s| s.to_string())
             .collect();
         if !missing.is_empty() {
@@ -683,8 +684,8 @@ fn merge_runs(header: Header, files: &[ShardFile], errors: &mut Vec<InputError>)
         }
     }
     let order = |t: &Tally| (t.seed, header.designs.iter().position(|d| *d == t.design));
-    seen.sort_by_key(|(t, ..)| order(t));
-    let (tallies, views) = seen.into_iter().map(|(t, v, ..)| (t, v)).unzip();
+    seen.sort_by_key(|(t, _)| order(t));
+    let (tallies, views) = seen.into_iter().unzip();
     Merged::Runs {
         header,
         tallies,
@@ -712,7 +713,9 @@ struct DesignParts {
     census: Option<Census>,
     unseen: Vec<(Point, usize)>,
     expected: Vec<String>,
-    cells: Vec<(Cell, String, usize)>,
+    cells: Vec<Cell>,
+    /// Each cell's key → where it was read (thousands of cells).
+    at: HashMap<String, (String, usize)>,
 }
 
 fn merge_explore(header: Header, files: &[ShardFile], errors: &mut Vec<InputError>) -> Merged {
@@ -736,6 +739,7 @@ fn merge_explore(header: Header, files: &[ShardFile], errors: &mut Vec<InputErro
             unseen: Vec::new(),
             expected: Vec::new(),
             cells: Vec::new(),
+            at: HashMap::new(),
         };
         for f in files {
             gather(f, name, &mut parts, &mut x, errors);
@@ -744,11 +748,7 @@ fn merge_explore(header: Header, files: &[ShardFile], errors: &mut Vec<InputErro
             continue;
         };
         for key in &parts.expected {
-            if !parts
-                .cells
-                .iter()
-                .any(|(c, ..)| explore::cell_key(&c.places) == *key)
-            {
+            if !parts.at.contains_key(key) {
                 errors.push(InputError::option(
                     "merge",
                     format!("{name}: cell {key} missing (a shard stopped early? `--resume` carries it on)"),
@@ -759,16 +759,18 @@ fn merge_explore(header: Header, files: &[ShardFile], errors: &mut Vec<InputErro
         census.unseen = parts.unseen;
         census.unseen.sort_by_key(|(p, cpu)| (p.name, *cpu));
         census.unseen.dedup();
-        census.unseen.retain(|(p, cpu)| {
-            !parts.cells.iter().any(|(c, ..)| {
-                c.places.len() == 1
-                    && c.places
-                        .first()
-                        .is_some_and(|pl| pl.point == *p && pl.cpu == *cpu)
+        let tried: HashSet<(&str, usize)> = parts
+            .cells
+            .iter()
+            .filter_map(|c| match c.places.as_slice() {
+                [p] => Some((p.point.name, p.cpu)),
+                _ => None,
             })
-        });
-        let cells = parts.cells.into_iter().map(|(c, ..)| c).collect();
-        x.designs.push(explore::assemble(&census, cells));
+            .collect();
+        census
+            .unseen
+            .retain(|(p, cpu)| !tried.contains(&(p.name, *cpu)));
+        x.designs.push(explore::assemble(&census, parts.cells));
     }
     Merged::Explore {
         header,
@@ -784,7 +786,7 @@ fn gather(
     x: &mut Exploration,
     errors: &mut Vec<InputError>,
 ) {
-    let mut todo: Option<Vec<String>> = None;
+    let mut todo: Option<HashSet<String>> = None;
     for (n, line) in &f.lines {
         let result = match line {
             Line::Census(c) if c.design == *name => c.census().map(|census| {
@@ -793,7 +795,7 @@ fn gather(
                 let keys: Vec<String> = census.todo.iter().map(|p| explore::cell_key(p)).collect();
                 parts.expected.extend(keys.iter().cloned());
                 parts.unseen.extend(census.unseen.iter().copied());
-                todo = Some(keys);
+                todo = Some(keys.into_iter().collect());
                 match &mut parts.census {
                     // The worst of the shards' baselines.
                     Some(have) => have.baseline = have.baseline.max(census.baseline),
@@ -805,16 +807,13 @@ fn gather(
                 if !todo.as_ref().is_some_and(|t| t.contains(&key)) {
                     return Err(format!("cell {key} is not one this shard's census gave it"));
                 }
-                if let Some((_, path, line)) = parts
-                    .cells
-                    .iter()
-                    .find(|(c, ..)| explore::cell_key(&c.places) == key)
-                {
+                if let Some((path, line)) = parts.at.get(&key) {
                     return Err(format!("{name}: cell {key} twice: also {path}:{line}"));
                 }
                 x.runs += 1;
                 x.wall_s += c.wall_ms / 1e3;
-                parts.cells.push((cell, f.path.clone(), *n));
+                parts.at.insert(key, (f.path.clone(), *n));
+                parts.cells.push(cell);
                 Ok(())
             }),
             Line::Run(_) => Err("a run's line in an `explore` sweep".into()),

@@ -1,6 +1,7 @@
 //! `explore` and `reduce`: their arguments, lowered and checked before
 //! anything runs, and their outputs.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use clap::Args;
@@ -185,8 +186,9 @@ impl ExploreArgs {
 struct Journaled {
     journal: Option<Journal>,
     path: String,
-    censuses: Vec<(usize, CensusLine)>,
-    cells: Vec<(usize, CellLine)>,
+    censuses: Vec<(Census, f64)>,
+    /// (design, cell key) → the cell and its run's ms.
+    cells: HashMap<(String, String), (Cell, f64)>,
     bar: Progress,
 }
 
@@ -198,18 +200,19 @@ impl Journaled {
             journal,
             path,
             censuses: Vec::new(),
-            cells: Vec::new(),
+            cells: HashMap::new(),
             bar: Progress::new("explore", 0, true),
         };
         for (n, line) in lines {
             match line {
                 Line::Census(c) => {
-                    c.census().map_err(|e| j.error(n, e))?;
-                    j.censuses.push((n, c));
+                    let census = c.census().map_err(|e| j.error(n, e))?;
+                    j.censuses.push((census, c.wall_ms));
                 }
                 Line::Cell(c) => {
-                    c.cell().map_err(|e| j.error(n, e))?;
-                    j.cells.push((n, c));
+                    let cell = c.cell().map_err(|e| j.error(n, e))?;
+                    let key = (c.design, explore::cell_key(&cell.places));
+                    j.cells.insert(key, (cell, c.wall_ms));
                 }
                 _ => return Err(j.error(n, "not a line of explore")),
             }
@@ -231,28 +234,20 @@ impl Journaled {
 
 impl Ledger for Journaled {
     fn census(&mut self, design: &'static DesignInfo) -> Option<(Census, f64)> {
-        let (_, line) = self
+        let (census, wall_ms) = self
             .censuses
             .iter()
-            .find(|(_, c)| c.design == design.name)?;
-        let census = line.census().ok()?;
+            .find(|(c, _)| c.design.name == design.name)?
+            .clone();
         let todo = census.todo.len() as u64;
-        let done = self
-            .cells
-            .iter()
-            .filter(|(_, c)| c.design == design.name)
-            .count() as u64;
+        let done = self.cells.keys().filter(|(d, _)| d == design.name).count() as u64;
         self.bar.add(todo.saturating_sub(done));
-        Some((census, line.wall_ms))
+        Some((census, wall_ms))
     }
 
     fn cell(&mut self, design: &str, places: &[Place]) -> Option<(Cell, f64)> {
-        let key = explore::cell_key(places);
-        self.cells.iter().find_map(|(_, c)| {
-            let cell = c.cell().ok()?;
-            (c.design == design && explore::cell_key(&cell.places) == key)
-                .then_some((cell, c.wall_ms))
-        })
+        let key = (design.to_string(), explore::cell_key(places));
+        self.cells.get(&key).cloned()
     }
 
     fn took_census(&mut self, census: &Census, wall_ms: f64) -> Result<(), String> {
