@@ -507,8 +507,18 @@ impl RunRequest {
                         .map_err(Failure::Internal)?;
                 }
             }
+            // Memory stays flat over a long sweep: only what is printed or
+            // written is kept (the view for --json, the whole report for
+            // the one run's table, trace and pages).
+            let view = if self.args.json.is_some() {
+                view
+            } else {
+                Value::Null
+            };
             done.runs.push((Tally::of(&r), view));
-            done.reports.push(r);
+            if self.args.repeat == 1 {
+                done.reports.push(r);
+            }
             if was_interrupted() {
                 break;
             }
