@@ -211,10 +211,12 @@ impl Reserved<'_> {
             let (n_words, rest) = (words.len(), words.remainder());
             let first = word + at / 8;
             if let Some(cells) = ring.data.get(first..first + n_words) {
+                // `try_from` of an exact chunk: no panic path where a
+                // handler writes.
                 for (cell, chunk) in cells.iter().zip(words) {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(chunk);
-                    cell.store(u64::from_le_bytes(b), Relaxed);
+                    if let Ok(b) = <[u8; 8]>::try_from(chunk) {
+                        cell.store(u64::from_le_bytes(b), Relaxed);
+                    }
                 }
             }
             at += 8 * n_words;
