@@ -251,6 +251,27 @@ fn pairs(file: &Path) -> (Vec<(String, u64)>, usize) {
     (v, n)
 }
 
+/// Start printk-sim with `args` and kill it (SIGKILL: no chance to tidy
+/// up) once `file` has `lines` lines; at most 60 s.
+fn kill_at<S: AsRef<std::ffi::OsStr>>(args: &[S], file: &Path, lines: usize) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(file).map_or(0, |t| t.lines().count()) < lines {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{} lines not written in 60 s", lines);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_shard_killed_mid_run_and_resumed_ends_with_the_seeds_of_one_never_killed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,22 +290,7 @@ fn a_shard_killed_mid_run_and_resumed_ends_with_the_seeds_of_one_never_killed() 
     };
     // Killed (SIGKILL: no chance to tidy up) once three runs are written.
     let killed = d.join("killed.jsonl");
-    let mut child = Command::new(BIN)
-        .args(shard(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::fs::read_to_string(&killed).map_or(0, |t| t.lines().count()) < 4 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no run written in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&shard(&killed), &killed, 4);
     let (before, _) = pairs(&killed);
     assert!(before.len() >= 3 && before.len() < 16, "{before:?}");
     // As if it died writing a line: half a line at the end.
@@ -585,20 +591,8 @@ fn an_explore_killed_mid_way_and_resumed_tries_every_cell_once() {
         "--jsonl",
         s(&f),
     ];
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
     // The header, the census and a few cells.
-    while std::fs::read_to_string(&f).map_or(0, |t| t.lines().count()) < 6 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "no cell in 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&args, &f, 6);
     let mut resumed = args.to_vec();
     resumed.push("--resume");
     let out = sim(&resumed);

@@ -148,11 +148,6 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     }
 }
 
-/// The JSON report of `runs` of `plan`.
-pub fn render(plan: &Plan, runs: &[RunReport]) -> String {
-    document(&Head::of(plan), runs.iter().map(run).collect())
-}
-
 /// What the report says of the scenario, above its runs: from the plan,
 /// or from a shard's JSON-lines header (`merge`).
 #[derive(Clone, Debug)]
