@@ -29,6 +29,20 @@
 //! print!("{}", printk_sim::report::card::render(&card, 100));
 //! ```
 //!
+//! [`design!`](crate::design) writes the same three items from one line
+//! per field:
+//!
+//! ```
+//! # use klog::printk::lockless::Lockless as MyDesign;
+//! printk_sim::design! {
+//!     static MINE = MyDesign::new, "mine", klog::Kernel::new(6, 12);
+//!     summary: "my printk";
+//!     points: &[&klog::printk::RING_POINTS];
+//! }
+//! assert_eq!(MINE.name, "mine");
+//! assert_eq!(MINE.points().count(), klog::printk::RING_POINTS.len());
+//! ```
+//!
 //! Nothing in the simulator knows the design: it runs exactly as the six
 //! do, on the same machine, scenarios and watchdog. Install
 //! [`CountingAlloc`] as the program's global allocator and the card also
@@ -51,6 +65,52 @@ use crate::shard::Shard;
 /// What builds a design for the simulator's machine: put one in a
 /// `static` and the `static` in [`klog::printk::External`].
 pub type Build = fn(&DesignConfig) -> Box<dyn Printk<Machine>>;
+
+/// Declares a `static` [`DesignInfo`] for a design written outside klog:
+/// `$new` builds it from a [`DesignConfig`] (usually its `new`), then come
+/// its name and the [`klog::Kernel`] whose messages it prints, its summary
+/// and its point groups (see [`DesignInfo::point_groups`]). The build
+/// function and its [`Build`] `static` are written inside the
+/// initializer, so that the design's file holds only what is its own.
+///
+/// ```
+/// # use klog::printk::lockless::Lockless;
+/// printk_sim::design! {
+///     /// Lockless again, under another name.
+///     pub static AGAIN = Lockless::new, "again", klog::Kernel::new(6, 1);
+///     summary: "the lockless design, graded as if it were new";
+///     points: &[&klog::printk::RING_POINTS, &klog::printk::SERIAL_POINTS];
+/// }
+/// assert!(matches!(AGAIN.kind, klog::printk::DesignKind::External(_)));
+/// ```
+#[macro_export]
+macro_rules! design {
+    (
+        $(#[$attr:meta])*
+        $vis:vis static $info:ident = $new:path, $name:literal, $kernel:expr;
+        summary: $summary:expr;
+        points: $points:expr $(;)?
+    ) => {
+        $(#[$attr])*
+        $vis static $info: $crate::__klog::printk::DesignInfo = {
+            fn build(
+                config: &$crate::__klog::printk::DesignConfig,
+            ) -> ::std::boxed::Box<dyn $crate::__klog::printk::Printk<$crate::machine::Machine>> {
+                ::std::boxed::Box::new($new(config))
+            }
+            static BUILD: $crate::lab::Build = build;
+            $crate::__klog::printk::DesignInfo {
+                kind: $crate::__klog::printk::DesignKind::External(
+                    $crate::__klog::printk::External(&BUILD),
+                ),
+                name: $name,
+                summary: $summary,
+                point_groups: $points,
+                kernel: $kernel,
+            }
+        };
+    };
+}
 
 /// Allocations (and frees) made inside a simulated interrupt, in this
 /// process.
@@ -268,6 +328,9 @@ pub enum Progress<'a> {
     ExploreDone(&'a Exploration, &'a [CardFailure]),
 }
 
+/// What hears a lab's [`Progress`].
+type Listener<'a> = dyn FnMut(Progress<'_>) + 'a;
+
 impl Lab {
     /// A lab with every built-in scenario, `explore` on the flagship, and
     /// the six designs of the history alongside. Add designs with
@@ -358,45 +421,33 @@ impl Lab {
             explorations: Vec::new(),
             failures: Vec::new(),
         };
-        for name in &self.scenarios {
-            if !self.shard.owns_key(&format!("scenario:{name}")) {
-                continue;
+        for name in self.owned("scenario", &self.scenarios) {
+            if !self.scenario(name, &mut card, progress)? {
+                break;
             }
-            progress(Progress::Scenario(name));
-            let before = card.failures.len();
-            let sc = self.scenario(name, &mut card.failures)?;
-            if runner::interrupted().load(Ordering::Relaxed) {
-                return Ok(card);
-            }
-            progress(Progress::ScenarioDone(
-                &sc,
-                card.failures.get(before..).unwrap_or(&[]),
-            ));
-            card.scenarios.push(sc);
         }
-        for name in &self.explore_on {
-            if !self.shard.owns_key(&format!("explore:{name}")) {
-                continue;
+        for name in self.owned("explore", &self.explore_on) {
+            if !self.explore(name, &mut card, progress)? {
+                break;
             }
-            progress(Progress::Explore(name));
-            let before = card.failures.len();
-            let x = self.explore(name, &mut card.failures)?;
-            if x.interrupted {
-                return Ok(card);
-            }
-            progress(Progress::ExploreDone(
-                &x,
-                card.failures.get(before..).unwrap_or(&[]),
-            ));
-            card.explorations.push(x);
         }
         Ok(card)
     }
 
+    /// The names of `names` whose unit (`kind:name`) is this shard's.
+    fn owned<'a>(&'a self, kind: &'a str, names: &'a [String]) -> impl Iterator<Item = &'a str> {
+        let mine = move |n: &&String| self.shard.owns_key(&format!("{kind}:{n}"));
+        names.iter().filter(mine).map(String::as_str)
+    }
+
     /// `explore` on scenario `name`: the history's designs in one go,
     /// then each graded design on its own, so that what its runs broke
-    /// (allocations inside interrupts included) is its own.
-    fn explore(&self, name: &str, failures: &mut Vec<CardFailure>) -> Result<Exploration, String> {
+    /// (allocations inside interrupts included) is its own. Adds it to
+    /// `card`, unless Ctrl-C cut it short: then false.
+    fn explore(&self, name: &str, card: &mut Card, tell: &mut Listener) -> Result<bool, String> {
+        tell(Progress::Explore(name));
+        let before = card.failures.len();
+        let failures = &mut card.failures;
         let plan = scenario::load(name)
             .and_then(|s| s.plan(&Overrides::default()))
             .map_err(|e| e.to_string())?;
@@ -449,15 +500,20 @@ impl Lab {
             x.interrupted |= mine.interrupted;
             x.designs.extend(mine.designs);
         }
-        Ok(x)
+        if x.interrupted {
+            return Ok(false);
+        }
+        let failed = card.failures.get(before..).unwrap_or(&[]);
+        tell(Progress::ExploreDone(&x, failed));
+        card.explorations.push(x);
+        Ok(true)
     }
 
-    /// One scenario: the history's designs and the graded ones.
-    fn scenario(
-        &self,
-        name: &str,
-        failures: &mut Vec<CardFailure>,
-    ) -> Result<ScenarioCard, String> {
+    /// One scenario: the history's designs and the graded ones. Adds it to
+    /// `card`, unless Ctrl-C cut it short: then false.
+    fn scenario(&self, name: &str, card: &mut Card, tell: &mut Listener) -> Result<bool, String> {
+        tell(Progress::Scenario(name));
+        let before = card.failures.len();
         let mut plan = scenario::load(name)
             .and_then(|s| s.plan(&Overrides::default()))
             .map_err(|e| e.to_string())?;
@@ -472,7 +528,7 @@ impl Lab {
             take_allocations_in_interrupt();
             let r = runner::run(&plan, d, plan.seed, false)?;
             if graded {
-                failures.extend(failures_of(&plan.name, d.name, &r));
+                card.failures.extend(failures_of(&plan.name, d.name, &r));
             }
             runs.push(CardRun {
                 design: d.name,
@@ -492,11 +548,20 @@ impl Lab {
                     .collect(),
             });
         }
-        Ok(ScenarioCard {
+        if runner::interrupted().load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let sc = ScenarioCard {
             name: plan.name.clone(),
             summary: plan.summary.clone(),
             runs,
-        })
+        };
+        tell(Progress::ScenarioDone(
+            &sc,
+            card.failures.get(before..).unwrap_or(&[]),
+        ));
+        card.scenarios.push(sc);
+        Ok(true)
     }
 }
 

@@ -19,6 +19,9 @@
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::panic))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[doc(hidden)]
+pub use klog as __klog;
+
 pub mod bench;
 pub mod cli;
 pub mod explore;

@@ -578,6 +578,33 @@ const SEM_POINTS: [PointUse; 2] = [
     },
 ];
 
+/// The two points at which a design that stores and prints under one lock
+/// of its own holds it, described for the lock named `$lock` (a string
+/// literal): [`point::VPRINTK_LOGBUF_LOCKED`] while a message is stored and
+/// [`point::CONSOLE_UNLOCK_LOGBUF_LOCKED`] while a record is printed, the
+/// two windows in which legacy holds logbuf_lock.
+///
+/// ```
+/// const OWN: [klog::printk::PointUse; 2] = klog::lock_points!("my_lock");
+/// assert_eq!(OWN[0].about, "my_lock is held: the message is being stored");
+/// assert_eq!(OWN[1].point, klog::point::CONSOLE_UNLOCK_LOGBUF_LOCKED);
+/// ```
+#[macro_export]
+macro_rules! lock_points {
+    ($lock:literal) => {
+        [
+            $crate::printk::PointUse {
+                point: $crate::point::VPRINTK_LOGBUF_LOCKED,
+                about: concat!($lock, " is held: the message is being stored"),
+            },
+            $crate::printk::PointUse {
+                point: $crate::point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
+                about: concat!($lock, " is held: a record is being printed"),
+            },
+        ]
+    };
+}
+
 /// The serial driver's port lock: every design that writes records with
 /// [`crate::console::Console::write_record`] passes it (a design written
 /// outside klog lists it too).

@@ -5,14 +5,10 @@ use core::fmt;
 
 use klog::console::Console;
 use klog::lock::RawSpinLock;
-use klog::printk::{
-    DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
-};
+use klog::printk::{DesignConfig, DropReason, PointUse, PrbLog, Printk};
 use klog::printk::{RING_POINTS, SERIAL_POINTS};
 use klog::record::Level;
 use klog::{point, Arch, Kernel, LockCore};
-use printk_sim::lab::Build;
-use printk_sim::machine::Machine;
 
 /// One lock, `naive_lock`, around storing a message and printing
 /// everything not printed yet; it holds the next record to print.
@@ -74,31 +70,14 @@ impl<A: Arch> Printk<A> for Naive {
     }
 }
 
-fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
-    Box::new(Naive::new(config))
-}
-static BUILD: Build = build;
-
 /// Where the design holds its own lock.
-const OWN_POINTS: [PointUse; 2] = [
-    PointUse {
-        point: point::VPRINTK_LOGBUF_LOCKED,
-        about: "naive_lock is held: the message is being stored",
-    },
-    PointUse {
-        point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
-        about: "naive_lock is held: a record is being printed",
-    },
-];
+const OWN_POINTS: [PointUse; 2] = klog::lock_points!("naive_lock");
 
-/// The design as the lab sees it: its name, what it is, the points it
-/// passes (explore raises an NMI at each).
-pub static NAIVE: DesignInfo = DesignInfo {
-    kind: DesignKind::External(External(&BUILD)),
-    name: "naive",
-    summary: "one spinlock around the ring and the console, in every context, NMI included",
-    // Its own points, then those of the ring it stores into and the
-    // console it writes to (explore raises an NMI at every one).
-    point_groups: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS],
-    kernel: Kernel::new(6, 12),
-};
+printk_sim::design! {
+    /// The design as the lab sees it: its name, what it is, the points it
+    /// passes (explore raises an NMI at each): its own, then those of the ring
+    /// it stores into and the console it writes to.
+    pub static NAIVE = Naive::new, "naive", Kernel::new(6, 12);
+    summary: "one spinlock around the ring and the console, in every context, NMI included";
+    points: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS];
+}

@@ -7,14 +7,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use klog::console::Console;
 use klog::lock::RawSpinLock;
 use klog::printk::safe::{Kind, SafeBuffers};
-use klog::printk::{
-    Accounts, DesignConfig, DesignInfo, DesignKind, DropReason, External, PointUse, PrbLog, Printk,
-};
+use klog::printk::{Accounts, DesignConfig, DropReason, PointUse, PrbLog, Printk};
 use klog::printk::{RING_POINTS, SERIAL_POINTS};
 use klog::record::{Level, TextBuf, TEXT_MAX};
 use klog::{point, Arch, Kernel, LockCore};
-use printk_sim::lab::Build;
-use printk_sim::machine::Machine;
 
 /// A lock for every context but NMI, and per-CPU buffers for NMIs.
 pub struct PerCpu {
@@ -139,30 +135,13 @@ impl<A: Arch> Printk<A> for PerCpu {
     }
 }
 
-fn build(config: &DesignConfig) -> Box<dyn Printk<Machine>> {
-    Box::new(PerCpu::new(config))
-}
-static BUILD: Build = build;
-
 /// Where the design holds its own lock.
-const OWN_POINTS: [PointUse; 2] = [
-    PointUse {
-        point: point::VPRINTK_LOGBUF_LOCKED,
-        about: "percpu_lock is held: the message is being stored",
-    },
-    PointUse {
-        point: point::CONSOLE_UNLOCK_LOGBUF_LOCKED,
-        about: "percpu_lock is held: a record is being printed",
-    },
-];
+const OWN_POINTS: [PointUse; 2] = klog::lock_points!("percpu_lock");
 
-/// The design as the lab sees it.
-pub static PERCPU: DesignInfo = DesignInfo {
-    kind: DesignKind::External(External(&BUILD)),
-    name: "percpu",
-    summary: "a lock everywhere but in NMI context; NMIs write per-CPU buffers that irq_work copies into the log",
-    // Its own points, then those of the ring it stores into and the
-    // console it writes to (explore raises an NMI at every one).
-    point_groups: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS],
-    kernel: Kernel::new(6, 12),
-};
+printk_sim::design! {
+    /// The design as the lab sees it: its own points, then those of the ring
+    /// it stores into and the console it writes to.
+    pub static PERCPU = PerCpu::new, "percpu", Kernel::new(6, 12);
+    summary: "a lock everywhere but in NMI context; NMIs write per-CPU buffers that irq_work copies into the log";
+    points: &[&OWN_POINTS, &RING_POINTS, &SERIAL_POINTS];
+}
