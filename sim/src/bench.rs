@@ -235,24 +235,8 @@ fn throughput(d: &DesignInfo, threads: usize) -> f64 {
     total.load(Ordering::Relaxed) as f64 / THROUGHPUT_FOR.as_secs_f64()
 }
 
-const NMI_PLAN: &str = r#"
-name = "bench-nmi"
-summary = "periodic NMIs that print, on CPUs that print"
-cpus = 2
-duration_ms = 300
-seed = 1
-[console]
-baud = 0
-[[task]]
-cpus = "all"
-printk_hz = 2000
-len = [40, 100]
-[[nmi]]
-kind = "periodic"
-period_us = 1000
-cpu = "all"
-lines = 1
-"#;
+/// The scenario the interrupt benchmarks run.
+const NMI_PLAN: &str = include_str!("bench-nmi.toml");
 
 /// Run the benchmarks for `designs` with thread counts `cpus`; `progress`
 /// hears what was just measured (the hot paths of all designs, then each
