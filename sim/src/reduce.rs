@@ -18,6 +18,7 @@
 
 use klog::printk::DesignInfo;
 use klog::Context;
+use std::fmt::Write as _;
 use toml::{Table, Value};
 
 use crate::explore::SETTLE_THRESHOLDS;
@@ -347,22 +348,22 @@ pub fn reduce(req: &ReduceRequest<'_>) -> Result<Reduction, ReduceError> {
     shorter(&mut r, &mut doc, &mut removed)?;
     let reproduced = r.check(&doc, req.final_runs, false)?;
     let body = toml::to_string(&doc).map_err(|e| ReduceError::Internal(e.to_string()))?;
-    let mut header = format!(
-        "# Reduced by `{}`\n# from {} (seed {}, design {}).\n# The finding: {}\n",
-        req.command,
-        req.scenario.file(),
-        req.seed,
-        design.name,
-        r.title
+    let mut header = format!("# Reduced by `{}`\n", req.command);
+    let file = req.scenario.file();
+    let _ = writeln!(
+        header,
+        "# from {file} (seed {}, design {}).",
+        req.seed, design.name
     );
+    let _ = writeln!(header, "# The finding: {}", r.title);
     for line in &removed {
-        header += &format!("# - {line}\n");
+        let _ = writeln!(header, "# - {line}");
     }
-    header += &format!(
-        "# Reproduces in {reproduced} of {} runs (seeds {}..={}).\n\n",
-        req.final_runs,
-        req.seed,
-        req.seed.saturating_add(req.final_runs as u64 - 1)
+    let last = req.seed.saturating_add(req.final_runs as u64 - 1);
+    let _ = writeln!(
+        header,
+        "# Reproduces in {reproduced} of {} runs (seeds {}..={last}).\n",
+        req.final_runs, req.seed
     );
     Ok(Reduction {
         title: r.title,
