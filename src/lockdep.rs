@@ -531,29 +531,18 @@ fn usage_findings(lock: &dyn LockClass, kernel: Kernel, out: &mut Vec<Finding>) 
         out.push(usage_bug(
             lock,
             kernel,
-            Rule::NmiUnsafeLock,
-            ("INITIAL USE", lock.class_state().first_other_use()),
-            ("IN-NMI", lock.class_state().first_nmi_use()),
+            Conflict::Nmi,
             after,
-            [
-                "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
-                "inconsistent {IN-NMI} -> {INITIAL USE} usage.",
-            ],
             (kernel_sees, why),
         ));
     }
     if used & usage::HARDIRQ != 0 && used & usage::TASK_IRQS_ON != 0 {
+        let after = used & usage::HARDIRQ_AFTER_IRQS_ON != 0;
         out.push(usage_bug(
             lock,
             kernel,
-            Rule::InconsistentIrqUsage,
-            ("HARDIRQ-ON-W", lock.class_state().first_irqs_on_use()),
-            ("IN-HARDIRQ-W", lock.class_state().first_hardirq_use()),
-            used & usage::HARDIRQ_AFTER_IRQS_ON != 0,
-            [
-                "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
-                "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage.",
-            ],
+            Conflict::Hardirq,
+            after,
             (true, ""),
         ));
     }
@@ -562,20 +551,56 @@ fn usage_findings(lock: &dyn LockClass, kernel: Kernel, out: &mut Vec<Finding>) 
 /// A usage name and the first acquisition that made it.
 type Usage = (&'static str, Option<(Owner, Vec<&'static str>)>);
 
-/// One usage rule broken: `plain` (outside the interrupt) and `irq` (in
-/// it) told in the order they happened (`messages[0]` when `plain` came
-/// first), the example being the interrupt's acquisition.
-#[allow(clippy::too_many_arguments)]
+/// The two usage rules: a lock used both outside an interrupt and in it.
+#[derive(Clone, Copy)]
+enum Conflict {
+    /// Used in NMI context and outside it.
+    Nmi,
+    /// Used in a hardirq and with interrupts on.
+    Hardirq,
+}
+
+impl Conflict {
+    /// The rule, the two usages (outside the interrupt, in it) as lockdep
+    /// names them, with each one's first use, and lockdep's message for
+    /// each order (the outside use first, the interrupt's first).
+    fn words(self, lock: &dyn LockClass) -> (Rule, Usage, Usage, [&'static str; 2]) {
+        let state = lock.class_state();
+        match self {
+            Conflict::Nmi => (
+                Rule::NmiUnsafeLock,
+                ("INITIAL USE", state.first_other_use()),
+                ("IN-NMI", state.first_nmi_use()),
+                [
+                    "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
+                    "inconsistent {IN-NMI} -> {INITIAL USE} usage.",
+                ],
+            ),
+            Conflict::Hardirq => (
+                Rule::InconsistentIrqUsage,
+                ("HARDIRQ-ON-W", state.first_irqs_on_use()),
+                ("IN-HARDIRQ-W", state.first_hardirq_use()),
+                [
+                    "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
+                    "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage.",
+                ],
+            ),
+        }
+    }
+}
+
+/// One usage rule broken: the use outside the interrupt and the one in it,
+/// told in the order they happened (`plain_first`: the outside use came
+/// first), and whether the kernel's lockdep would have said so (and if
+/// not, why).
 fn usage_bug(
     lock: &dyn LockClass,
     kernel: Kernel,
-    rule: Rule,
-    plain: Usage,
-    irq: Usage,
+    conflict: Conflict,
     plain_first: bool,
-    messages: [&'static str; 2],
     (kernel_sees, why): (bool, &'static str),
 ) -> Finding {
+    let (rule, plain, irq, messages) = conflict.words(lock);
     let (example, stack) = irq
         .1
         .clone()
