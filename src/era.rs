@@ -28,6 +28,15 @@ impl Kernel {
         self >= Kernel::new(major, minor)
     }
 
+    /// The words of the newest of `since` (release it first appeared in,
+    /// newest first) this release has; `before` if it predates them all.
+    fn newest(self, since: &[((u8, u8), &'static str)], before: &'static str) -> &'static str {
+        let mut had = since
+            .iter()
+            .filter(|((major, minor), _)| self.at_least(*major, *minor));
+        had.next().map_or(before, |(_, words)| words)
+    }
+
     /// lockdep looks at locks taken in NMI context: only the "USED then
     /// IN-NMI" check of `verify_lock_unused()` (f6f48e180404, working from
     /// 23870f122768, 5.9). Before it `nmi_enter()` turned lockdep off.
@@ -53,26 +62,14 @@ impl Kernel {
     /// `printk(KERN_EMERG ...)`), "NMI watchdog: " in 4.x, "watchdog: "
     /// from 4.13.
     pub fn watchdog_prefix(self) -> &'static str {
-        if self.at_least(4, 13) {
-            "watchdog: "
-        } else if self.at_least(4, 0) {
-            "NMI watchdog: "
-        } else {
-            ""
-        }
+        self.newest(&[((4, 13), "watchdog: "), ((4, 0), "NMI watchdog: ")], "")
     }
 
     /// The hard-lockup line's prefix: a `WARN()` before 4.11; then
     /// `pr_emerg()` in watchdog_hld.c ("NMI watchdog: "), in watchdog.c
     /// from 6.5 ("watchdog: ").
     pub fn hard_lockup_prefix(self) -> &'static str {
-        if self.at_least(6, 5) {
-            "watchdog: "
-        } else if self.at_least(4, 11) {
-            "NMI watchdog: "
-        } else {
-            ""
-        }
+        self.newest(&[((6, 5), "watchdog: "), ((4, 11), "NMI watchdog: ")], "")
     }
 
     /// The hard lockup was reported by `WARN()` (cut-here line and all).
@@ -105,11 +102,7 @@ impl Kernel {
 
     /// The RCU CPU stall warning's pr_fmt prefix: "rcu: " from 4.20.
     pub fn rcu_prefix(self) -> &'static str {
-        if self.at_least(4, 20) {
-            "rcu: "
-        } else {
-            ""
-        }
+        self.newest(&[((4, 20), "rcu: ")], "")
     }
 
     /// The RCU stall line lists the stalled CPUs in braces on the same
