@@ -932,6 +932,38 @@ mod tests {
         }
     }
 
+    /// CPU 1 takes `n` at normal priority and enters an unsafe section;
+    /// once it is inside, `waiter` runs on this thread. CPU 1 stays in the
+    /// section until someone asks for the console (5 s at most: a test
+    /// must never hang), then `asked` says what it does next.
+    fn unsafe_owner<T>(
+        n: &Nbcon,
+        asked: impl FnOnce(&Ctxt) + Send,
+        waiter: impl FnOnce() -> T,
+    ) -> T {
+        use std::sync::atomic::AtomicBool;
+        let inside = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let a1 = FakeArch::new(1, 2);
+                let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
+                assert!(n.update_unsafe(&owner, true));
+                inside.store(true, Ordering::Release);
+                let t0 = std::time::Instant::now();
+                while n.state().req_prio == Prio::None
+                    && t0.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    std::hint::spin_loop();
+                }
+                asked(&owner);
+            });
+            while !inside.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            waiter()
+        })
+    }
+
     /// A ring of 32 descriptors and 1 KiB of text, quick to fill.
     fn small_config() -> DesignConfig {
         DesignConfig {
@@ -985,36 +1017,19 @@ mod tests {
 
     #[test]
     fn an_unsafe_owner_hands_over_at_the_end_of_its_section() {
-        use std::sync::atomic::AtomicBool;
         // A spin long enough for a loaded test machine to schedule the
         // owner thread.
         let n = Nbcon::with_spinwait(&config(), 2_000_000_000);
-        let asked = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let a1 = FakeArch::new(1, 2);
-                let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
-                assert!(n.update_unsafe(&owner, true));
-                asked.store(true, Ordering::Release);
-                // Busy in the unsafe section until someone asks (bounded:
-                // a test must never hang).
-                let t0 = std::time::Instant::now();
-                while n.state().req_prio == Prio::None
-                    && t0.elapsed() < std::time::Duration::from_secs(5)
-                {
-                    std::hint::spin_loop();
-                }
-                // Still ours inside the section; given up at its end.
-                assert!(n.update_unsafe(&owner, true));
-                assert!(!n.update_unsafe(&owner, false));
-            });
-            while !asked.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
+        let asked = |owner: &Ctxt| {
+            // Still ours inside the section; given up at its end.
+            assert!(n.update_unsafe(owner, true));
+            assert!(!n.update_unsafe(owner, false));
+        };
+        let got = unsafe_owner(&n, asked, || {
             let a0 = FakeArch::new(0, 2).with_real_clock();
-            let got = n.try_acquire(&a0, Prio::Emergency, true, false);
-            assert!(got.is_some(), "{:?}", n.stats());
+            n.try_acquire(&a0, Prio::Emergency, true, false)
         });
+        assert!(got.is_some(), "{:?}", n.stats());
         let s = n.stats();
         assert_eq!((s.handovers, s.hostile_takeovers), (1, 0));
         assert_eq!((n.state().prio, n.state().cpu), (Prio::Emergency, 0));
@@ -1178,35 +1193,20 @@ mod tests {
 
     #[test]
     fn a_waiter_never_takes_the_console_during_another_cpus_panic() {
-        use std::sync::atomic::AtomicBool;
         let n = Nbcon::with_spinwait(&config(), 2_000_000_000);
         let a0 = FakeArch::new(0, 2).with_real_clock();
-        let asked = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let a1 = FakeArch::new(1, 2);
-                let owner = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
-                assert!(n.update_unsafe(&owner, true));
-                asked.store(true, Ordering::Release);
-                let t0 = std::time::Instant::now();
-                while n.state().req_prio == Prio::None
-                    && t0.elapsed() < std::time::Duration::from_secs(5)
-                {
-                    std::hint::spin_loop();
-                }
-                // CPU 2 panics while CPU 0 waits; then the owner leaves its
-                // section (handing over, if the request is still there).
-                a0.set_panic_cpu(Some(2));
-                if n.update_unsafe(&owner, false) {
-                    n.release(&owner);
-                }
-            });
-            while !asked.load(Ordering::Acquire) {
-                std::hint::spin_loop();
+        let asked = |owner: &Ctxt| {
+            // CPU 2 panics while CPU 0 waits; then the owner leaves its
+            // section (handing over, if the request is still there).
+            a0.set_panic_cpu(Some(2));
+            if n.update_unsafe(owner, false) {
+                n.release(owner);
             }
-            let got = n.try_acquire(&a0, Prio::Emergency, true, false);
-            assert!(got.is_none(), "{:?} {:?}", n.state(), n.stats());
+        };
+        let got = unsafe_owner(&n, asked, || {
+            n.try_acquire(&a0, Prio::Emergency, true, false)
         });
+        assert!(got.is_none(), "{:?} {:?}", n.state(), n.stats());
         let st = n.state();
         assert_eq!((st.prio, st.req_prio), (Prio::None, Prio::None));
         let s = n.stats();
