@@ -386,3 +386,44 @@ from_cpu = 0
         }
     }
 }
+
+/// irq_work queued inside an NMI raises its IRQ as the NMI returns, not at
+/// the next tick: with one tick a second, nmi_buffers' NMI message is
+/// flushed by a hardirq on its own CPU within milliseconds of the NMI.
+#[test]
+fn irq_work_queued_in_an_nmi_runs_as_the_nmi_returns() {
+    let p = common::plan_text(
+        r#"
+name = "irq-work-from-nmi"
+summary = "one NMI printk, and no tick during the run"
+cpus = 1
+duration_ms = 100
+seed = 3
+hz = 1
+time_scale = 1
+
+[[task]]
+cpus = "all"
+printk_hz = 100
+
+[[nmi]]
+kind = "periodic"
+period_us = 20000
+cpu = 0
+times = 1
+action = "printk"
+lines = 1
+"#,
+    );
+    let r = run(&p, "nmi_buffers");
+    assert_balanced(&r);
+    assert_eq!(r.nmis[0], 1);
+    let m = nmi_message(&r);
+    assert_eq!(m.len(), 1, "the NMI's message was flushed");
+    assert_eq!((m[0].cpu, m[0].context), (0, Context::Hardirq));
+    // Stored by the flush: 20 ms after CPU 0's first message (printed as
+    // the run began), plus the signal's way back.
+    let first = r.records.first().map_or(0, |f| f.ts_ns);
+    let at_ms = m[0].ts_ns.saturating_sub(first) as f64 / 1e6;
+    assert!((20.0..60.0).contains(&at_ms), "flushed at {at_ms} ms");
+}

@@ -46,6 +46,9 @@ pub struct Cpu {
     pub(super) tick_pending: AtomicBool,
     /// irq_work is waiting to run.
     pub(super) work_pending: AtomicBool,
+    /// irq_work was queued inside the running NMI handler: its IRQ signal
+    /// is sent as the handler returns (see `Machine::irq_work_queue`).
+    pub(super) raise_on_nmi_exit: AtomicBool,
     /// Latched NMI: source index + 1, 0 when none (hardware latches one).
     pub(super) nmi_pending: AtomicU32,
     /// Timer ticks handled (the kernel's `hrtimer_interrupts`).

@@ -283,6 +283,11 @@ impl Machine {
         compiler_fence(Ordering::SeqCst);
         c.preempt_count
             .fetch_sub(NMI_OFFSET + HARDIRQ_OFFSET, Ordering::Relaxed);
+        if c.raise_on_nmi_exit.swap(false, Ordering::Relaxed) {
+            // irq_work queued in this NMI: its IRQ, held by the handler's
+            // signal mask, runs once the handler returns.
+            self.send(cpu, irq_signal());
+        }
     }
 
     /// The IRQ signal handler: run now, or record it for
