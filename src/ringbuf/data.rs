@@ -21,7 +21,7 @@ impl Ring {
     }
 
     pub(super) fn word_index(&self, lpos: u64) -> usize {
-        ((lpos & (self.data_size() - 1)) / 8) as usize
+        ((lpos & self.data_mask) / 8) as usize
     }
 
     // ------------------------------------------------------------------
@@ -57,7 +57,7 @@ impl Ring {
         let (start, size) = if !self.is_wrapped(begin, next) {
             (begin, next.wrapping_sub(begin))
         } else if self.next_wrap(self.wraps(begin)) == self.wraps(next.wrapping_sub(1)) {
-            (0, next & (self.data_size() - 1))
+            (0, next & self.data_mask)
         } else {
             return None;
         };

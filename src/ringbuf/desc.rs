@@ -7,11 +7,11 @@ use super::*;
 
 impl Ring {
     pub(super) fn desc(&self, id: u64) -> Option<&Desc> {
-        self.descs.get((id & (self.count() - 1)) as usize)
+        self.descs.get((id & self.desc_mask) as usize)
     }
 
     pub(super) fn info(&self, id: u64) -> Option<&Info> {
-        self.infos.get((id & (self.count() - 1)) as usize)
+        self.infos.get((id & self.desc_mask) as usize)
     }
 
     // ------------------------------------------------------------------
@@ -24,7 +24,7 @@ impl Ring {
     /// cache line, as the kernel's callers pass no `seq_out` or
     /// `caller_id_out`.
     pub(super) fn desc_read(&self, id: u64, with_info: bool) -> (DescState, DescCopy) {
-        let (Some(d), Some(info)) = (self.desc(id), self.info(id)) else {
+        let Some(d) = self.desc(id) else {
             return (DescState::Miss, DescCopy::default());
         };
         // ORD(desc_read:A)
@@ -42,7 +42,7 @@ impl Ring {
             next: d.next.load(Relaxed),
             ..DescCopy::default()
         };
-        if with_info {
+        if let Some(info) = self.info(id).filter(|_| with_info) {
             copy.seq = info.seq.load(Relaxed);
             copy.caller = info.caller.load(Relaxed);
         }

@@ -273,12 +273,16 @@ struct DescCopy {
 
 /// The ring. See the module documentation.
 pub struct Ring {
-    count_bits: u32,
+    /// Descriptors - 1 (kept as a mask: the hot path masks ids, never
+    /// shifts).
+    desc_mask: u64,
     descs: Box<[Desc]>,
     infos: Box<[Info]>,
     head_id: AtomicU64,
     tail_id: AtomicU64,
     size_bits: u32,
+    /// Data bytes - 1.
+    data_mask: u64,
     /// The data ring, as words so every access is atomic.
     data: Box<[AtomicU64]>,
     head_lpos: AtomicU64,
@@ -339,12 +343,13 @@ impl Ring {
         }
         let lpos0 = 0u64.wrapping_sub(size);
         Ring {
-            count_bits,
+            desc_mask: count - 1,
             descs,
             infos,
             head_id: AtomicU64::new(boot),
             tail_id: AtomicU64::new(boot),
             size_bits,
+            data_mask: size - 1,
             data: (0..size / 8).map(|_| AtomicU64::new(0)).collect(),
             head_lpos: AtomicU64::new(lpos0),
             tail_lpos: AtomicU64::new(lpos0),
@@ -364,11 +369,11 @@ impl Ring {
 
     /// Number of descriptors.
     pub fn count(&self) -> u64 {
-        1 << self.count_bits
+        self.desc_mask + 1
     }
 
     fn data_size(&self) -> u64 {
-        1 << self.size_bits
+        self.data_mask + 1
     }
 
     /// Bytes in the data ring (printk's `log_buf_len`).

@@ -13,6 +13,11 @@ impl Ring {
     /// left reserved, the reason is counted and returned; a record whose data
     /// could not be allocated still exists, without text, so readers see
     /// the loss.
+    // Always inlined, as `write`: the `Reserved` handle (48 bytes) is then
+    // kept in registers from reserve to commit. Returned through memory
+    // and read back field by field in `write`, it cost 10 ns of a 44 ns
+    // record on this kind of machine (BENCHMARKS.md).
+    #[inline(always)]
     pub fn reserve<A: Arch>(
         &self,
         arch: &A,
@@ -31,7 +36,7 @@ impl Ring {
         let (Some(d), Some(info)) = (self.desc(id), self.info(id)) else {
             return Err(Fail::DescBusy);
         };
-        let index = id & (self.count() - 1);
+        let index = id & self.desc_mask;
         let old_seq = info.seq.load(Relaxed);
         let seq = if old_seq == 0 && index != 0 {
             index
@@ -181,6 +186,7 @@ impl Reserved<'_> {
 
     /// Append `bytes` (as much as fits) and set the metadata; the text
     /// length becomes what is stored.
+    #[inline(always)]
     pub fn write(&mut self, bytes: &[u8], meta: &Meta) {
         let ring = self.ring;
         let n = bytes.len().min(self.space.saturating_sub(self.len));
@@ -207,19 +213,14 @@ impl Reserved<'_> {
                 at += take;
             }
             // Whole words: the cells looked up once, then one store each.
-            let words = src.chunks_exact(8);
-            let (n_words, rest) = (words.len(), words.remainder());
+            let (words, rest) = src.as_chunks::<8>();
             let first = word + at / 8;
-            if let Some(cells) = ring.data.get(first..first + n_words) {
-                // `try_from` of an exact chunk: no panic path where a
-                // handler writes.
-                for (cell, chunk) in cells.iter().zip(words) {
-                    if let Ok(b) = <[u8; 8]>::try_from(chunk) {
-                        cell.store(u64::from_le_bytes(b), Relaxed);
-                    }
+            if let Some(cells) = ring.data.get(first..first + words.len()) {
+                for (cell, w) in cells.iter().zip(words) {
+                    cell.store(u64::from_le_bytes(*w), Relaxed);
                 }
             }
-            at += 8 * n_words;
+            at += 8 * words.len();
             if !rest.is_empty() {
                 patch(at, rest);
                 at += rest.len();
