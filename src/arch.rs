@@ -156,33 +156,45 @@ pub trait Arch: Sync {
 pub struct Quiet;
 
 impl Arch for Quiet {
+    #[inline]
     fn this_cpu(&self) -> usize {
         0
     }
+    #[inline]
     fn nr_cpus(&self) -> usize {
         1
     }
+    #[inline]
     fn preempt_count(&self) -> u32 {
         0
     }
+    #[inline]
     fn irqs_disabled(&self) -> bool {
         false
     }
+    #[inline]
     fn local_irq_save(&self) -> IrqFlags {
         IrqFlags {
             was_disabled: false,
         }
     }
+    #[inline]
     fn local_irq_restore(&self, _flags: IrqFlags) {}
+    #[inline]
     fn irq_work_queue(&self) {}
+    #[inline]
     fn now_ns(&self) -> u64 {
         0
     }
+    #[inline]
     fn delay_ns(&self, _ns: u64) {}
+    #[inline]
     fn task_pid(&self) -> u32 {
         0
     }
+    #[inline]
     fn point(&self, _point: Point) {}
+    #[inline]
     fn wait_begin(&self, lock: LockKey) -> WaitTicket {
         let _ = lock;
         WaitTicket {
@@ -191,10 +203,14 @@ impl Arch for Quiet {
             seq: 0,
         }
     }
+    #[inline]
     fn wait_should_abort(&self, _ticket: &WaitTicket) -> bool {
         true
     }
+    #[inline]
     fn wait_end(&self, _ticket: WaitTicket) {}
+    #[inline]
     fn push_frame(&self, _frame: &'static Frame) {}
+    #[inline]
     fn pop_frame(&self) {}
 }

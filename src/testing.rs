@@ -82,29 +82,39 @@ impl FakeArch {
 }
 
 impl Arch for FakeArch {
+    #[inline]
     fn this_cpu(&self) -> usize {
         self.cpu
     }
+    #[inline]
     fn nr_cpus(&self) -> usize {
         self.nr_cpus
     }
+    #[inline]
     fn preempt_count(&self) -> u32 {
         self.preempt_count.load(Ordering::Relaxed)
     }
+    #[inline]
     fn irqs_disabled(&self) -> bool {
         self.irqs_off.load(Ordering::Relaxed)
     }
+    #[inline]
     fn local_irq_save(&self) -> IrqFlags {
-        IrqFlags {
-            was_disabled: self.irqs_off.swap(true, Ordering::Relaxed),
-        }
+        // A load and a store, as `pushf; cli` is no locked instruction: only
+        // this CPU writes its flag, and an interrupt that comes between
+        // the two puts back what it found before it returns.
+        let was_disabled = self.irqs_off.load(Ordering::Relaxed);
+        self.irqs_off.store(true, Ordering::Relaxed);
+        IrqFlags { was_disabled }
     }
+    #[inline]
     fn local_irq_restore(&self, flags: IrqFlags) {
         self.irqs_off.store(flags.was_disabled, Ordering::Relaxed);
     }
     fn irq_work_queue(&self) {
         self.irq_work_raised.fetch_add(1, Ordering::Relaxed);
     }
+    #[inline]
     fn now_ns(&self) -> u64 {
         match self.real_clock {
             Some(t0) => t0.elapsed().as_nanos() as u64,
@@ -114,9 +124,11 @@ impl Arch for FakeArch {
     fn delay_ns(&self, ns: u64) {
         self.clock.fetch_add(ns, Ordering::Relaxed);
     }
+    #[inline]
     fn task_pid(&self) -> u32 {
         100 + self.cpu as u32
     }
+    #[inline]
     fn point(&self, point: Point) {
         if let Some((p, hook)) = self.hook {
             if p == point && !self.hook_fired.swap(true, Ordering::Relaxed) {

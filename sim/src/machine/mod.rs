@@ -397,9 +397,14 @@ impl Arch for Machine {
     }
 
     fn local_irq_save(&self) -> IrqFlags {
-        let was_disabled = self
-            .this()
-            .is_none_or(|(_, c)| c.irqs_off.swap(true, Ordering::Relaxed));
+        // A load and a store, as `pushf; cli` is no locked instruction: only
+        // this CPU's thread writes its flag, and a handler that runs between
+        // the two (an IRQ, an NMI) puts back what it found before returning.
+        let was_disabled = self.this().is_none_or(|(_, c)| {
+            let was = c.irqs_off.load(Ordering::Relaxed);
+            c.irqs_off.store(true, Ordering::Relaxed);
+            was
+        });
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         IrqFlags { was_disabled }
     }
