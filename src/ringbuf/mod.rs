@@ -196,7 +196,9 @@ const FINALIZED: u64 = 2;
 const REUSABLE: u64 = 3;
 
 fn state_of(id: u64, state_var: u64) -> DescState {
-    if state_var & ID_MASK != id & ID_MASK {
+    // The ids agree when the low bits of `state_var ^ id` are zero: shifted
+    // left past the state bits, the xor is zero (one shift, no mask).
+    if (state_var ^ id) << (64 - STATE_SHIFT) != 0 {
         return DescState::Miss;
     }
     match state_var >> STATE_SHIFT {
