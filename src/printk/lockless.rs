@@ -105,7 +105,11 @@ impl PrbLog {
             }
             None => {
                 meta.cont = cont;
-                self.reserve_or_truncate(arch, &mut text, &meta)
+                // The first try inline (the reservation stays in registers),
+                // the truncating retry out of line.
+                self.ring
+                    .reserve(arch, text.len(), &meta)
+                    .or_else(|_| self.truncate_and_reserve(arch, &mut text, &meta))
                     .inspect(|_| self.counters.store())
             }
         };
@@ -127,19 +131,18 @@ impl PrbLog {
         arch.local_irq_restore(flags);
     }
 
-    /// `prb_reserve()`, and on failure `vprintk_store()`'s second try:
+    /// `vprintk_store()`'s second try, when `prb_reserve()` failed:
     /// `truncate_msg()` caps the text at a quarter of the ring
     /// (`MAX_LOG_TAKE_PART`), ending it in "<truncated>", and the record
     /// is reserved once more at that size.
-    fn reserve_or_truncate<A: Arch>(
+    #[cold]
+    #[inline(never)]
+    fn truncate_and_reserve<A: Arch>(
         &self,
         arch: &A,
         text: &mut TextBuf<TEXT_MAX>,
         meta: &Meta,
     ) -> Result<Reserved<'_>, Fail> {
-        if let Ok(r) = self.ring.reserve(arch, text.len(), meta) {
-            return Ok(r);
-        }
         const TRUNC: &[u8] = b"<truncated>";
         let max = usize::try_from(self.ring.data_bytes() / 4).unwrap_or(usize::MAX);
         if text.len() > max {
