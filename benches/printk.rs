@@ -76,6 +76,16 @@ fn printk(c: &mut Criterion) {
             b.iter(|| design.printk(&arch, Level::Info, format_args!("{}\n", black_box(&text))))
         });
     }
+    // lockdep's held-lock stack, off: legacy is the design whose store path
+    // takes a lock (the fake keeps no timeline, so no other hook is on).
+    let arch = FakeArch::new(0, 1).with_real_clock().without_lockdep();
+    if let Some(legacy) = DESIGNS.iter().find(|d| d.name == "legacy") {
+        let design: Box<dyn Printk<FakeArch>> =
+            legacy.build(&config(ConsoleConfig::none())).unwrap();
+        group.bench_function("legacy/record_without_lockdep", |b| {
+            b.iter(|| design.printk(&arch, Level::Info, format_args!("{}\n", black_box(&text))))
+        });
+    }
     group.finish();
 }
 

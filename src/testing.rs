@@ -33,6 +33,8 @@ pub struct FakeArch {
     hook_fired: AtomicBool,
     real_clock: Option<std::time::Instant>,
     held: crate::held::Held,
+    /// Whether lockdep keeps its held-lock stack here.
+    lockdep: bool,
     /// The panic CPU, `usize::MAX` for none.
     panic_cpu: AtomicUsize,
 }
@@ -54,6 +56,7 @@ impl FakeArch {
             hook_fired: AtomicBool::new(false),
             real_clock: None,
             held: crate::held::Held::default(),
+            lockdep: true,
             panic_cpu: AtomicUsize::new(usize::MAX),
         }
     }
@@ -62,6 +65,13 @@ impl FakeArch {
     /// in which two threads must really wait for each other.
     pub fn with_real_clock(mut self) -> FakeArch {
         self.real_clock = Some(std::time::Instant::now());
+        self
+    }
+
+    /// No held-lock stack for lockdep (`lockdep_held()` is `None`), as on
+    /// a thread that is no CPU: what the bookkeeping costs, measured.
+    pub fn without_lockdep(mut self) -> FakeArch {
+        self.lockdep = false;
         self
     }
 
@@ -160,6 +170,6 @@ impl Arch for FakeArch {
         (cpu != usize::MAX).then_some(cpu)
     }
     fn lockdep_held(&self) -> Option<&crate::held::Held> {
-        Some(&self.held)
+        self.lockdep.then_some(&self.held)
     }
 }
