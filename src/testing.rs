@@ -163,7 +163,9 @@ impl Arch for FakeArch {
         false
     }
     fn wait_end(&self, _ticket: WaitTicket) {}
+    #[inline]
     fn push_frame(&self, _frame: &'static Frame) {}
+    #[inline]
     fn pop_frame(&self) {}
     fn panic_cpu(&self) -> Option<usize> {
         let cpu = self.panic_cpu.load(Ordering::SeqCst);
