@@ -421,14 +421,16 @@ impl Lab {
             explorations: Vec::new(),
             failures: Vec::new(),
         };
+        // Ctrl-C ends the card where it is: no exploration after a cut
+        // scenario.
         for name in self.owned("scenario", &self.scenarios) {
             if !self.scenario(name, &mut card, progress)? {
-                break;
+                return Ok(card);
             }
         }
         for name in self.owned("explore", &self.explore_on) {
             if !self.explore(name, &mut card, progress)? {
-                break;
+                return Ok(card);
             }
         }
         Ok(card)
