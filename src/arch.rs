@@ -42,6 +42,8 @@ pub struct WaitTicket {
     pub context: Context,
     /// Unique per wait across the run.
     pub seq: u64,
+    /// The name of the lock waited for, for the wait's end in a trace.
+    pub name: &'static str,
 }
 
 /// The machine as the kernel side sees it.
@@ -196,11 +198,11 @@ impl Arch for Quiet {
     fn point(&self, _point: Point) {}
     #[inline]
     fn wait_begin(&self, lock: LockKey) -> WaitTicket {
-        let _ = lock;
         WaitTicket {
             cpu: 0,
             context: Context::Task,
             seq: 0,
+            name: lock.name,
         }
     }
     #[inline]

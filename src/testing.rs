@@ -146,12 +146,13 @@ impl Arch for FakeArch {
             }
         }
     }
-    fn wait_begin(&self, _lock: LockKey) -> WaitTicket {
+    fn wait_begin(&self, lock: LockKey) -> WaitTicket {
         self.spins.store(0, Ordering::Relaxed);
         WaitTicket {
             cpu: self.cpu,
             context: Context::from_preempt_count(self.preempt_count()),
             seq: 0,
+            name: lock.name,
         }
     }
     fn wait_should_abort(&self, ticket: &WaitTicket) -> bool {

@@ -27,10 +27,6 @@ pub struct WaitSlot {
     pub(super) spins: AtomicU64,
     /// The sequence number of the wait the watchdog broke.
     pub(super) abort: AtomicU64,
-    /// The lock's name, as pointer and length (for the timeline).
-    pub(super) name_ptr: AtomicUsize,
-    /// See `name_ptr`.
-    pub(super) name_len: AtomicUsize,
 }
 
 /// One simulated CPU's state.

@@ -471,16 +471,18 @@ impl Arch for Machine {
                 slot.since_ns.store(self.now_ns(), Ordering::Relaxed);
                 slot.spins.store(0, Ordering::Relaxed);
                 slot.seq.store(seq, Ordering::Relaxed);
-                slot.name_ptr
-                    .store(lock.name.as_ptr() as usize, Ordering::Relaxed);
-                slot.name_len.store(lock.name.len(), Ordering::Relaxed);
                 // Release: the watchdog that sees the lock sees since/seq.
                 slot.lock.store(lock.id, Ordering::Release);
                 (cpu, context)
             }
             None => (0, Context::Task),
         };
-        WaitTicket { cpu, context, seq }
+        WaitTicket {
+            cpu,
+            context,
+            seq,
+            name: lock.name,
+        }
     }
 
     fn wait_should_abort(&self, ticket: &WaitTicket) -> bool {
@@ -509,14 +511,8 @@ impl Arch for Machine {
     }
 
     fn wait_end(&self, ticket: WaitTicket) {
-        if let (Some(t), Some(c)) = (&self.trace, self.cpus.get(ticket.cpu)) {
-            let slot = c.wait(ticket.context);
-            t.push_spin_end(
-                ticket.cpu,
-                self.now_ns(),
-                slot.name_ptr.load(Ordering::Relaxed),
-                slot.name_len.load(Ordering::Relaxed),
-            );
+        if let Some(t) = &self.trace {
+            t.push(ticket.cpu, self.now_ns(), trace::Kind::SpinEnd(ticket.name));
         }
         if let Some(c) = self.cpus.get(ticket.cpu) {
             c.wait(ticket.context).lock.store(0, Ordering::Release);

@@ -121,14 +121,6 @@ impl Trace {
         Self::fill(slot, ts_ns, tag, name.as_ptr() as usize, name.len());
     }
 
-    /// Record the end of a spin on the lock whose name is at `ptr`/`len`
-    /// (read from the CPU's published wait). Signal-safe.
-    pub fn push_spin_end(&self, cpu: usize, ts_ns: u64, ptr: usize, len: usize) {
-        if let Some(slot) = self.claim(cpu) {
-            Self::fill(slot, ts_ns, SPIN_END, ptr, len);
-        }
-    }
-
     /// Events that did not fit.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
