@@ -60,29 +60,15 @@ pub fn nmi_depth(pc: u32) -> u32 {
     (pc & NMI_MASK) >> 20
 }
 
-/// The context a record, lock hold or finding is attributed to; the
-/// discriminant is the kernel's `interrupt_context_level()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Context {
-    /// Process context.
-    Task = 0,
-    /// Serving a softirq.
-    Softirq = 1,
-    /// A hardirq handler.
-    Hardirq = 2,
-    /// An NMI handler.
-    Nmi = 3,
+named_enum! {
+    /// The context a record, lock hold or finding is attributed to,
+    /// innermost last; its number is the kernel's
+    /// `interrupt_context_level()`: 0 process context, 1 serving a
+    /// softirq, 2 a hardirq handler, 3 an NMI handler.
+    pub enum Context { Task = "task", Softirq = "softirq", Hardirq = "hardirq", Nmi = "nmi" }
 }
 
 impl Context {
-    /// Every context, innermost last.
-    pub const ALL: [Context; 4] = [
-        Context::Task,
-        Context::Softirq,
-        Context::Hardirq,
-        Context::Nmi,
-    ];
-
     /// The innermost context a `preempt_count` value describes.
     pub fn from_preempt_count(pc: u32) -> Context {
         if in_nmi(pc) {
@@ -98,33 +84,15 @@ impl Context {
 
     /// The context for an `interrupt_context_level()` value (0–3).
     pub fn from_level(level: u8) -> Context {
-        match level {
-            0 => Context::Task,
-            1 => Context::Softirq,
-            2 => Context::Hardirq,
-            _ => Context::Nmi,
-        }
+        Context::ALL
+            .get(usize::from(level))
+            .copied()
+            .unwrap_or(Context::Nmi)
     }
 
     /// `interrupt_context_level()`: 0 task, 1 softirq, 2 hardirq, 3 NMI.
     pub fn level(self) -> u8 {
         self as u8
-    }
-
-    /// Lowercase name used in reports: `task`, `softirq`, `hardirq`, `nmi`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Context::Task => "task",
-            Context::Softirq => "softirq",
-            Context::Hardirq => "hardirq",
-            Context::Nmi => "nmi",
-        }
-    }
-}
-
-impl core::fmt::Display for Context {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -24,6 +24,9 @@
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::panic))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[macro_use]
+mod named;
+
 pub mod arch;
 pub mod console;
 pub mod context;

@@ -13,65 +13,33 @@ pub const TEXT_MAX: usize = 1024;
 /// The `KERN_CONT` prefix: this text continues the caller's previous line.
 pub const KERN_CONT: &str = "\x01c";
 
-/// Kernel log levels, `KERN_EMERG` (0) to `KERN_DEBUG` (7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// 0: system is unusable.
-    Emerg = 0,
-    /// 1: action must be taken immediately.
-    Alert = 1,
-    /// 2: critical conditions.
-    Crit = 2,
-    /// 3: error conditions.
-    Err = 3,
-    /// 4: warning conditions.
-    Warning = 4,
-    /// 5: normal but significant.
-    Notice = 5,
-    /// 6: informational.
-    Info = 6,
-    /// 7: debug-level messages.
-    Debug = 7,
+named_enum! {
+    /// Kernel log levels, most severe first, named as in scenario files
+    /// and by `dmesg`:
+    ///
+    /// | number | level | meaning |
+    /// |---|---|---|
+    /// | 0 | `KERN_EMERG` | system is unusable |
+    /// | 1 | `KERN_ALERT` | action must be taken immediately |
+    /// | 2 | `KERN_CRIT` | critical conditions |
+    /// | 3 | `KERN_ERR` | error conditions |
+    /// | 4 | `KERN_WARNING` | warning conditions |
+    /// | 5 | `KERN_NOTICE` | normal but significant |
+    /// | 6 | `KERN_INFO` | informational |
+    /// | 7 | `KERN_DEBUG` | debug-level messages |
+    pub enum Level {
+        Emerg = "emerg", Alert = "alert", Crit = "crit", Err = "err",
+        Warning = "warning", Notice = "notice", Info = "info", Debug = "debug",
+    }
 }
 
 impl Level {
-    /// Every level, most severe first.
-    pub const ALL: [Level; 8] = [
-        Level::Emerg,
-        Level::Alert,
-        Level::Crit,
-        Level::Err,
-        Level::Warning,
-        Level::Notice,
-        Level::Info,
-        Level::Debug,
-    ];
-
     /// The level with this number (values above 7 clamp to `Debug`).
     pub fn from_u8(n: u8) -> Level {
         Level::ALL
             .get(usize::from(n))
             .copied()
             .unwrap_or(Level::Debug)
-    }
-
-    /// The name used in scenario files and by `dmesg`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Emerg => "emerg",
-            Level::Alert => "alert",
-            Level::Crit => "crit",
-            Level::Err => "err",
-            Level::Warning => "warning",
-            Level::Notice => "notice",
-            Level::Info => "info",
-            Level::Debug => "debug",
-        }
-    }
-
-    /// The level called `name`.
-    pub fn by_name(name: &str) -> Option<Level> {
-        Level::ALL.iter().copied().find(|l| l.name() == name)
     }
 }
 

@@ -70,50 +70,16 @@ pub struct Place {
     pub at: Where,
 }
 
-/// What one cell's run came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CellOutcome {
-    /// Nothing lost, nothing stuck.
-    Clean,
-    /// A message lost.
-    Loss,
-    /// A lockup.
-    Lockup,
-    /// A deadlock.
-    Deadlock,
-    /// The hard limit ended the run.
-    Timeout,
-    /// The NMI never fired: the run never passed the point there.
-    NotReached,
+klog::named_enum! {
+    /// What one cell's run came to: an [`Outcome`], or `not reached` (the
+    /// NMI never fired: the run never passed the point there).
+    pub enum CellOutcome {
+        Clean = "clean", Loss = "loss", Lockup = "lockup", Deadlock = "deadlock",
+        Timeout = "timeout", NotReached = "not reached",
+    }
 }
 
 impl CellOutcome {
-    /// The word reports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            CellOutcome::Clean => "clean",
-            CellOutcome::Loss => "loss",
-            CellOutcome::Lockup => "lockup",
-            CellOutcome::Deadlock => "deadlock",
-            CellOutcome::Timeout => "timeout",
-            CellOutcome::NotReached => "not reached",
-        }
-    }
-
-    /// The outcome called `name`.
-    pub fn by_name(name: &str) -> Option<CellOutcome> {
-        [
-            CellOutcome::Clean,
-            CellOutcome::Loss,
-            CellOutcome::Lockup,
-            CellOutcome::Deadlock,
-            CellOutcome::Timeout,
-            CellOutcome::NotReached,
-        ]
-        .into_iter()
-        .find(|o| o.name() == name)
-    }
-
     /// Whether it is a failure: a loss, a lockup, a deadlock, a timeout.
     pub fn failed(self) -> bool {
         !matches!(self, CellOutcome::Clean | CellOutcome::NotReached)

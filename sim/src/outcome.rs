@@ -10,46 +10,14 @@ use klog::Record;
 use crate::latency::Summary;
 use crate::watchdog::{Finding, Stuck};
 
-/// The most serious thing that happened in a run; later variants are more
-/// serious.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    /// Nothing lost, nothing stuck.
-    Clean,
-    /// A message never reached the buffer (dropped or lost in a deadlock).
-    Loss,
-    /// A hard or soft lockup without a cycle.
-    Lockup,
-    /// A cycle in the wait-for graph.
-    Deadlock,
-    /// The hard limit ended the run.
-    Timeout,
-}
-
-impl Outcome {
-    /// The word used in reports, `[expect]` and `--expect`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Clean => "clean",
-            Outcome::Loss => "loss",
-            Outcome::Lockup => "lockup",
-            Outcome::Deadlock => "deadlock",
-            Outcome::Timeout => "timeout",
-        }
-    }
-
-    /// The outcome called `name`.
-    pub fn by_name(name: &str) -> Option<Outcome> {
-        [
-            Outcome::Clean,
-            Outcome::Loss,
-            Outcome::Lockup,
-            Outcome::Deadlock,
-            Outcome::Timeout,
-        ]
-        .into_iter()
-        .find(|o| o.name() == name)
-    }
+klog::named_enum! {
+    /// The most serious thing that happened in a run, named as in reports,
+    /// `[expect]` and `--expect`; later variants are more serious: `clean`
+    /// (nothing lost, nothing stuck), `loss` (a message never reached the
+    /// buffer: dropped or lost in a deadlock), `lockup` (a hard or soft
+    /// lockup without a cycle), `deadlock` (a cycle in the wait-for graph),
+    /// `timeout` (the hard limit ended the run).
+    pub enum Outcome { Clean = "clean", Loss = "loss", Lockup = "lockup", Deadlock = "deadlock", Timeout = "timeout" }
 }
 
 /// Everything one run of one design produced.

@@ -220,9 +220,7 @@ impl PlaceLine {
             Where::Printer
         } else {
             Where::Cpu(
-                Context::ALL
-                    .into_iter()
-                    .find(|c| c.name() == self.at)
+                Context::by_name(&self.at)
                     .ok_or_else(|| format!("unknown context `{}`", self.at))?,
             )
         };

@@ -109,13 +109,7 @@ pub fn parse_msg(text: &str) -> Option<(usize, Context, u64)> {
     let rest = text.strip_prefix("cpu")?;
     let mut parts = rest.splitn(3, ' ');
     let cpu: usize = parts.next()?.parse().ok()?;
-    let context = match parts.next()? {
-        "task" => Context::Task,
-        "softirq" => Context::Softirq,
-        "hardirq" => Context::Hardirq,
-        "nmi" => Context::Nmi,
-        _ => return None,
-    };
+    let context = Context::by_name(parts.next()?)?;
     let tail = parts.next()?;
     let n: u64 = tail.strip_prefix('#')?.split(' ').next()?.parse().ok()?;
     let expect = Msg {
