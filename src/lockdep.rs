@@ -561,29 +561,50 @@ enum Conflict {
 }
 
 impl Conflict {
-    /// The rule, the two usages (outside the interrupt, in it) as lockdep
-    /// names them, with each one's first use, and lockdep's message for
-    /// each order (the outside use first, the interrupt's first).
-    fn words(self, lock: &dyn LockClass) -> (Rule, Usage, Usage, [&'static str; 2]) {
+    /// The rule broken.
+    fn rule(self) -> Rule {
+        match self {
+            Conflict::Nmi => Rule::NmiUnsafeLock,
+            Conflict::Hardirq => Rule::InconsistentIrqUsage,
+        }
+    }
+
+    /// The two usages as lockdep names them: outside the interrupt, in it.
+    fn usage_names(self) -> [&'static str; 2] {
+        match self {
+            Conflict::Nmi => ["INITIAL USE", "IN-NMI"],
+            Conflict::Hardirq => ["HARDIRQ-ON-W", "IN-HARDIRQ-W"],
+        }
+    }
+
+    /// lockdep's message when the outside use came first, and when the
+    /// interrupt's did.
+    fn messages(self) -> [&'static str; 2] {
+        match self {
+            Conflict::Nmi => [
+                "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
+                "inconsistent {IN-NMI} -> {INITIAL USE} usage.",
+            ],
+            Conflict::Hardirq => [
+                "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
+                "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage.",
+            ],
+        }
+    }
+
+    /// The two usages (outside the interrupt, in it), each with its first
+    /// use.
+    fn usages(self, lock: &dyn LockClass) -> (Usage, Usage) {
         let state = lock.class_state();
+        let [plain, irq] = self.usage_names();
         match self {
             Conflict::Nmi => (
-                Rule::NmiUnsafeLock,
-                ("INITIAL USE", state.first_other_use()),
-                ("IN-NMI", state.first_nmi_use()),
-                [
-                    "inconsistent {INITIAL USE} -> {IN-NMI} usage.",
-                    "inconsistent {IN-NMI} -> {INITIAL USE} usage.",
-                ],
+                (plain, state.first_other_use()),
+                (irq, state.first_nmi_use()),
             ),
             Conflict::Hardirq => (
-                Rule::InconsistentIrqUsage,
-                ("HARDIRQ-ON-W", state.first_irqs_on_use()),
-                ("IN-HARDIRQ-W", state.first_hardirq_use()),
-                [
-                    "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage.",
-                    "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage.",
-                ],
+                (plain, state.first_irqs_on_use()),
+                (irq, state.first_hardirq_use()),
             ),
         }
     }
@@ -600,7 +621,8 @@ fn usage_bug(
     plain_first: bool,
     (kernel_sees, why): (bool, &'static str),
 ) -> Finding {
-    let (rule, plain, irq, messages) = conflict.words(lock);
+    let (rule, messages) = (conflict.rule(), conflict.messages());
+    let (plain, irq) = conflict.usages(lock);
     let (example, stack) = irq
         .1
         .clone()
