@@ -259,31 +259,76 @@ struct RawTask {
     level: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct RawNmi {
-    kind: Spanned<String>,
-    point: Option<Spanned<String>>,
-    cpu: Option<Spanned<CpuSel>>,
-    hit_on: Option<Spanned<CpuSel>>,
-    nth: Option<Spanned<i64>>,
-    wait: Option<Spanned<bool>>,
-    hold: Option<Spanned<bool>>,
-    context: Option<Spanned<String>>,
-    times: Option<Spanned<i64>>,
-    action: Option<Spanned<String>>,
-    lines: Option<Spanned<i64>>,
-    len: Option<Spanned<Vec<i64>>>,
-    level: Option<Spanned<String>>,
-    period_us: Option<Spanned<i64>>,
-    rate_hz: Option<Spanned<Num>>,
-    at_ms: Option<Spanned<Num>>,
-    from_cpu: Option<Spanned<i64>>,
-    dump: Option<Spanned<String>>,
-    serialize: Option<Spanned<bool>>,
-    land_at: Option<Spanned<String>>,
-    exclude_self: Option<Spanned<bool>>,
-    stop_at: Option<Spanned<String>>,
+/// Declares an entry's raw form, `kind` and its optional keys (each one
+/// `Option<Spanned<_>>`), and `given()`: the optional keys written, with
+/// where, in the order declared. The keys' names are written once.
+macro_rules! raw_entry {
+    (
+        $(#[$meta:meta])*
+        struct $ty:ident { $( $key:ident: $t:ty ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct $ty {
+            kind: Spanned<String>,
+            $( $key: Option<Spanned<$t>>, )+
+        }
+
+        impl $ty {
+            /// The optional keys given, with where they are.
+            fn given(&self) -> Vec<(&'static str, Range<usize>)> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(v) = &self.$key {
+                        out.push((stringify!($key), v.span()));
+                    }
+                )+
+                out
+            }
+        }
+    };
+}
+
+raw_entry! {
+    /// An `[[nmi]]` or `[[irq]]` entry as written; which keys each kind
+    /// and action accepts is [`SourceKind::keys`] and [`ActionKind::keys`].
+    struct RawNmi {
+        // When an `at_point` source fires, and where.
+        point: String, cpu: CpuSel, hit_on: CpuSel, nth: i64, wait: bool, hold: bool,
+        context: String, times: i64, action: String,
+        // A `printk` action.
+        lines: i64, len: Vec<i64>, level: String,
+        // `periodic`, `random`, and the sources that fire once at a time.
+        period_us: i64, rate_hz: Num, at_ms: Num, from_cpu: i64,
+        // The all-CPU backtrace actions, `backtrace` and `panic`.
+        dump: String, serialize: bool, land_at: String, exclude_self: bool, stop_at: String,
+    }
+}
+
+/// One `[[nmi]]`/`[[irq]]` entry being parsed, with what parsing it
+/// needs: the machine's CPU count (and why it has that many, for
+/// messages) and the scenario's designs.
+struct Entry<'a> {
+    n: &'a RawNmi,
+    /// `[[nmi]]` or `[[irq]]`.
+    interrupt: Interrupt,
+    /// Its index in its table.
+    i: usize,
+    cpus: usize,
+    why: &'a str,
+    designs: &'a [&'static DesignInfo],
+}
+
+impl Entry<'_> {
+    /// Key `f` as errors name it: `nmi[2].point`.
+    fn key(&self, f: &str) -> String {
+        let table = match self.interrupt {
+            Interrupt::Nmi => "nmi",
+            Interrupt::Irq => "irq",
+        };
+        format!("{table}[{}].{f}", self.i)
+    }
 }
 
 /// The machine's keys of a scenario, checked.
@@ -549,13 +594,8 @@ impl Scenario {
     }
 
     /// How an all-CPU backtrace is taken: `dump` and `serialize`.
-    fn dump(
-        &self,
-        n: &RawNmi,
-        rcu_splat: bool,
-        k: &dyn Fn(&str) -> String,
-        designs: &[&'static DesignInfo],
-    ) -> Result<Dump, InputError> {
+    fn dump(&self, e: &Entry<'_>, rcu_splat: bool) -> Result<Dump, InputError> {
+        let (n, k) = (e.n, |f: &str| e.key(f));
         let remote = match &n.dump {
             None => false,
             Some(d) => match d.get_ref().as_str() {
@@ -573,7 +613,7 @@ impl Scenario {
         let land_at = n
             .land_at
             .as_ref()
-            .map(|p| self.design_point(p, &k("land_at"), designs))
+            .map(|p| self.design_point(p, &k("land_at"), e.designs))
             .transpose()?;
         if remote {
             if let Some(p) = &n.land_at {
@@ -1005,15 +1045,20 @@ impl Scenario {
         declared: &[&'static DesignInfo],
     ) -> Result<Vec<NmiSource>, InputError> {
         let r = &self.raw;
-        let mut nmis = Vec::new();
-        for (i, n) in r.nmi.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Nmi, i, n, cpus, why, declared)?);
-        }
-        for (i, n) in r.irq.iter().enumerate() {
-            nmis.push(self.nmi_source(Interrupt::Irq, i, n, cpus, why, declared)?);
-        }
-
-        Ok(nmis)
+        let nmis = r.nmi.iter().map(|n| (Interrupt::Nmi, n)).enumerate();
+        let irqs = r.irq.iter().map(|n| (Interrupt::Irq, n)).enumerate();
+        nmis.chain(irqs)
+            .map(|(i, (interrupt, n))| {
+                self.nmi_source(&Entry {
+                    n,
+                    interrupt,
+                    i,
+                    cpus,
+                    why,
+                    designs: declared,
+                })
+            })
+            .collect()
     }
 
     /// `[expect]`: a known outcome for a known design.
@@ -1048,21 +1093,8 @@ impl Scenario {
     /// One `[[nmi]]` or `[[irq]]` entry (`i`): its keys checked against
     /// what its kind and action take, then its targets, action and
     /// trigger, each parsed on its own.
-    fn nmi_source(
-        &self,
-        interrupt: Interrupt,
-        i: usize,
-        n: &RawNmi,
-        cpus: usize,
-        why: &str,
-        designs: &[&'static DesignInfo],
-    ) -> Result<NmiSource, InputError> {
-        let table = if interrupt == Interrupt::Nmi {
-            "nmi"
-        } else {
-            "irq"
-        };
-        let k = |f: &str| format!("{table}[{i}].{f}");
+    fn nmi_source(&self, e: &Entry<'_>) -> Result<NmiSource, InputError> {
+        let (n, k) = (e.n, |f: &str| e.key(f));
         let kind = SourceKind::by_name(n.kind.get_ref()).ok_or_else(|| {
             self.err(
                 n.kind.span(),
@@ -1074,17 +1106,17 @@ impl Scenario {
                 ),
             )
         })?;
-        let action = self.action_kind(n, kind, interrupt, &k)?;
-        self.check_keys(n, kind, action, &k)?;
-        let targets = self.targets(n, kind, cpus, why, &k)?;
-        let action = self.action(n, action, &k, designs)?;
-        let (trigger, default_times) = self.trigger(n, kind, targets, cpus, why, &k, designs)?;
+        let action = self.action_kind(e, kind)?;
+        self.check_keys(e, kind, action)?;
+        let targets = self.targets(e, kind)?;
+        let action = self.action(e, action)?;
+        let (trigger, default_times) = self.trigger(e, kind, targets)?;
         let times: u64 = self.opt_int(&n.times, &k("times"), 0, i64::MAX, default_times)?;
         // A detector asks from its timer tick; the answers are NMIs.
         let interrupt = if matches!(action, NmiAction::BacktraceAll(_)) {
             Interrupt::Irq
         } else {
-            interrupt
+            e.interrupt
         };
         Ok(NmiSource {
             interrupt,
@@ -1097,13 +1129,8 @@ impl Scenario {
 
     /// The entry's action: its own for the kinds that have one, else the
     /// `action` key (default `printk`).
-    fn action_kind(
-        &self,
-        n: &RawNmi,
-        kind: SourceKind,
-        interrupt: Interrupt,
-        k: &dyn Fn(&str) -> String,
-    ) -> Result<ActionKind, InputError> {
+    fn action_kind(&self, e: &Entry<'_>, kind: SourceKind) -> Result<ActionKind, InputError> {
+        let (n, k) = (e.n, |f: &str| e.key(f));
         if let Some(own) = kind.own_action() {
             return match &n.action {
                 Some(a) => Err(self.err(
@@ -1128,7 +1155,7 @@ impl Scenario {
                 ),
             )
         })?;
-        if interrupt == Interrupt::Irq && action == ActionKind::Backtrace {
+        if e.interrupt == Interrupt::Irq && action == ActionKind::Backtrace {
             return Err(self.err(a.span(), &k("action"), "backtrace applies to NMIs only"));
         }
         Ok(action)
@@ -1138,12 +1165,11 @@ impl Scenario {
     /// silently ignored.
     fn check_keys(
         &self,
-        n: &RawNmi,
+        e: &Entry<'_>,
         kind: SourceKind,
         action: ActionKind,
-        k: &dyn Fn(&str) -> String,
     ) -> Result<(), InputError> {
-        for (key, span) in n.given() {
+        for (key, span) in e.n.given() {
             if kind.keys().contains(&key) || action.keys().contains(&key) {
                 continue;
             }
@@ -1171,20 +1197,14 @@ impl Scenario {
                         .join(", ")
                 ),
             };
-            return Err(self.err(span, &k(key), message));
+            return Err(self.err(span, &e.key(key), message));
         }
         Ok(())
     }
 
     /// The CPUs the entry's interrupts go to.
-    fn targets(
-        &self,
-        n: &RawNmi,
-        kind: SourceKind,
-        cpus: usize,
-        why: &str,
-        k: &dyn Fn(&str) -> String,
-    ) -> Result<Targets, InputError> {
+    fn targets(&self, e: &Entry<'_>, kind: SourceKind) -> Result<Targets, InputError> {
+        let (n, k, cpus, why) = (e.n, |f: &str| e.key(f), e.cpus, e.why);
         if matches!(kind, SourceKind::BacktraceAll | SourceKind::RcuStall) {
             // The requester; the NMIs go to the others.
             return Ok(Targets::One(match &n.from_cpu {
@@ -1218,13 +1238,8 @@ impl Scenario {
     }
 
     /// What the handler does.
-    fn action(
-        &self,
-        n: &RawNmi,
-        action: ActionKind,
-        k: &dyn Fn(&str) -> String,
-        designs: &[&'static DesignInfo],
-    ) -> Result<NmiAction, InputError> {
+    fn action(&self, e: &Entry<'_>, action: ActionKind) -> Result<NmiAction, InputError> {
+        let (n, k) = (e.n, |f: &str| e.key(f));
         Ok(match action {
             ActionKind::Printk => NmiAction::Printk {
                 lines: self.opt_int(&n.lines, &k("lines"), 0, 100_000, 1)?,
@@ -1234,11 +1249,11 @@ impl Scenario {
             ActionKind::Backtrace => NmiAction::Backtrace {
                 serialize: n.serialize.as_ref().is_some_and(|v| *v.get_ref()),
             },
-            ActionKind::BacktraceAll => NmiAction::BacktraceAll(self.dump(n, false, k, designs)?),
-            ActionKind::RcuStall => NmiAction::BacktraceAll(self.dump(n, true, k, designs)?),
+            ActionKind::BacktraceAll => NmiAction::BacktraceAll(self.dump(e, false)?),
+            ActionKind::RcuStall => NmiAction::BacktraceAll(self.dump(e, true)?),
             ActionKind::Warn => NmiAction::Warn,
             ActionKind::Panic => NmiAction::Panic {
-                stop_at: self.stop_at(n, k, designs)?,
+                stop_at: self.stop_at(e)?,
             },
             ActionKind::Hang => NmiAction::Hang,
             ActionKind::Nothing => NmiAction::Nothing,
@@ -1246,17 +1261,13 @@ impl Scenario {
     }
 
     /// When the entry fires, and how many times by default (0: no limit).
-    #[allow(clippy::too_many_arguments)]
     fn trigger(
         &self,
-        n: &RawNmi,
+        e: &Entry<'_>,
         kind: SourceKind,
         targets: Targets,
-        cpus: usize,
-        why: &str,
-        k: &dyn Fn(&str) -> String,
-        designs: &[&'static DesignInfo],
     ) -> Result<(Trigger, u64), InputError> {
+        let (n, k) = (e.n, |f: &str| e.key(f));
         let needs = |key: &str| {
             self.err(
                 n.kind.span(),
@@ -1267,8 +1278,8 @@ impl Scenario {
         match kind {
             SourceKind::AtPoint => {
                 let p = n.point.as_ref().ok_or_else(|| needs("point"))?;
-                let point = self.design_point(p, &k("point"), designs)?;
-                let hit_on = self.hit_on(n, targets, cpus, why, k, designs)?;
+                let point = self.design_point(p, &k("point"), e.designs)?;
+                let hit_on = self.hit_on(e, targets)?;
                 let nth: u64 = self.opt_int(&n.nth, &k("nth"), 1, i64::MAX, 1)?;
                 let wait = n.wait.as_ref().is_some_and(|w| *w.get_ref());
                 let hold = n.hold.as_ref().is_some_and(|w| *w.get_ref());
@@ -1341,26 +1352,19 @@ impl Scenario {
     /// Whose passing of an `at_point` source's point fires it: a CPU, or
     /// nbcon's printer thread (which calls itself CPU `cpus`, see
     /// machine/printer.rs); by default the one target.
-    fn hit_on(
-        &self,
-        n: &RawNmi,
-        targets: Targets,
-        cpus: usize,
-        why: &str,
-        k: &dyn Fn(&str) -> String,
-        designs: &[&'static DesignInfo],
-    ) -> Result<usize, InputError> {
+    fn hit_on(&self, e: &Entry<'_>, targets: Targets) -> Result<usize, InputError> {
+        let (n, k, cpus) = (e.n, |f: &str| e.key(f), e.cpus);
         match (&n.hit_on, targets) {
             (Some(h), _) => match h.get_ref() {
                 CpuSel::Text(t) if t == "printer" => {
-                    if designs.iter().any(|d| d.kind == DesignKind::Nbcon) {
+                    if e.designs.iter().any(|d| d.kind == DesignKind::Nbcon) {
                         Ok(cpus)
                     } else {
                         Err(self.err(h.span(), &k("hit_on"), "only nbcon has a printer thread"))
                     }
                 }
                 CpuSel::One(_) => Ok(self
-                    .cpu_set(h, &k("hit_on"), cpus, why)?
+                    .cpu_set(h, &k("hit_on"), cpus, e.why)?
                     .first()
                     .copied()
                     .unwrap_or(0)),
@@ -1380,42 +1384,15 @@ impl Scenario {
     }
 }
 
-/// The kinds of `[[nmi]]`/`[[irq]]` entries: when they fire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SourceKind {
-    AtPoint,
-    Periodic,
-    Random,
-    BacktraceAll,
-    RcuStall,
-    Panic,
+klog::named_enum! {
+    /// The kinds of `[[nmi]]`/`[[irq]]` entries: when they fire.
+    enum SourceKind {
+        AtPoint = "at_point", Periodic = "periodic", Random = "random",
+        BacktraceAll = "backtrace_all", RcuStall = "rcu_stall", Panic = "panic",
+    }
 }
 
 impl SourceKind {
-    const ALL: [SourceKind; 6] = [
-        SourceKind::AtPoint,
-        SourceKind::Periodic,
-        SourceKind::Random,
-        SourceKind::BacktraceAll,
-        SourceKind::RcuStall,
-        SourceKind::Panic,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            SourceKind::AtPoint => "at_point",
-            SourceKind::Periodic => "periodic",
-            SourceKind::Random => "random",
-            SourceKind::BacktraceAll => "backtrace_all",
-            SourceKind::RcuStall => "rcu_stall",
-            SourceKind::Panic => "panic",
-        }
-    }
-
-    fn by_name(name: &str) -> Option<SourceKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// The keys this kind takes, besides `kind` and its action's keys.
     fn keys(self) -> &'static [&'static str] {
         match self {
@@ -1440,48 +1417,15 @@ impl SourceKind {
     }
 }
 
-/// What an `[[nmi]]`/`[[irq]]` handler does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ActionKind {
-    Printk,
-    Backtrace,
-    BacktraceAll,
-    RcuStall,
-    Warn,
-    Panic,
-    Hang,
-    Nothing,
+klog::named_enum! {
+    /// What an `[[nmi]]`/`[[irq]]` handler does.
+    enum ActionKind {
+        Printk = "printk", Backtrace = "backtrace", BacktraceAll = "backtrace_all",
+        RcuStall = "rcu_stall", Warn = "warn", Panic = "panic", Hang = "hang", Nothing = "none",
+    }
 }
 
 impl ActionKind {
-    const ALL: [ActionKind; 8] = [
-        ActionKind::Printk,
-        ActionKind::Backtrace,
-        ActionKind::BacktraceAll,
-        ActionKind::RcuStall,
-        ActionKind::Warn,
-        ActionKind::Panic,
-        ActionKind::Hang,
-        ActionKind::Nothing,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            ActionKind::Printk => "printk",
-            ActionKind::Backtrace => "backtrace",
-            ActionKind::BacktraceAll => "backtrace_all",
-            ActionKind::RcuStall => "rcu_stall",
-            ActionKind::Warn => "warn",
-            ActionKind::Panic => "panic",
-            ActionKind::Hang => "hang",
-            ActionKind::Nothing => "none",
-        }
-    }
-
-    fn by_name(name: &str) -> Option<ActionKind> {
-        Self::ALL.into_iter().find(|a| a.name() == name)
-    }
-
     /// The keys this action takes.
     fn keys(self) -> &'static [&'static str] {
         match self {
@@ -1496,53 +1440,13 @@ impl ActionKind {
     }
 }
 
-impl RawNmi {
-    /// The optional keys given, with where they are.
-    fn given(&self) -> Vec<(&'static str, Range<usize>)> {
-        fn at<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
-            v.as_ref().map(Spanned::span)
-        }
-        [
-            ("point", at(&self.point)),
-            ("cpu", at(&self.cpu)),
-            ("hit_on", at(&self.hit_on)),
-            ("nth", at(&self.nth)),
-            ("wait", at(&self.wait)),
-            ("hold", at(&self.hold)),
-            ("context", at(&self.context)),
-            ("times", at(&self.times)),
-            ("action", at(&self.action)),
-            ("lines", at(&self.lines)),
-            ("len", at(&self.len)),
-            ("level", at(&self.level)),
-            ("period_us", at(&self.period_us)),
-            ("rate_hz", at(&self.rate_hz)),
-            ("at_ms", at(&self.at_ms)),
-            ("from_cpu", at(&self.from_cpu)),
-            ("dump", at(&self.dump)),
-            ("serialize", at(&self.serialize)),
-            ("land_at", at(&self.land_at)),
-            ("exclude_self", at(&self.exclude_self)),
-            ("stop_at", at(&self.stop_at)),
-        ]
-        .into_iter()
-        .filter_map(|(key, span)| span.map(|s| (key, s)))
-        .collect()
-    }
-}
-
 impl Scenario {
     /// A panic source's `stop_at`: a point some design of the scenario
     /// passes.
-    fn stop_at(
-        &self,
-        n: &RawNmi,
-        k: &dyn Fn(&str) -> String,
-        designs: &[&'static DesignInfo],
-    ) -> Result<Option<point::Point>, InputError> {
-        n.stop_at
+    fn stop_at(&self, e: &Entry<'_>) -> Result<Option<point::Point>, InputError> {
+        e.n.stop_at
             .as_ref()
-            .map(|v| self.design_point(v, &k("stop_at"), designs))
+            .map(|v| self.design_point(v, &e.key("stop_at"), e.designs))
             .transpose()
     }
 
