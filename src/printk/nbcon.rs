@@ -986,6 +986,37 @@ mod tests {
         Printk::<FakeArch>::set_printer_running(n, true);
     }
 
+    /// A console on a machine of two CPUs, and the two CPUs.
+    fn two_cpus() -> (Nbcon, FakeArch, FakeArch) {
+        (
+            Nbcon::new(&config()),
+            FakeArch::new(0, 2),
+            FakeArch::new(1, 2),
+        )
+    }
+
+    /// CPU 0 of two, the panic CPU.
+    fn panic_cpu0() -> FakeArch {
+        let a0 = FakeArch::new(0, 2);
+        a0.set_panic_cpu(Some(0));
+        a0
+    }
+
+    /// The panic CPU takes the console over and prints everything.
+    fn panic_flush(n: &Nbcon) {
+        n.atomic_flush(&panic_cpu0(), true);
+    }
+
+    /// An offloaded console in `static $cell` (so that a hook, a plain
+    /// `fn`, reaches it as `$cell.get()`), bound to `$n`.
+    macro_rules! offloaded_static {
+        ($cell:ident, $n:ident, $config:expr) => {
+            static $cell: OnceLock<Nbcon> = OnceLock::new();
+            let $n = $cell.get_or_init(|| Nbcon::new(&$config));
+            offload($n);
+        };
+    }
+
     #[test]
     fn state_word_round_trips_with_the_documented_layout() {
         let s = State {
@@ -1037,9 +1068,7 @@ mod tests {
 
     #[test]
     fn higher_priority_takes_a_safe_console_directly() {
-        let n = Nbcon::new(&config());
-        let a0 = FakeArch::new(0, 2);
-        let a1 = FakeArch::new(1, 2);
+        let (n, a0, a1) = two_cpus();
         let normal = n.try_acquire(&a0, Prio::Normal, false, false).unwrap();
         assert_eq!(n.state().prio, Prio::Normal);
         // Same priority: refused.
@@ -1071,9 +1100,7 @@ mod tests {
 
     #[test]
     fn panic_takes_a_stuck_unsafe_console_and_it_stays_unsafe() {
-        let n = Nbcon::new(&config());
-        let a0 = FakeArch::new(0, 2);
-        let a1 = FakeArch::new(1, 2);
+        let (n, a0, a1) = two_cpus();
         let owner = n.try_acquire(&a1, Prio::Emergency, false, false).unwrap();
         assert!(n.update_unsafe(&owner, true));
         // Without the hostile step, the panic CPU gives up after the spin.
@@ -1091,9 +1118,7 @@ mod tests {
 
     #[test]
     fn an_atomic_flush_keeps_the_console_across_records() {
-        let n = Nbcon::new(&config());
-        let a0 = FakeArch::new(0, 2);
-        let a1 = FakeArch::new(1, 2);
+        let (n, a0, a1) = two_cpus();
         offload(&n);
         for i in 0..3 {
             n.printk(&a1, Level::Info, format_args!("line {i}\n"));
@@ -1108,9 +1133,7 @@ mod tests {
 
     #[test]
     fn an_offloaded_atomic_flush_stops_where_reservations_were_when_it_began() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&config()));
-        offload(n);
+        offloaded_static!(N, n, config());
         let a1 = FakeArch::new(1, 2);
         n.printk(&a1, Level::Info, format_args!("early\n"));
         // CPU 1 stores a record while the flush prints the first one.
@@ -1143,14 +1166,10 @@ mod tests {
 
     #[test]
     fn a_failed_seq_update_carries_on_from_the_consoles_seq() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&config()));
-        offload(n);
+        offloaded_static!(N, n, config());
         // nbcon_seq_force() while record 0 goes out.
         let a1 = FakeArch::new(1, 2).with_hook(point::NBCON_UNSAFE, |_, _| {
-            if let Some(n) = N.get() {
-                n.seq.store(3, Ordering::Relaxed);
-            }
+            N.get().map_or((), |n| n.seq.store(3, Ordering::Relaxed))
         });
         for i in 0..4 {
             n.printk(&a1, Level::Info, format_args!("line {i}\n"));
@@ -1163,9 +1182,7 @@ mod tests {
 
     #[test]
     fn the_panic_cpu_skips_unfinished_records_but_the_newest() {
-        let n = Nbcon::new(&config());
-        let a0 = FakeArch::new(0, 2);
-        let a1 = FakeArch::new(1, 2);
+        let (n, a0, a1) = two_cpus();
         let meta = Meta::now(&a1, Level::Info);
         // Two contexts stopped inside vprintk_store(): records 0 and 1 stay
         // reserved for ever, and nothing behind them is readable yet.
@@ -1215,15 +1232,12 @@ mod tests {
 
     #[test]
     fn a_stale_owner_leaves_prev_seq_to_the_new_one() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&config()));
-        offload(n);
+        offloaded_static!(N, n, config());
         // Before CPU 1 reads record 0, the panic CPU takes the console over
         // and prints records 0 and 1.
         let a1 = FakeArch::new(1, 2).with_hook(point::CONSOLE_UNLOCK_LOGBUF_LOCKED, |_, _| {
             let Some(n) = N.get() else { return };
-            let a0 = FakeArch::new(0, 2);
-            a0.set_panic_cpu(Some(0));
+            let a0 = panic_cpu0();
             let mut c = n.try_acquire(&a0, Prio::Panic, false, true).unwrap();
             assert_eq!(n.emit_next_record(&a0, &mut c), Emit::Printed);
             assert_eq!(n.emit_next_record(&a0, &mut c), Emit::Printed);
@@ -1242,9 +1256,7 @@ mod tests {
 
     #[test]
     fn an_owner_that_finds_nothing_counts_nothing() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&small_config()));
-        offload(n);
+        offloaded_static!(N, n, small_config());
         let a1 = FakeArch::new(1, 2);
         // Record 0 is stored; record 1 is reserved by a context that does
         // not go on; records 2 to 31 fill the descriptor ring; the next
@@ -1259,10 +1271,7 @@ mod tests {
         // CPU 1 finds 0 gone and 1 unfinished. Before it looks, the panic
         // CPU takes the console over and prints 2 to 31, behind "2 dropped".
         let a1 = a1.with_hook(point::CONSOLE_UNLOCK_LOGBUF_LOCKED, |_, _| {
-            let Some(n) = N.get() else { return };
-            let a0 = FakeArch::new(0, 2);
-            a0.set_panic_cpu(Some(0));
-            n.atomic_flush(&a0, true);
+            N.get().map_or((), panic_flush)
         });
         let mut c1 = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
         assert_eq!(n.emit_next_record(&a1, &mut c1), Emit::Lost);
@@ -1272,8 +1281,7 @@ mod tests {
         // in an unsafe state), with no phantom "dropped" line ahead of it.
         r1.write(b"one", &meta);
         r1.final_commit(&a1);
-        let a0 = FakeArch::new(0, 2);
-        a0.set_panic_cpu(Some(0));
+        let a0 = panic_cpu0();
         n.log.store(&a0, Level::Emerg, format_args!("after\n"));
         n.atomic_flush(&a0, true);
         let out = lines(n);
@@ -1285,15 +1293,12 @@ mod tests {
 
     #[test]
     fn a_complete_write_clears_the_dropped_count_absolutely() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&config()));
-        offload(n);
+        offloaded_static!(N, n, config());
         // While the record goes out, a racing update (a hostile takeover's,
         // the kernel's data_race()) clears the count under the owner.
         let a1 = FakeArch::new(1, 2).with_hook(point::NBCON_UNSAFE, |_, _| {
-            if let Some(n) = N.get() {
-                n.dropped.store(0, Ordering::Relaxed);
-            }
+            N.get()
+                .map_or((), |n| n.dropped.store(0, Ordering::Relaxed))
         });
         n.printk(&a1, Level::Info, format_args!("line\n"));
         // con->dropped as suppressed records leave it (we have none).
@@ -1306,9 +1311,7 @@ mod tests {
 
     #[test]
     fn panic_flush_waits_and_only_the_unsafe_flush_takes_over() {
-        let n = Nbcon::new(&config());
-        let a0 = FakeArch::new(0, 2);
-        let a1 = FakeArch::new(1, 2);
+        let (n, a0, a1) = two_cpus();
         offload(&n);
         n.printk(&a1, Level::Info, format_args!("pending\n"));
         // CPU 1 was stopped inside an unsafe section.
@@ -1326,9 +1329,7 @@ mod tests {
 
     #[test]
     fn a_replayed_record_says_so_before_the_dropped_count() {
-        static N: OnceLock<Nbcon> = OnceLock::new();
-        let n = N.get_or_init(|| Nbcon::new(&small_config()));
-        offload(n);
+        offloaded_static!(N, n, small_config());
         let a1 = FakeArch::new(1, 2);
         // The first records are overwritten before the console gets to them.
         for i in 0..40 {
@@ -1338,12 +1339,7 @@ mod tests {
         assert!(first > 0);
         // CPU 1 starts on the first record left; the panic CPU takes over
         // before its first character.
-        let a1 = a1.with_hook(point::NBCON_UNSAFE, |_, _| {
-            let Some(n) = N.get() else { return };
-            let a0 = FakeArch::new(0, 2);
-            a0.set_panic_cpu(Some(0));
-            n.atomic_flush(&a0, true);
-        });
+        let a1 = a1.with_hook(point::NBCON_UNSAFE, |_, _| N.get().map_or((), panic_flush));
         let mut c1 = n.try_acquire(&a1, Prio::Normal, false, false).unwrap();
         assert_eq!(n.emit_next_record(&a1, &mut c1), Emit::Lost);
         let out = lines(n);
