@@ -254,7 +254,8 @@ pub struct CardRun {
     pub graded: bool,
     /// What the run came to.
     pub outcome: Outcome,
-    /// The scenario's expectation for this design, if it has one.
+    /// The outcome the scenario's `[expect]` table names for this design,
+    /// if it names one (the card's JSON shows it next to `outcome`).
     pub expected: Option<Outcome>,
     /// The message accounts.
     pub accounts: Accounts,

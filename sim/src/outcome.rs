@@ -127,9 +127,9 @@ pub struct ReaderReport {
 pub struct Tally {
     /// The design's name.
     pub design: String,
-    /// The seed.
+    /// The seed (`run --seed` replays the run).
     pub seed: u64,
-    /// The outcome.
+    /// The outcome: the rates table counts runs by it, per design.
     pub outcome: Outcome,
     /// When the first finding happened (ms into the run, to the µs as the
     /// JSON report has it).

@@ -21,7 +21,8 @@ pub struct WaitSlot {
     pub(super) lock: AtomicUsize,
     /// When the wait began, ns since the run started.
     pub(super) since_ns: AtomicU64,
-    /// The wait's sequence number.
+    /// The wait's sequence number, unique across the run: the watchdog
+    /// breaks this wait, and no later one, by storing it in `abort`.
     pub(super) seq: AtomicU64,
     /// Spins so far.
     pub(super) spins: AtomicU64,
