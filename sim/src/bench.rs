@@ -3,14 +3,15 @@
 //! next to the floor any logger pays.
 //!
 //! * **floor**: per record, one clock read, one `fetch_add` on a shared
-//!   head and a 64-byte copy into a ring slot;
+//!   head and a 64-byte copy into a ring slot, measured in turns with the
+//!   records below;
 //! * **the ring alone**: the lockless ring's reserve, 64-byte write and
 //!   final commit, one writer, next to its own floor (the same without
 //!   the clock), in turns;
 //! * **record**: printk of a 64-byte text already formatted, task context,
 //!   no console registered (store and return), on the fake `Arch` with the
 //!   host's monotonic clock: the median of repeated batches after a
-//!   warm-up;
+//!   warm-up, each round a batch of the floor and of every design;
 //! * **record, formatted**: the same with integers to format;
 //! * **throughput** with 1, 2, 4 (or `--cpus`) threads printing at once;
 //! * **NMI latency**: printk latency in NMI context on the real machine
@@ -73,18 +74,6 @@ fn batch(op: &mut impl FnMut(usize)) -> f64 {
     t0.elapsed().as_nanos() as f64 / BATCH as f64
 }
 
-/// ns per op of `op`, the median of batches after a warm-up.
-fn per_op(mut op: impl FnMut(usize)) -> f64 {
-    let mut samples = Vec::with_capacity(BATCHES);
-    for b in 0..WARMUP + BATCHES {
-        let ns = batch(&mut op);
-        if b >= WARMUP {
-            samples.push(ns);
-        }
-    }
-    median(samples)
-}
-
 /// The ring alone, one writer (reserve, 64 bytes, final commit), and its
 /// floor (a `fetch_add` and a 64-byte copy: no clock, as the ring is
 /// given its timestamp): a batch of each in turn, so that a noisy moment
@@ -122,13 +111,11 @@ fn ring_alone() -> RingBench {
     }
 }
 
-/// The floor: a clock read, a shared `fetch_add`, a 64-byte copy.
-fn floor() -> f64 {
-    let base = Instant::now();
-    let head = AtomicU64::new(0);
-    let mut ring = vec![[0u8; 64]; 1024];
+/// The floor: a clock read, a shared `fetch_add`, a 64-byte copy; one
+/// batch of `BATCH` of them, ns per op.
+fn floor_batch(base: Instant, head: &AtomicU64, ring: &mut [[u8; 64]]) -> f64 {
     let src = [b'x'; 64];
-    per_op(|_| {
+    batch(&mut |_| {
         let ts = base.elapsed().as_nanos() as u64;
         let at = head.fetch_add(1, Ordering::Relaxed) as usize % 1024;
         if let Some(slot) = ring.get_mut(at) {
@@ -154,10 +141,15 @@ fn arch(cpu: usize, nr_cpus: usize) -> FakeArch {
     a
 }
 
-/// Per design, ns per record pre-formatted and formatted. Batches are
-/// interleaved across designs (one batch of each in turn), so a noisy
-/// moment on a shared host costs every design alike.
-fn records(designs: &[&'static DesignInfo]) -> Vec<(f64, f64)> {
+/// The floor, and per design ns per record pre-formatted and formatted.
+/// Batches are interleaved (a floor batch, then one batch of each design,
+/// in turn), so that a noisy moment on a shared host costs the floor and
+/// every design alike; each is the median of its batches.
+fn records(designs: &[&'static DesignInfo]) -> (f64, Vec<(f64, f64)>) {
+    let base = Instant::now();
+    let head = AtomicU64::new(0);
+    let mut ring = vec![[0u8; 64]; 1024];
+    let mut floors = Vec::new();
     let a = arch(0, 1);
     let built: Vec<_> = designs
         .iter()
@@ -170,6 +162,10 @@ fn records(designs: &[&'static DesignInfo]) -> Vec<(f64, f64)> {
         .collect();
     let mut samples = vec![(Vec::new(), Vec::new()); designs.len()];
     for b in 0..WARMUP + BATCHES {
+        let f = floor_batch(base, &head, &mut ring);
+        if b >= WARMUP {
+            floors.push(f);
+        }
         for ((plain, fmt), (ps, fs)) in built.iter().zip(samples.iter_mut()) {
             // Only the catalogue's designs are measured here: they all
             // build on any Arch.
@@ -202,10 +198,11 @@ fn records(designs: &[&'static DesignInfo]) -> Vec<(f64, f64)> {
             }
         }
     }
-    samples
+    let costs = samples
         .into_iter()
         .map(|(p, f)| (median(p), median(f)))
-        .collect()
+        .collect();
+    (median(floors), costs)
 }
 
 fn throughput(d: &DesignInfo, threads: usize) -> f64 {
@@ -252,9 +249,8 @@ pub fn run(
     let storm_plan = scenario::load("console-storm")
         .and_then(|s| s.plan(&Overrides::default()))
         .map_err(|e| e.to_string())?;
-    let floor_ns = floor();
     let ring = ring_alone();
-    let costs = records(designs);
+    let (floor_ns, costs) = records(designs);
     progress("hot paths");
     let mut out = Vec::new();
     for (d, &(record_ns, record_fmt_ns)) in designs.iter().zip(&costs) {
