@@ -257,12 +257,12 @@ pub struct CardRun {
     /// The outcome the scenario's `[expect]` table names for this design,
     /// if it names one (the card's JSON shows it next to `outcome`).
     pub expected: Option<Outcome>,
-    /// The message accounts.
-    pub accounts: Accounts,
     /// The watchdog's findings, by title.
     pub findings: Vec<String>,
     /// lockdep's findings: rule and lock.
     pub lockdep: Vec<String>,
+    /// The message accounts.
+    pub accounts: Accounts,
 }
 
 /// One scenario on the card.

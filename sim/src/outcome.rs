@@ -127,15 +127,15 @@ pub struct ReaderReport {
 pub struct Tally {
     /// The design's name.
     pub design: String,
-    /// The seed (`run --seed` replays the run).
-    pub seed: u64,
     /// The outcome: the rates table counts runs by it, per design.
     pub outcome: Outcome,
+    /// Every finding's title, in the order found.
+    pub titles: Vec<String>,
     /// When the first finding happened (ms into the run, to the µs as the
     /// JSON report has it).
     pub first_at_ms: Option<f64>,
-    /// Every finding's title, in the order found.
-    pub titles: Vec<String>,
+    /// The seed (`run --seed` replays the run).
+    pub seed: u64,
 }
 
 impl Tally {

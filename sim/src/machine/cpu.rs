@@ -33,6 +33,8 @@ pub struct WaitSlot {
 /// One simulated CPU's state.
 #[derive(Debug, Default)]
 pub struct Cpu {
+    /// Published waits, one per context level.
+    pub(super) waits: [WaitSlot; 4],
     /// The context word (`preempt_count` layout).
     pub(super) preempt_count: AtomicU32,
     /// Interrupts soft-disabled.
@@ -74,8 +76,6 @@ pub struct Cpu {
     pub(super) irq_rng: AtomicU64,
     /// Latched `[[irq]]` source: source index + 1, 0 when none.
     pub(super) irq_source: AtomicU32,
-    /// Published waits, one per context level.
-    pub(super) waits: [WaitSlot; 4],
     /// The shadow call stack.
     pub(super) stack: ShadowStack,
     /// The panic CPU asked this CPU to stop (`smp_send_stop()`): the next
