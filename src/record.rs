@@ -187,17 +187,25 @@ impl<const N: usize> TextBuf<N> {
 
     /// Append raw bytes, truncating.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        let room = N - self.len;
+        let room = N.saturating_sub(self.len);
         let n = bytes.len().min(room);
         if n < bytes.len() {
             self.truncated = true;
         }
-        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), bytes.get(..n)) {
-            for (d, s) in dst.iter_mut().zip(src) {
-                d.write(*s);
-            }
-            self.len += n;
+        // SAFETY: `n <= N - len`, so the destination's `n` bytes lie in
+        // `buf`; the source holds at least `n` bytes and is not `buf` (it
+        // is borrowed while `self` is borrowed mutably); `MaybeUninit<u8>`
+        // and `u8` have the same layout. A plain copy: the slice version
+        // paid a bounds check and a loop set-up per piece, and printk
+        // writes several pieces per record.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.buf.as_mut_ptr().add(self.len).cast::<u8>(),
+                n,
+            );
         }
+        self.len += n;
     }
 
     /// Drop a trailing newline, as printk does (it becomes `LOG_NEWLINE`);
