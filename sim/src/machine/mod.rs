@@ -475,7 +475,10 @@ impl Arch for Machine {
                 slot.lock.store(lock.id, Ordering::Release);
                 (cpu, context)
             }
-            None => (0, Context::Task),
+            // The printer and reader threads are no CPUs: their ticket
+            // names their own number, which has no wait slot, so that
+            // their waits touch no CPU's published wait.
+            None => (irq::this_cpu().unwrap_or(usize::MAX), Context::Task),
         };
         WaitTicket {
             cpu,
@@ -490,7 +493,12 @@ impl Arch for Machine {
             return true;
         }
         let Some(c) = self.cpus.get(ticket.cpu) else {
-            return true;
+            // A thread that is no CPU (no slot, invisible to the
+            // watchdog) spins until the run ends, giving its host CPU
+            // away at every turn.
+            // SAFETY: as below.
+            unsafe { libc::sched_yield() };
+            return false;
         };
         let slot = c.wait(ticket.context);
         let spins = slot.spins.load(Ordering::Relaxed) + 1;
@@ -564,5 +572,85 @@ impl Arch for Machine {
     fn wake_printer(&self) {
         self.printer_wake.fetch_add(1, Ordering::Release);
         printer::futex_wake(&self.printer_wake);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Idle;
+
+    impl Work for Idle {
+        fn task_loop(&self, _: &Machine, _: usize) {}
+        fn interrupt(&self, _: &Machine, _: usize, _: usize) {}
+    }
+
+    fn machine(nr_cpus: usize) -> Machine {
+        let design = klog::printk::design("legacy").unwrap();
+        let config = MachineConfig {
+            nr_cpus,
+            hz: 100,
+            nmi_wait_limit_ns: 1_000_000,
+            seed: 1,
+            backtrace_wait_ns: 1_000_000,
+            stop_wait_ns: 1_000_000,
+            trace_capacity: 0,
+            time_scale: 1.0,
+        };
+        let design_config = DesignConfig {
+            nr_cpus,
+            buffer_size: 1 << 12,
+            console: klog::console::ConsoleConfig::none(),
+        };
+        Machine::new(
+            config,
+            design,
+            &design_config,
+            Box::new(Idle),
+            Injector::new(Vec::new()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_wait_by_a_thread_that_is_no_cpu_leaves_every_cpus_published_wait_alone() {
+        let m = machine(2);
+        let a = LockKey { id: 0xa, name: "a" };
+        let b = LockKey { id: 0xb, name: "b" };
+        // CPU 0 publishes its task-context wait on `a`.
+        irq::set_this_cpu(Some(0));
+        let cpu0 = m.wait_begin(a);
+        let slot = m.cpus[0].wait(Context::Task);
+        // The reader thread (which calls itself CPU nr_cpus + 1) waits on
+        // `b`, spins and gives up its wait.
+        irq::set_this_cpu(Some(3));
+        let reader = m.wait_begin(b);
+        assert_eq!((reader.cpu, reader.name), (3, "b"));
+        for _ in 0..3 {
+            assert!(
+                !m.wait_should_abort(&reader),
+                "only the run's end breaks it"
+            );
+        }
+        m.wait_end(reader);
+        assert_eq!(
+            slot.lock.load(Ordering::Relaxed),
+            0xa,
+            "CPU 0 still waits on a"
+        );
+        assert_eq!(slot.spins.load(Ordering::Relaxed), 0);
+        assert_eq!(slot.seq.load(Ordering::Relaxed), cpu0.seq);
+        // CPU 0's own wait goes on and ends as before.
+        irq::set_this_cpu(Some(0));
+        assert!(!m.wait_should_abort(&cpu0));
+        assert_eq!(slot.spins.load(Ordering::Relaxed), 1);
+        m.wait_end(cpu0);
+        assert_eq!(slot.lock.load(Ordering::Relaxed), 0);
+        // The run's end breaks every wait, a CPU's or not.
+        m.abort_all.store(true, Ordering::Relaxed);
+        irq::set_this_cpu(Some(3));
+        assert!(m.wait_should_abort(&m.wait_begin(b)));
+        irq::set_this_cpu(None);
     }
 }
