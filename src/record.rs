@@ -153,9 +153,10 @@ impl<const N: usize> TextBuf<N> {
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
         let len = self.len.min(N);
-        // SAFETY: the first `len` bytes were written by `push_bytes` (the
-        // only writer) and `len <= N`; `MaybeUninit<u8>` and `u8` have the
-        // same layout.
+        // SAFETY: the first `len` bytes were written (by `push_bytes`,
+        // then maybe moved by `strip_cont`; every method that changes `len`
+        // keeps it at or below `N`, and it is read through `min(N)` all the
+        // same); `MaybeUninit<u8>` and `u8` have the same layout.
         unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), len) }
     }
 
@@ -192,12 +193,14 @@ impl<const N: usize> TextBuf<N> {
         if n < bytes.len() {
             self.truncated = true;
         }
-        // SAFETY: `n <= N - len`, so the destination's `n` bytes lie in
-        // `buf`; the source holds at least `n` bytes and is not `buf` (it
-        // is borrowed while `self` is borrowed mutably); `MaybeUninit<u8>`
-        // and `u8` have the same layout. A plain copy: the slice version
-        // paid a bounds check and a loop set-up per piece, and printk
-        // writes several pieces per record.
+        // SAFETY: `len <= N` always (every method that changes `len` keeps
+        // it so; here `n <= N - len`), so the destination, `n` bytes from
+        // `buf + len`, lies in `buf` (or is empty at its end); the source
+        // holds at least `n` bytes and is not `buf` (it is borrowed while
+        // `self` is borrowed mutably); `MaybeUninit<u8>` and `u8` have the
+        // same layout. A plain copy: the slice version paid a bounds check
+        // and a loop set-up per piece, and printk writes several pieces per
+        // record.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
