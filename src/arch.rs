@@ -36,7 +36,8 @@ pub struct LockKey {
 /// one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitTicket {
-    /// The waiting CPU.
+    /// The waiting CPU (a thread that is no CPU, such as a printer
+    /// thread, gives the number it goes by, which is `nr_cpus` or more).
     pub cpu: usize,
     /// The waiting context.
     pub context: Context,
