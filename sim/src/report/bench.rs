@@ -123,19 +123,24 @@ pub fn render(r: &BenchReport) -> String {
         " {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "nmi p99", "nmi max", "storm p99", "storm max", "/legacy", "top share"
     );
+    // A ratio to legacy's number, or a dash when legacy was not measured.
+    let vs_legacy = |of: fn(&DesignBench) -> f64, d: &DesignBench, digits: usize| {
+        legacy.map_or_else(
+            || "-".to_string(),
+            |l| format!("{:.digits$}x", of(d) / of(l).max(1.0)),
+        )
+    };
+    let record = |d: &DesignBench| d.record_ns;
+    let storm_max = |d: &DesignBench| d.storm_latency_ns.max as f64;
     for d in &r.designs {
-        let vs_legacy = legacy.map_or(f64::NAN, |l| d.record_ns / l.record_ns);
-        let storm_vs = legacy.map_or(f64::NAN, |l| {
-            d.storm_latency_ns.max as f64 / l.storm_latency_ns.max.max(1) as f64
-        });
         let top = d.storm_print_share.iter().copied().fold(0.0_f64, f64::max);
         let _ = write!(
             s,
-            "{:<15} {:>6.1} ns {:>6.1}x {:>7.2}x {:>6.1} ns",
+            "{:<15} {:>6.1} ns {:>6.1}x {:>8} {:>6.1} ns",
             d.design,
             d.record_ns,
             d.record_ns / r.floor_ns,
-            vs_legacy,
+            vs_legacy(record, d, 2),
             d.record_fmt_ns
         );
         for t in &threads {
@@ -144,12 +149,12 @@ pub fn render(r: &BenchReport) -> String {
         }
         let _ = writeln!(
             s,
-            " {:>10} {:>10} {:>10} {:>10} {:>9.4}x {:>8.0}%",
+            " {:>10} {:>10} {:>10} {:>10} {:>10} {:>8.0}%",
             us(d.nmi_latency_ns.p99),
             us(d.nmi_latency_ns.max),
             us(d.storm_latency_ns.p99),
             us(d.storm_latency_ns.max),
-            storm_vs,
+            vs_legacy(storm_max, d, 4),
             top * 100.0
         );
     }
@@ -159,4 +164,76 @@ pub fn render(r: &BenchReport) -> String {
 /// The report as pretty-printed JSON (`bench --json`).
 pub fn json(r: &BenchReport) -> String {
     serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn design(name: &'static str, record_ns: f64, storm_max: u64) -> DesignBench {
+        let latency = Latency {
+            p50: 1_000,
+            p99: 2_000,
+            max: storm_max,
+        };
+        DesignBench {
+            design: name,
+            record_ns,
+            record_fmt_ns: 2.0 * record_ns,
+            throughput: [("1".to_string(), 1e6)].into(),
+            nmi_latency_ns: latency,
+            storm_latency_ns: latency,
+            storm_print_share: vec![0.25, 0.75],
+        }
+    }
+
+    fn report(designs: Vec<DesignBench>) -> BenchReport {
+        BenchReport {
+            machine: MachineInfo {
+                cpu: "test".into(),
+                host_cpus: 2,
+                kernel: "6.0".into(),
+            },
+            floor_ns: 20.0,
+            ring: RingBench {
+                record_ns: 30.0,
+                floor_ns: 5.0,
+            },
+            designs,
+        }
+    }
+
+    fn row<'a>(table: &'a str, design: &str) -> Vec<&'a str> {
+        let line = table.lines().find(|l| l.starts_with(design));
+        line.map(|l| l.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_table_gives_ratios_to_the_floor_and_to_legacy() {
+        let t = render(&report(vec![
+            design("legacy", 40.0, 8_000),
+            design("lockless", 50.0, 2_000),
+        ]));
+        assert!(t.contains("30.0 ns/record, 6.0x its floor"), "{t}");
+        // design, record, ns, /floor, /legacy, formatted, ns, 1 thr,
+        // 4 latencies, storm /legacy, top share.
+        assert_eq!(
+            row(&t, "lockless"),
+            ["lockless", "50.0", "ns", "2.5x", "1.25x", "100.0", "ns", "1.00"]
+                .into_iter()
+                .chain(["2.0", "µs", "2.0", "µs", "2.0", "µs", "2.0", "µs"])
+                .chain(["0.2500x", "75%"])
+                .collect::<Vec<_>>(),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn without_legacy_the_ratios_to_it_are_dashes_not_nan() {
+        let t = render(&report(vec![design("lockless", 50.0, 2_000)]));
+        let row = row(&t, "lockless");
+        assert_eq!((row[4], row[16]), ("-", "-"), "{t}");
+        assert!(!t.contains("NaN"), "{t}");
+    }
 }
