@@ -180,6 +180,9 @@ impl Ring {
         }
     }
 
+    // `#[inline]`, as `write_ids`: called from `Reserved::write`, which is
+    // compiled in the caller's crate; out of line it cost a call per record.
+    #[inline]
     pub(super) fn set_info(&self, info: &Info, meta: &Meta, text_len: usize) {
         info.ts_ns.store(meta.ts_ns, Relaxed);
         info.caller.store(u64::from(meta.caller.0), Relaxed);
