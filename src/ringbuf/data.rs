@@ -156,8 +156,8 @@ impl Ring {
     }
 
     // `#[inline]`, as `set_info`: the generic writer that calls it is
-    // compiled in the caller's crate, which cannot inline a non-generic
-    // function of this one without the hint (BENCHMARKS.md, 2026-12-01).
+    // compiled in the caller's crate, and without the hint the compiler
+    // called it out of line there (BENCHMARKS.md, 2026-12-01).
     #[inline]
     pub(super) fn write_ids(&self, id: u64, begin: u64, next: u64) {
         if let Some(w) = self.data.get(self.word_index(begin)) {
