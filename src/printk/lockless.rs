@@ -79,9 +79,10 @@ impl PrbLog {
 
     /// Format and store one message (or append a `KERN_CONT` piece to the
     /// caller's open record). Never waits.
-    // `#[inline]`: the designs' `printk` is all but this call, and in the
-    // simulator's binary the compiler kept it out of line, which cost
-    // lockless and nbcon about 5 ns a record (BENCHMARKS.md, 2026-12-01).
+    // `#[inline]`: with no console, a design's printk is little more than
+    // this call, and in the simulator's binary the compiler kept it out of
+    // line, which cost lockless and nbcon about 5 ns a record
+    // (BENCHMARKS.md, 2026-12-01).
     #[inline]
     pub fn store<A: Arch>(&self, arch: &A, level: Level, args: fmt::Arguments<'_>) {
         let mut text = TextBuf::<TEXT_MAX>::new();
